@@ -1,0 +1,1 @@
+"""Evaluation: metrics (:mod:`hmrkit.eval.metrics`) and benchmarks."""
