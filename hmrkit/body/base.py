@@ -56,6 +56,7 @@ class BodyOutput:
     joints: torch.Tensor  # (B, J, 3) skeleton joint positions, metres
     transforms: torch.Tensor  # (B, J, 4, 4) world transform of each joint (rest -> posed)
     vertices: torch.Tensor | None = None  # (B, V, 3)
+    keypoints: torch.Tensor | None = None  # (B, K, 3) when a keypoint map was asked for
 
 
 def check_pose_inputs(

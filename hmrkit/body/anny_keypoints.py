@@ -1,0 +1,118 @@
+"""Where each named keypoint lies on Anny: joints, Anny's own COCO regressor, and picked vertices.
+
+Picked vertices are chosen once, on the neutral rest mesh, by geometry (documented per name
+in ``NOTES``), so they follow the surface for every phenotype and pose.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from hmrkit.body.anny_model import AnnyModel, anny_data, load_anny_body
+from hmrkit.body.anny_rig import SIDES
+from hmrkit.body.conventions import FINGERS, HAND21, Convention
+from hmrkit.body.keypoints import KeypointMap, KeypointSpec, build_keypoint_map
+
+NOTES = {
+    "left_eye_inner": "approximation: a quarter of the way from the eye centre to the other eye",
+    "left_eye_outer": "approximation: the eye centre pushed a quarter eye-distance outwards",
+    "mouth_left": "approximation: surface vertex nearest to 4.5 cm below and 2.4 cm beside the nose tip",
+    "left_pinky": "approximation: MediaPipe's pose 'pinky' is taken as the little-finger knuckle (MCP joint)",
+    "left_index": "approximation: MediaPipe's pose 'index' is taken as the index knuckle (MCP joint)",
+    "left_thumb": "approximation: MediaPipe's pose 'thumb' is taken as the thumb MCP joint",
+    "left_foot_index": "the big-toe point of Anny's COCO-feet regressor",
+    "neck": "the neck joint (base of the neck)",
+    "head_top": "top vertex of the head on the neutral rest mesh",
+    "spine": "h36m 'spine': the spine2 joint (mid back)",
+    "thorax": "h36m 'thorax': the neck joint",
+    "neck_nose": "h36m 'neck/nose': the nose",
+    "left_hand": "smpl24 'hand': the middle-finger knuckle (MCP)",
+    "left_hand:thumb_tip": "fingertips: the farthest vertex along the last phalanx (Anny has no tip bones)",
+}
+NOTES.update({k.replace("left", "right", 1): v for k, v in list(NOTES.items()) if k.startswith("left_")})
+
+HAND_JOINT_NAMES = {"cmc": 1, "mcp": 2, "ip": 3}  # thumb: Anny's finger1-1/2/3 heads
+FINGER_JOINT_NAMES = {"mcp": 1, "pip": 2, "dip": 3}
+
+
+def _nearest_vertex(points: torch.Tensor, candidates: torch.Tensor, target: torch.Tensor) -> int:
+    return int(candidates[(points[candidates] - target).norm(dim=1).argmin()])
+
+
+@lru_cache(maxsize=1)
+def anny_keypoint_library() -> dict[str, KeypointSpec]:
+    """Every keypoint name hmrkit knows, defined on the Anny body (52-joint skeleton)."""
+    data = anny_data()
+    model = load_anny_body()
+    rest = model.template_vertices  # neutral-ish template; picks are topological, so any shape works
+    owners = model.skin_weights.argmax(dim=1)
+    lib: dict[str, KeypointSpec] = {}
+    for k, label in enumerate(data.coco_labels):
+        w = data.coco_weights[k]
+        ids = torch.nonzero(w > 0)[:, 0]
+        lib[label] = KeypointSpec(vertices=tuple((int(i), float(w[i])) for i in ids))
+    for name in model.skeleton.names:
+        lib.setdefault(name, KeypointSpec.joint(name))
+    # coco's hip/shoulder/etc. keep their surface definitions above; joint centres are named "<joint>_joint"
+    for name in model.skeleton.names:
+        lib[f"{name}_joint"] = KeypointSpec.joint(name)
+
+    head = model.skeleton.index("head")
+    head_vertices = torch.nonzero(owners == head)[:, 0]
+    lib["head_top"] = KeypointSpec.vertex(int(head_vertices[rest[head_vertices, 1].argmax()]))
+    lib["neck"] = KeypointSpec.joint("neck")
+    lib["pelvis"] = KeypointSpec.joint("pelvis")
+    nose = lib["nose"]
+    nose_point = sum(w * rest[i] for i, w in nose.vertices)
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        other = "right" if side == "left" else "left"
+        eye, other_eye = lib[f"{side}_eye"], lib[f"{other}_eye"]
+        lib[f"{side}_eye_inner"] = KeypointSpec.blend((eye, 0.75), (other_eye, 0.25))
+        lib[f"{side}_eye_outer"] = KeypointSpec.blend((eye, 1.25), (other_eye, -0.25))
+        target = nose_point + torch.tensor([sign * 0.024, -0.045, -0.02])
+        lib[f"mouth_{side}"] = KeypointSpec.vertex(_nearest_vertex(rest, head_vertices, target))
+        lib[f"{side}_pinky"] = KeypointSpec.joint(f"{side}_pinky1")
+        lib[f"{side}_index"] = KeypointSpec.joint(f"{side}_index1")
+        lib[f"{side}_thumb"] = KeypointSpec.joint(f"{side}_thumb2")
+        lib[f"{side}_foot_index"] = lib[f"{side}_big_toe"]
+        lib[f"{side}_hand"] = KeypointSpec.joint(f"{side}_middle1")
+        _add_hand21(lib, model, side, rest, owners)
+    lib["spine"] = KeypointSpec.joint("spine2")
+    lib["thorax"] = KeypointSpec.joint("neck")
+    lib["neck_nose"] = nose
+    return lib
+
+
+def _add_hand21(lib: dict[str, KeypointSpec], model: AnnyModel, side: str, rest: torch.Tensor, owners: torch.Tensor) -> None:
+    """``<side>_hand:<hand21 name>`` entries: joints, plus fingertip vertices."""
+    smplh_name = {"thumb": "thumb", "index": "index", "middle": "middle", "ring": "ring", "little": "pinky"}
+    lib[f"{side}_hand:wrist"] = KeypointSpec.joint(f"{side}_wrist")
+    for finger in FINGERS:
+        base = f"{side}_{smplh_name[finger]}"
+        names = HAND_JOINT_NAMES if finger == "thumb" else FINGER_JOINT_NAMES
+        for label, k in names.items():
+            lib[f"{side}_hand:{finger}_{label}"] = KeypointSpec.joint(f"{base}{k}")
+        last = model.skeleton.index(f"{base}3")
+        previous = model.skeleton.index(f"{base}2")
+        direction = model.template_joints[last] - model.template_joints[previous]
+        candidates = torch.nonzero(owners == last)[:, 0]
+        tip = candidates[((rest[candidates] - model.template_joints[last]) @ direction).argmax()]
+        lib[f"{side}_hand:{finger}_tip"] = KeypointSpec.vertex(int(tip))
+
+
+def anny_keypoint_map(model: AnnyModel, convention: Convention, side: str | None = None) -> KeypointMap:
+    """Keypoints of ``convention`` on an Anny body or hand; ``side`` selects the hand for ``hand21``."""
+    library = anny_keypoint_library()
+    if convention is not HAND21:
+        return model.compile_keypoints(build_keypoint_map(library, model.skeleton, convention, notes=NOTES))
+    if side not in SIDES:
+        raise ValueError("hand21 needs side='left' or 'right'")
+    prefix = f"{side}_hand:"
+    hand = {prefix + n: library[prefix + n] for n in HAND21.names}
+    if model.template_vertices.shape[0] != anny_data().template_vertices.shape[0]:
+        # a hand cut from the body mesh: its own vertex numbering
+        local = {int(v): i for i, v in enumerate(model.mesh_vertex_ids.tolist())}
+        hand = {n: KeypointSpec(s.joints, tuple((local[i], w) for i, w in s.vertices)) for n, s in hand.items()}
+    return model.compile_keypoints(build_keypoint_map(hand, model.skeleton, convention, prefix=prefix, notes=NOTES))

@@ -1,0 +1,125 @@
+"""Keypoints of a body model in a named convention, as fixed linear maps.
+
+Every keypoint is a weighted sum of skeleton joints and mesh vertices (a surface point, a
+joint centre, or a mix). A model keeps a *library* of such definitions by name; a
+:class:`KeypointMap` stacks the ones a :class:`~hmrkit.body.conventions.Convention` asks for,
+so that a forward pass can skin only the few vertices it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from hmrkit.body.base import Skeleton
+from hmrkit.body.conventions import Convention
+
+
+@dataclass(frozen=True)
+class KeypointSpec:
+    """One keypoint: ``sum(w * joint) + sum(w * vertex)``; weights sum to 1."""
+
+    joints: tuple[tuple[str, float], ...] = ()
+    vertices: tuple[tuple[int, float], ...] = ()
+
+    @staticmethod
+    def joint(name: str) -> "KeypointSpec":
+        return KeypointSpec(joints=((name, 1.0),))
+
+    @staticmethod
+    def vertex(index: int) -> "KeypointSpec":
+        return KeypointSpec(vertices=((int(index), 1.0),))
+
+    @staticmethod
+    def blend(*parts: tuple["KeypointSpec", float]) -> "KeypointSpec":
+        """A weighted combination of other keypoints (weights may extrapolate)."""
+        joints: dict[str, float] = {}
+        vertices: dict[int, float] = {}
+        for spec, w in parts:
+            for name, a in spec.joints:
+                joints[name] = joints.get(name, 0.0) + w * a
+            for index, a in spec.vertices:
+                vertices[index] = vertices.get(index, 0.0) + w * a
+        return KeypointSpec(tuple(joints.items()), tuple(vertices.items()))
+
+
+@dataclass
+class KeypointMap:
+    """Keypoints of one convention for one model; ``apply`` is two small matrix products."""
+
+    convention: str
+    names: tuple[str, ...]
+    joint_weights: torch.Tensor  # (K, J)
+    vertex_ids: torch.Tensor  # (S,) mesh vertices the keypoints read
+    vertex_weights: torch.Tensor  # (K, S)
+    notes: dict[str, str] = field(default_factory=dict)  # name -> how it approximates the convention
+    # Optional, set by a model whose rest mesh is linear in its shape coefficients: the vertex
+    # part pre-skinned per joint, so keypoints cost no vertex skinning (see AnnyModel).
+    skinned_base: torch.Tensor | None = None  # (K, J, 4) homogeneous weighted rest points
+    skinned_blend: torch.Tensor | None = None  # (C, K * J * 3) their shape directions
+
+    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "KeypointMap":
+        if self.joint_weights.device == torch.device(device) and self.joint_weights.dtype == dtype:
+            return self
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, dtype)
+
+        return KeypointMap(
+            self.convention,
+            self.names,
+            self.joint_weights.to(device, dtype),
+            self.vertex_ids.to(device),
+            self.vertex_weights.to(device, dtype),
+            self.notes,
+            move(self.skinned_base),
+            move(self.skinned_blend),
+        )
+
+    def apply(self, joints: torch.Tensor, picked_vertices: torch.Tensor | None) -> torch.Tensor:
+        """(B, J, 3) joints and (B, S, 3) vertices at ``vertex_ids`` -> (B, K, 3)."""
+        out = self.joint_weights @ joints
+        if self.vertex_ids.numel():
+            out = out + self.vertex_weights @ picked_vertices
+        return out
+
+    def from_mesh(self, joints: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+        return self.apply(joints, vertices[:, self.vertex_ids])
+
+
+def build_keypoint_map(
+    library: dict[str, KeypointSpec],
+    skeleton: Skeleton,
+    convention: Convention,
+    prefix: str = "",
+    notes: dict[str, str] | None = None,
+) -> KeypointMap:
+    """Stack ``library[prefix + name]`` for each name of ``convention``."""
+    missing = [n for n in convention.names if prefix + n not in library]
+    if missing:
+        raise KeyError(f"no keypoint definition for {convention.name} joints: {', '.join(missing)}")
+    specs = [library[prefix + n] for n in convention.names]
+    ids = sorted({i for s in specs for i, _ in s.vertices})
+    slot = {v: k for k, v in enumerate(ids)}
+    jw = torch.zeros(len(specs), len(skeleton))
+    vw = torch.zeros(len(specs), len(ids))
+    for k, spec in enumerate(specs):
+        for name, w in spec.joints:
+            jw[k, skeleton.index(name)] += w
+        for index, w in spec.vertices:
+            vw[k, slot[index]] += w
+    notes = notes or {}
+    return KeypointMap(
+        convention.name,
+        convention.names,
+        jw,
+        torch.tensor(ids, dtype=torch.long),
+        vw,
+        {n: notes[prefix + n] for n in convention.names if prefix + n in notes},
+    )
+
+
+def keypoint_owners(kmap: KeypointMap, skin_weights: torch.Tensor) -> torch.Tensor:
+    """(K,) the joint that moves each keypoint most (used to tell which keypoints a collapse removes)."""
+    influence = kmap.joint_weights.abs() + kmap.vertex_weights.abs() @ skin_weights[kmap.vertex_ids].to(kmap.vertex_weights)
+    return influence.argmax(dim=1)
