@@ -3,14 +3,18 @@
 Sizes: ``B`` batch, ``V`` vertices, ``J`` joints, ``S`` shape coefficients, ``P = 9 (J - 1)`` pose
 features. Rotations are matrices, SMPL-style: joint ``j``'s rotation is relative to its parent
 and joint 0's is the global orientation. Everything is differentiable and works in float32 or
-float64 on any device; the only Python loop is over joints (forward kinematics).
+float64 on any device; forward kinematics and skinning are :mod:`hmrkit.body.kinematics`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
+
+from hmrkit.body import kinematics
+from hmrkit.body.kinematics import KinematicTree, forward_kinematics, homogeneous, skinning_transforms
 
 
 def blend_shapes(coeffs: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
@@ -34,12 +38,9 @@ def pose_features(rotations: torch.Tensor) -> torch.Tensor:
     return (rotations[:, 1:] - eye).flatten(1)
 
 
-def _homogeneous(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
-    """``(..., 4, 4)`` rigid transforms from ``(..., 3, 3)`` rotations and ``(..., 3)`` translations."""
-    top = torch.cat([rotation, translation.unsqueeze(-1)], dim=-1)
-    bottom = torch.zeros_like(top[..., :1, :])
-    bottom[..., 0, 3] = 1
-    return torch.cat([top, bottom], dim=-2)
+@lru_cache(maxsize=32)
+def _tree(parents: tuple[int, ...]) -> KinematicTree:
+    return KinematicTree((-1,) + parents[1:])
 
 
 def batch_rigid_transform(
@@ -49,25 +50,16 @@ def batch_rigid_transform(
 
     ``transforms[:, j]`` maps a rest-pose point rigidly attached to joint ``j`` to its posed
     position (so it is what skinning blends); its rotation block is joint ``j``'s world rotation.
-    ``parents[j]`` must precede ``j``; ``parents[0]`` is ignored (the root).
+    ``parents[j]`` must precede ``j``; ``parents[0]`` is ignored (the root). The chain itself is
+    :func:`hmrkit.body.kinematics.forward_kinematics`, shared with every body model.
     """
-    parent_index = list(parents[1:])
-    parent_rest = torch.cat([torch.zeros_like(rest_joints[:, :1]), rest_joints[:, parent_index]], dim=1)
-    local = _homogeneous(rotations, rest_joints - parent_rest)
-    chain = [local[:, 0]]
-    for j, p in enumerate(parent_index, start=1):
-        chain.append(chain[p] @ local[:, j])
-    world = torch.stack(chain, dim=1)
-    posed_joints = world[..., :3, 3]
-    world_rotations = world[..., :3, :3]
-    shift = posed_joints - (world_rotations @ rest_joints.unsqueeze(-1)).squeeze(-1)
-    return posed_joints, _homogeneous(world_rotations, shift)
+    world_rotations, posed_joints = forward_kinematics(rotations, rest_joints, _tree(tuple(int(p) for p in parents)))
+    return posed_joints, homogeneous(skinning_transforms(world_rotations, posed_joints, rest_joints))
 
 
 def skin(vertices: torch.Tensor, transforms: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Linear blend skinning: rest vertices ``(B, V, 3)``, transforms ``(B, J, 4, 4)``, weights ``(V, J)``."""
-    per_vertex = torch.einsum("vj,bjrc->bvrc", weights, transforms[:, :, :3, :])  # (B, V, 3, 4)
-    return (per_vertex[..., :3] @ vertices.unsqueeze(-1)).squeeze(-1) + per_vertex[..., 3]
+    return kinematics.skin(vertices, weights, transforms[..., :3, :])
 
 
 def lbs(

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from hmrkit.errors import ModelAssetError
 
-class RefusedPickleError(ValueError):
+
+class RefusedPickleError(ModelAssetError, ValueError):
     """A pickle asked for something that is not model data (and may run code): it was not loaded."""
 
 

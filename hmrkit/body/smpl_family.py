@@ -22,11 +22,12 @@ import roma
 import torch
 
 from hmrkit.body.base import BodyModel, BodyOutput, Skeleton, check_pose_inputs
+from hmrkit.errors import ModelAssetError
 from hmrkit.body.lbs import batch_rigid_transform, blend_shapes, pose_features, skin, vertices2joints
 from hmrkit.body.safe_pickle import RefusedPickleError, load_npz, load_pickle, to_array
 
 
-class ModelFileError(ValueError):
+class ModelFileError(ModelAssetError, ValueError):
     """A body-model file or folder is missing, unreadable, or not the model it was loaded as."""
 
 
