@@ -1,0 +1,204 @@
+"""The ``hmrkit`` command: a thin layer over :class:`hmrkit.Pipeline`.
+
+    hmrkit run PATH... --out DIR     photos, folders (recursive) and videos
+    hmrkit doctor                    check the installation, model assets and cache
+    hmrkit --version
+
+Every failure is one line on stderr; the batch goes on; the exit status is 1 if any input
+failed, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def _quiet_native_logs() -> None:
+    """MediaPipe/TensorFlow-Lite print setup chatter from native code straight to file
+    descriptor 2; users want hmrkit's lines only. Python's ``sys.stderr`` moves to a copy of
+    the terminal's descriptor and descriptor 2 goes to /dev/null (``HMRKIT_VERBOSE=1`` keeps all)."""
+    warnings.filterwarnings("ignore")
+    if os.environ.get("HMRKIT_VERBOSE"):
+        return
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        sys.stderr.flush()
+        terminal = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    sys.stderr = os.fdopen(terminal, "w", buffering=1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def _error(message: str) -> None:
+    print(f"hmrkit: error: {message}", file=sys.stderr)
+
+
+def _input_error(path: Path, error: Exception) -> None:
+    text = str(error)
+    _error(text if str(path) in text else f"{path}: {text}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hmrkit import __version__
+
+    parser = argparse.ArgumentParser(prog="hmrkit", description="3D human meshes from photos and videos, offline on a CPU.")
+    parser.add_argument("--version", action="version", version=f"hmrkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="reconstruct people in images, folders and videos")
+    run.add_argument("paths", nargs="+", type=Path, help="image files, folders (searched recursively) or video files")
+    run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
+    run.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip inputs already done)")
+    run.add_argument("--mesh-format", choices=["glb", "obj", "ply", "none"], default="glb", help="mesh file format (default glb)")
+    run.add_argument("--no-json", action="store_true", help="do not write <stem>.json")
+    run.add_argument("--no-npz", action="store_true", help="do not write <stem>.npz")
+    run.add_argument("--no-overlay", action="store_true", help="do not render the overlay PNG")
+    run.add_argument("--side-view", action="store_true", help="also render a side view PNG")
+    run.add_argument("--max-people", type=int, default=8, help="most people per image (default 8)")
+    run.add_argument("--fov", type=float, default=None, help="camera field of view along the long side, degrees (default 60)")
+    run.add_argument("--body-model", choices=["anny"], default="anny",
+                     help="body model (anny: embedded, free for any use)")
+    run.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
+
+    sub.add_parser("doctor", help="check the installation, the model assets and the cache")
+    return parser
+
+
+def _collect(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(input, relative output stem) pairs; folders recursively; unknown paths are errors."""
+    items: list[tuple[Path, Path]] = []
+    problems: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            if not found:
+                problems.append(f"{path}: folder holds no image or video files")
+            items += [(p, p.relative_to(path).with_suffix("")) for p in found]
+        elif path.exists():
+            items.append((path, Path(path.stem)))
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return items, problems
+
+
+def _check_out_dir(out: Path) -> str | None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".hmrkit-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        return f"cannot write to output folder {out}: {error.strerror or error}"
+    return None
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hmrkit.errors import HmrkitError
+    from hmrkit.io.images import ImageError, VideoError, load_image
+    from hmrkit.pipeline import Pipeline, PipelineConfig
+    from hmrkit.video import run_video
+    from hmrkit.writers import OutputOptions, output_paths, write_result
+
+    if args.device != "cpu":
+        _error("only --device cpu is supported in this version (the pipeline runs on CPU)")
+        return 2
+    if args.max_people < 1:
+        _error("--max-people must be at least 1")
+        return 2
+    items, problems = _collect(args.paths)
+    for problem in problems:
+        _error(problem)
+    out_problem = _check_out_dir(args.out)
+    if out_problem:
+        _error(out_problem)
+        return 1
+    options = OutputOptions(
+        json=not args.no_json, npz=not args.no_npz, mesh_format=None if args.mesh_format == "none" else args.mesh_format,
+        overlay=not args.no_overlay, side_view=args.side_view, overwrite=args.overwrite,
+    )
+    config = PipelineConfig(max_people=args.max_people)
+    if args.fov is not None:
+        if not 1.0 < args.fov < 179.0:
+            _error("--fov must lie between 1 and 179 degrees")
+            return 2
+        config.fov_degrees = args.fov
+    failed = len(problems)
+    images = [(p, s) for p, s in items if p.suffix.lower() not in VIDEO_SUFFIXES]
+    videos = [(p, s) for p, s in items if p.suffix.lower() in VIDEO_SUFFIXES]
+    todo = [(p, s) for p, s in images if args.overwrite or not all(q.exists() for q in output_paths(args.out / s.parent, s.name, options).values())]
+    if len(todo) < len(images):
+        print(f"hmrkit: skipping {len(images) - len(todo)} image(s) already done in {args.out} (--overwrite redoes them)", file=sys.stderr)
+    if todo:
+        pipeline = Pipeline(config)
+        bar = tqdm(todo, unit="image", disable=len(todo) < 2, file=sys.stderr)
+        for path, stem in bar:
+            bar.set_postfix_str(path.name)
+            try:
+                loaded = load_image(path)
+                for note in loaded.notes:
+                    print(f"hmrkit: {path}: {note}", file=sys.stderr)
+                result = pipeline.run(loaded, source=str(path))
+                if not result.people:
+                    raise HmrkitError("no person found")
+                target = args.out / stem.parent
+                target.mkdir(parents=True, exist_ok=True)
+                written = write_result(result, loaded.rgb, target, stem.name, options)
+                if len(todo) < 2:
+                    print(f"hmrkit: {path}: {len(result.people)} person(s) -> {', '.join(str(p) for p in written.values())}", file=sys.stderr)
+            except (HmrkitError, ImageError, FileExistsError, OSError, ValueError) as error:
+                failed += 1
+                _input_error(path, error)
+        pipeline.close()
+    for path, stem in videos:
+        try:
+            run_video(path, args.out / stem.parent, stem.name, config, options, max_frames=args.max_frames)
+        except (HmrkitError, VideoError, FileExistsError, OSError, ValueError) as error:
+            failed += 1
+            _input_error(path, error)
+    return 1 if failed else 0
+
+
+def command_doctor(args: argparse.Namespace) -> int:
+    from hmrkit.doctor import run_checks
+
+    return run_checks()
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_native_logs()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return command_run(args)
+        if args.command == "doctor":
+            return command_doctor(args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as error:  # the last guard: one line, never a traceback
+        from hmrkit.errors import HmrkitError
+
+        kind = "" if isinstance(error, HmrkitError) else f"{type(error).__name__}: "
+        _error(f"{kind}{error}")
+        return 1
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

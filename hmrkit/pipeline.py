@@ -1,0 +1,148 @@
+"""The end-to-end pipeline: an RGB image in, typed people (Anny pose, shape, mesh, hands) out.
+
+    from hmrkit import Pipeline
+    people = Pipeline().run(image).people
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hmrkit.body.amputation import absent_joints
+from hmrkit.body.anny_keypoints import anny_keypoint_library, anny_keypoint_map
+from hmrkit.body.anny_model import AnnyModel, load_anny_body
+from hmrkit.body.conventions import BODY_OUTPUT
+from hmrkit.body.keypoints import build_keypoint_map
+from hmrkit.fitting.body_fit import BodyFit, BodyFitConfig, BodyFitter
+from hmrkit.fitting.targets import FIT_KEYPOINTS, HAND_SLICES, targets_from_detections
+from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, perspective_project
+from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image
+from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
+from hmrkit.perception.types import PersonDetection
+from hmrkit.results import HandResult, ImageResult, PersonResult
+
+
+@dataclass
+class PipelineConfig:
+    fov_degrees: float = DEFAULT_FOV_DEGREES  # assumed field of view along the long image side
+    max_people: int = 8
+    with_vertices: bool = True
+    hands: bool = True
+    fit: BodyFitConfig = field(default_factory=BodyFitConfig)
+
+
+class Pipeline:
+    """Perception -> body fit (-> hands) -> results. Reuse one instance: models load once."""
+
+    def __init__(self, config: PipelineConfig | None = None, video: bool = False):
+        self.config = config or PipelineConfig()
+        self.video = video
+        self.backend = MediaPipeBackend(MediaPipeConfig(video=video, max_people=self.config.max_people, hands=self.config.hands))
+        self.model: AnnyModel = load_anny_body()
+        self.fit_keypoints = self.model.compile_keypoints(
+            build_keypoint_map(anny_keypoint_library(), self.model.skeleton, FIT_KEYPOINTS)
+        )
+        self.output_keypoints = anny_keypoint_map(self.model, BODY_OUTPUT)
+        self.fitter = BodyFitter(self.model, self.fit_keypoints, self.config.fit)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def camera(self, width: int, height: int) -> PerspectiveCamera:
+        return PerspectiveCamera.from_image_size(height, width, self.config.fov_degrees)
+
+    def run(self, image: np.ndarray | str | Path | LoadedImage, source: str = "<array>") -> ImageResult:
+        """Reconstruct everyone in ``image`` (RGB uint8 array, a path, or a :class:`LoadedImage`).
+
+        Returns an :class:`ImageResult`; ``people`` is empty (with a note) when nobody is found.
+        """
+        return self.run_with_fit(image, source)[0]
+
+    def run_with_fit(self, image: np.ndarray | str | Path | LoadedImage, source: str = "<array>",
+                     frame_index: int | None = None, init: BodyFit | None = None,
+                     smoother: Callable[[BodyFit], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
+                     ) -> tuple[ImageResult, BodyFit | None]:
+        """:meth:`run`, also returning the batched fit. For video: ``init`` warm-starts the fit
+        (the previous frame's), ``smoother`` maps a fit to filtered (rotations, shape, translation)."""
+        if isinstance(image, (str, Path)):
+            source = str(image)
+            image = load_image(image)
+        loaded = image if isinstance(image, LoadedImage) else LoadedImage(ensure_rgb_uint8(image), 1.0, image.shape[1::-1])
+        rgb = loaded.rgb
+        height, width = rgb.shape[:2]
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        perception = self.backend.detect(rgb)
+        timings["perception"] = (time.perf_counter() - start) * 1000
+        camera = self.camera(width, height)
+        notes = list(loaded.notes) + list(perception.notes)
+        people_in = [p for p in perception.people if p.body is not None]
+        if len(people_in) < len(perception.people):
+            notes.append("hands without a visible body were found; hand-only reconstruction is not in this version")
+        people: list[PersonResult] = []
+        fit = None
+        if people_in:
+            start = time.perf_counter()
+            targets = targets_from_detections(people_in)
+            warm = init if init is not None and init.rotations.shape[0] == len(people_in) else None
+            fit = self.fitter.fit(targets, camera, None if warm is None else warm.rotations, None if warm is None else warm.shape)
+            if smoother is not None:
+                fit = self.fitter.evaluate(*smoother(fit), targets, camera)
+            timings["fit"] = (time.perf_counter() - start) * 1000
+            start = time.perf_counter()
+            people = self._people(people_in, fit, camera, loaded.scale)
+            timings["mesh"] = (time.perf_counter() - start) * 1000
+        elif not perception.people:
+            notes.append("no person found")
+        scale = loaded.scale
+        cam = {"fx": float(camera.fx) / scale, "fy": float(camera.fy) / scale, "cx": (float(camera.cx) + 0.5) / scale - 0.5,
+               "cy": (float(camera.cy) + 0.5) / scale - 0.5}
+        result = ImageResult(source, loaded.original_size[0], loaded.original_size[1], cam, "anny", people,
+                             self.model.faces.numpy(), notes, timings, frame_index)
+        return result, fit
+
+    def _people(self, detections: list[PersonDetection], fit: BodyFit, camera: PerspectiveCamera, scale: float) -> list[PersonResult]:
+        with torch.no_grad():
+            out = self.model(fit.rotations, fit.shape, fit.translation, with_vertices=self.config.with_vertices,
+                             keypoints=self.output_keypoints)
+            joints2d = perspective_project(out.keypoints, camera)
+        to_original = lambda xy: (xy + 0.5) / scale - 0.5  # noqa: E731 - pixel centres at integers
+        people = []
+        for i, det in enumerate(detections):
+            hands = {}
+            for side, hand in det.hands.items():
+                part = HAND_SLICES[side]
+                hands[side] = HandResult(side, to_original(fit.keypoints2d[i, part].numpy()), fit.keypoints[i, part].numpy(),
+                                         hand.score, hand.side_source)
+            box = tuple(float(to_original(np.float64(v))) for v in det.box)
+            people.append(PersonResult(
+                box=box,
+                confidence=det.score,
+                joint_names=BODY_OUTPUT.names,
+                joints2d=to_original(joints2d[i].numpy()),
+                joints3d=out.keypoints[i].numpy(),
+                pose_names=self.model.skeleton.names,
+                pose=fit.rotations[i].numpy(),
+                shape_names=self.model.shape_names,
+                shape=fit.shape[i].numpy(),
+                translation=fit.translation[i].numpy(),
+                reprojection_error=float(fit.reprojection_error[i]) / scale,
+                hands=hands,
+                absent_joints=absent_joints(self.model.skeleton, []),
+                vertices=None if out.vertices is None else out.vertices[i].numpy(),
+                track_id=det.track_id,
+            ))
+        return people
+

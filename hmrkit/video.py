@@ -1,0 +1,56 @@
+"""Videos: MediaPipe's tracking mode, fits warm-started from the previous frame, One-Euro
+smoothing of the parameters, per-frame results and an overlay video."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+
+from hmrkit.io.images import VideoReader
+from hmrkit.pipeline import Pipeline, PipelineConfig
+from hmrkit.smoothing import FitSmoother
+from hmrkit.writers import OutputOptions, render_result_overlay, write_result
+
+
+def run_video(path: Path, out_dir: Path, stem: str, config: PipelineConfig, options: OutputOptions,
+              max_frames: int | None = None) -> int:
+    """Write ``<out_dir>/<stem>/frame_NNNNNN.*`` and ``<out_dir>/<stem>_overlay.mp4``; return frames done."""
+    frames_dir = out_dir / stem
+    overlay_path = out_dir / f"{stem}_overlay.mp4"
+    if overlay_path.exists() and not options.overwrite:
+        raise FileExistsError(f"{overlay_path} already exists (use --overwrite to replace it)")
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    frame_options = replace(options, overlay=False, side_view=False)
+    done = 0
+    writer = None
+    with VideoReader(path) as reader, Pipeline(config, video=True) as pipeline:
+        smoother = FitSmoother()
+        previous = None
+        tmp_overlay = overlay_path.with_name(f".{overlay_path.name}.tmp.mp4")
+        try:
+            for frame in reader:
+                if max_frames is not None and done >= max_frames:
+                    break
+                if previous is None:  # nobody tracked: start the filters afresh
+                    smoother = FitSmoother()
+                dt = 1.0 / reader.fps
+                result, fit = pipeline.run_with_fit(frame.rgb, str(path), frame.index, init=previous,
+                                                    smoother=lambda f: smoother(f, dt))
+                previous = fit
+                write_result(result, frame.rgb, frames_dir, f"frame_{frame.index:06d}", frame_options)
+                picture = render_result_overlay(result, frame.rgb)
+                if writer is None:
+                    h, w = picture.shape[:2]
+                    writer = cv2.VideoWriter(str(tmp_overlay), cv2.VideoWriter_fourcc(*"mp4v"), reader.fps, (w, h))
+                writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+                done += 1
+        finally:
+            if writer is not None:
+                writer.release()
+        if writer is not None:
+            tmp_overlay.replace(overlay_path)
+    print(f"hmrkit: {path}: {done} frame(s) -> {frames_dir}/, {overlay_path}", file=sys.stderr)
+    return done

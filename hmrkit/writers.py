@@ -1,0 +1,130 @@
+"""Files written for each input: ``<stem>.json``, ``<stem>.npz``, a mesh, an overlay (and a side view).
+
+Nothing existing is replaced unless ``overwrite`` is set; every file is written to a
+temporary name first and renamed, so an interrupted run leaves no half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hmrkit.results import ImageResult, image_to_json
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    json: bool = True
+    npz: bool = True
+    mesh_format: str | None = "glb"  # "glb", "obj", "ply" or None
+    overlay: bool = True
+    side_view: bool = False
+    overwrite: bool = False
+
+
+def output_paths(out_dir: Path, stem: str, options: OutputOptions) -> dict[str, Path]:
+    paths = {}
+    if options.json:
+        paths["json"] = out_dir / f"{stem}.json"
+    if options.npz:
+        paths["npz"] = out_dir / f"{stem}.npz"
+    if options.mesh_format:
+        paths["mesh"] = out_dir / f"{stem}.{options.mesh_format}"
+    if options.overlay:
+        paths["overlay"] = out_dir / f"{stem}_overlay.png"
+    if options.side_view:
+        paths["side"] = out_dir / f"{stem}_side.png"
+    return paths
+
+
+def _atomic_write(path: Path, write, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists (use --overwrite to replace it)")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def result_arrays(result: ImageResult) -> dict[str, np.ndarray]:
+    """The NPZ content: per-person arrays stacked over people (P), plus names."""
+    people = result.people
+    arrays: dict[str, np.ndarray] = {
+        "camera": np.array([result.camera[k] for k in ("fx", "fy", "cx", "cy")], np.float32),
+        "image_size": np.array([result.width, result.height], np.int32),
+    }
+    if not people:
+        return arrays
+    first = people[0]
+    arrays.update(
+        joint_names=np.array(first.joint_names),
+        pose_names=np.array(first.pose_names),
+        shape_names=np.array(first.shape_names),
+        boxes=np.array([p.box for p in people], np.float32),
+        confidence=np.array([p.confidence for p in people], np.float32),
+        joints2d=np.stack([p.joints2d for p in people]).astype(np.float32),
+        joints3d=np.stack([p.joints3d for p in people]).astype(np.float32),
+        pose_matrices=np.stack([p.pose for p in people]).astype(np.float32),
+        shape=np.stack([p.shape for p in people]).astype(np.float32),
+        translation=np.stack([p.translation for p in people]).astype(np.float32),
+    )
+    for side in ("left", "right"):
+        present = np.array([side in p.hands for p in people])
+        arrays[f"{side}_hand_present"] = present
+        arrays[f"{side}_hand_joints2d"] = np.stack([p.hands[side].joints2d if side in p.hands else np.full((21, 2), np.nan) for p in people]).astype(np.float32)
+        arrays[f"{side}_hand_joints3d"] = np.stack([p.hands[side].joints3d if side in p.hands else np.full((21, 3), np.nan) for p in people]).astype(np.float32)
+    if all(p.vertices is not None for p in people):
+        arrays["vertices"] = np.stack([p.vertices for p in people]).astype(np.float32)
+        arrays["faces"] = result.faces.astype(np.int32)
+    return arrays
+
+
+def overlay_intrinsics(result: ImageResult, rgb: np.ndarray) -> tuple[float, float, float, float]:
+    """The result's camera (original pixels) for the possibly downscaled ``rgb``."""
+    scale = rgb.shape[1] / result.width
+    cam = result.camera
+    return cam["fx"] * scale, cam["fy"] * scale, (cam["cx"] + 0.5) * scale - 0.5, (cam["cy"] + 0.5) * scale - 0.5
+
+
+def render_result_overlay(result: ImageResult, rgb: np.ndarray) -> np.ndarray:
+    """Everyone's mesh shaded over the photo (the photo itself when there is no mesh)."""
+    from hmrkit.render.overlay import render_overlay
+
+    meshes = [(p.vertices, result.faces, None) for p in result.people if p.vertices is not None]
+    return render_overlay(rgb, meshes, overlay_intrinsics(result, rgb)) if meshes else rgb
+
+
+def write_result(result: ImageResult, rgb: np.ndarray, out_dir: Path, stem: str, options: OutputOptions) -> dict[str, Path]:
+    """Write the requested files; return them by kind. ``rgb`` is the image the fit saw."""
+    paths = output_paths(out_dir, stem, options)
+    meshes = [(p.vertices, result.faces, None) for p in result.people if p.vertices is not None]
+    if "json" in paths:
+        text = json.dumps(image_to_json(result), indent=1)
+        _atomic_write(paths["json"], lambda t: t.write_text(text), options.overwrite)
+    if "npz" in paths:
+        arrays = result_arrays(result)
+        _atomic_write(paths["npz"], lambda t: np.savez_compressed(t, **arrays), options.overwrite)
+    if "mesh" in paths and meshes:
+        from hmrkit.render.export import export_meshes
+
+        _atomic_write(paths["mesh"], lambda t: export_meshes(t, meshes, overwrite=True), options.overwrite)
+    if "overlay" in paths and meshes:
+        picture = render_result_overlay(result, rgb)
+        _atomic_write(paths["overlay"], lambda t: Image.fromarray(picture).save(t, format="PNG"), options.overwrite)
+    if "side" in paths and meshes:
+        from hmrkit.render.overlay import render_side_view
+
+        picture = render_side_view(meshes, overlay_intrinsics(result, rgb), rgb.shape[:2])
+        _atomic_write(paths["side"], lambda t: Image.fromarray(picture).save(t, format="PNG"), options.overwrite)
+    return {kind: path for kind, path in paths.items() if path.exists()}
