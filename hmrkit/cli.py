@@ -40,8 +40,15 @@ def _quiet_native_logs() -> None:
     os.close(devnull)
 
 
+def _say(message: str) -> None:
+    """A line on stderr that does not tear a progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
 def _error(message: str) -> None:
-    print(f"hmrkit: error: {message}", file=sys.stderr)
+    _say(f"hmrkit: error: {message}")
 
 
 def _input_error(path: Path, error: Exception) -> None:
@@ -150,7 +157,7 @@ def command_run(args: argparse.Namespace) -> int:
             try:
                 loaded = load_image(path)
                 for note in loaded.notes:
-                    print(f"hmrkit: {path}: {note}", file=sys.stderr)
+                    _say(f"hmrkit: {path}: {note}")
                 result = pipeline.run(loaded, source=str(path))
                 if not result.people:
                     raise HmrkitError("no person found")
@@ -158,7 +165,7 @@ def command_run(args: argparse.Namespace) -> int:
                 target.mkdir(parents=True, exist_ok=True)
                 written = write_result(result, loaded.rgb, target, stem.name, options)
                 if len(todo) < 2:
-                    print(f"hmrkit: {path}: {len(result.people)} person(s) -> {', '.join(str(p) for p in written.values())}", file=sys.stderr)
+                    _say(f"hmrkit: {path}: {len(result.people)} person(s) -> {', '.join(str(p) for p in written.values())}")
             except (HmrkitError, ImageError, FileExistsError, OSError, ValueError) as error:
                 failed += 1
                 _input_error(path, error)
@@ -179,7 +186,8 @@ def command_doctor(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_native_logs()
+    if argv is None:  # the console script; in-process callers keep their own stderr
+        _quiet_native_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,103 @@
+"""``hmrkit run`` end to end on the bundled photo, and every kind of bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from PIL import Image
+
+from hmrkit.cli import main
+from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
+
+from conftest import ROOT
+
+SAMPLE = ROOT / "assets" / "samples" / "astronaut.png"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    assert main(["run", str(SAMPLE), "--out", str(out), "--side-view"]) == 0
+    return out
+
+
+def test_outputs_exist_and_agree(sample_run):
+    data = json.loads((sample_run / "astronaut.json").read_text())
+    assert data["schema"] == "hmrkit.result" and data["image"] == {"width": 512, "height": 512}
+    (person,) = data["people"]
+    for name in ("nose", "left_eye", "right_ear", "left_shoulder", "right_elbow", "left_wrist", "right_hip", "left_knee",
+                 "right_ankle", "left_heel", "right_big_toe", "neck", "head_top", "pelvis"):
+        assert name in person["joints2d"] and name in person["joints3d"]
+    # joints3d projected with the written camera land on joints2d
+    cam = data["camera"]
+    names = list(person["joints3d"])
+    p3 = torch.tensor([[person["joints3d"][n] for n in names]], dtype=torch.float64)
+    p2 = perspective_project(p3, PerspectiveCamera(cam["fx"], cam["fy"], cam["cx"], cam["cy"]))[0].numpy()
+    np.testing.assert_allclose(p2, [person["joints2d"][n] for n in names], atol=0.2)
+    # the face is in the upper half of the portrait, where the astronaut's face is
+    assert 150 < person["joints2d"]["nose"][0] < 300 and 60 < person["joints2d"]["nose"][1] < 200
+    assert person["reprojection_error_px"] < 25
+    # axis-angle and matrices agree; matrices are rotations
+    mats = np.array(person["pose"]["matrices"])
+    np.testing.assert_allclose(mats @ mats.transpose(0, 2, 1), np.broadcast_to(np.eye(3), mats.shape), atol=1e-4)
+    npz = np.load(sample_run / "astronaut.npz")
+    assert npz["vertices"].shape == (1, 13718, 3) and npz["faces"].shape[1] == 3
+    mesh = trimesh.load(sample_run / "astronaut.glb", force="mesh", process=False)
+    assert len(mesh.vertices) == 13718
+    for picture in ("astronaut_overlay.png", "astronaut_side.png"):
+        assert Image.open(sample_run / picture).size == (512, 512)
+
+
+def test_rerun_skips_and_never_overwrites(sample_run, capsys):
+    before = (sample_run / "astronaut.json").stat().st_mtime_ns
+    assert main(["run", str(SAMPLE), "--out", str(sample_run)]) == 0
+    assert "skipping 1 image" in capsys.readouterr().err
+    assert (sample_run / "astronaut.json").stat().st_mtime_ns == before
+
+
+def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(tmp_path, capsys):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    (bad / "text.png").write_text("not an image")
+    jpeg = bad / "truncated.jpg"
+    Image.open(SAMPLE).convert("RGB").save(jpeg, quality=90)
+    jpeg.write_bytes(jpeg.read_bytes()[:3000])
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(bad / "nobody.png")
+    Image.open(SAMPLE).convert("L").save(bad / "gray.png")
+    out = tmp_path / "out"
+    code = main(["run", str(bad), str(tmp_path / "missing.jpg"), "--out", str(out), "--mesh-format", "none", "--no-overlay"])
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = [l for l in err.splitlines() if l.startswith("hmrkit: error:")]
+    assert len(lines) == 5, err
+    assert any("empty.jpg" in l and "empty" in l for l in lines)
+    assert any("text.png" in l and "not an image" in l for l in lines)
+    assert any("truncated.jpg" in l for l in lines)
+    assert any("nobody.png" in l and "no person found" in l for l in lines)
+    assert any("missing.jpg" in l and "no such file" in l for l in lines)
+    assert "Traceback" not in err
+    assert (out / "gray.json").exists()  # a grayscale photo works, and the batch went on
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["run", str(SAMPLE), "--out", str(blocker / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write to output folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_script_version_and_quiet_errors(tmp_path):
+    exe = [sys.executable, "-m", "hmrkit.cli"]
+    version = subprocess.run(exe + ["--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("hmrkit ")
+    (tmp_path / "x.jpg").write_bytes(b"")
+    run = subprocess.run(exe + ["run", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [f"hmrkit: error: image file is empty (0 bytes): {tmp_path / 'x.jpg'}"]
