@@ -1,0 +1,525 @@
+"""Perception with MediaPipe 0.10.21's legacy solutions (pose, hands, face detection), all bundled.
+
+How it works and why:
+- Body: ``mp.solutions.pose`` with ``model_complexity=1``, the only pose model inside the
+  wheel (0 and 2 download at run time and must never be used). Photos use static mode;
+  ``video=True`` uses MediaPipe's tracking (frames must then come in order from one video).
+- Multi-person: MediaPipe Pose finds ONE person per call, and its detector is built for one
+  prominent person. Two searches add people, up to ``max_people``:
+  1. paint-over: the person found is painted over (landmark box, flat mean colour) and pose
+     runs again, until nothing new is found;
+  2. face seeds (photos only): faces are found with the bundled full-range face detector on
+     square tiles (image short side, then half of it while that keeps finding people); under
+     each face not yet explained, pose runs on an upright window of 5 x 10 face heights, and
+     the result is kept only when its nose lands on that face (one retry with the wrong person
+     painted over).
+  Limits: people whose face is hidden or turned away are found only by paint-over; painting a
+  box can hide an overlapping neighbour; crowded rows of seated people (bodies hidden behind
+  others) are often missed; each person costs one or two pose calls. In video mode each
+  person slot keeps its own tracking graph and sees the frame with the earlier slots' people
+  painted over (no face seeds).
+- Hands: the hand model finds hands far more reliably on a crop around each pose wrist than on
+  the whole frame (``geometry.hand_crop``); the hand whose wrist is nearest the pose wrist
+  wins, and the SIDE COMES FROM THE POSE. A hand claimed by two wrists (own or another
+  person's) goes to the nearer one.
+- Handedness: MediaPipe Hands labels hands as if the image were mirrored (selfie camera). On
+  ordinary photos its label is the opposite of the person's side; measured on the demo photos
+  against the pose's sides (benchmarks/results/perception.md). ``mirrored_input=True`` takes
+  the labels as given, for selfie-camera frames.
+- Hands only: when no body is found (or ``hands_only=True``) the hand model runs on the whole
+  image and sides come from its handedness; two hands of opposite sides are reported as one
+  person, anything else as one person per hand (a guess: the image says no more).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hmrkit.io.images import ensure_rgb_uint8
+from hmrkit.perception.geometry import (
+    Box,
+    Crop,
+    clip_box,
+    crop_centre_overlaps,
+    cut,
+    hand_crop,
+    iou,
+    person_crop_from_face,
+    pixel_box,
+    points_box,
+    square_tiles,
+    union_box,
+)
+from hmrkit.perception.types import (
+    BodyLandmarks,
+    HandLandmarks,
+    Perception,
+    PersonDetection,
+    Side,
+    mp33_index,
+)
+
+_SIDES: tuple[Side, Side] = ("left", "right")
+_OTHER: dict[Side, Side] = {"left": "right", "right": "left"}
+_ARM = {s: [mp33_index(f"{s}_{p}") for p in ("shoulder", "elbow", "wrist")] for s in _SIDES}
+_KNUCKLES = {s: [mp33_index(f"{s}_{p}") for p in ("index", "pinky", "thumb")] for s in _SIDES}
+# Head (0-10), shoulders (11, 12) and hips (23, 24): the landmarks behind a body's score.
+_CORE = np.array(list(range(13)) + [23, 24])
+_SHOULDERS = [mp33_index("left_shoulder"), mp33_index("right_shoulder")]
+
+
+@dataclass(frozen=True)
+class MediaPipeConfig:
+    """Settings of the MediaPipe backend (defaults suit photos).
+
+    video: track between calls (consecutive frames of one video) instead of detecting anew.
+    max_people: the most people reported per image.
+    face_seeds: also look for people under detected faces (photos only; see module notes).
+    face_levels: tile levels of the face search (1 = whole short side, 2 adds half-side tiles).
+    hands: look for hands around each pose wrist.
+    hands_only: skip the body and search hands on the whole image.
+    hands_fallback: search hands on the whole image when no body is found.
+    mirrored_input: the images are mirrored (selfie camera); affects the hand model's labels.
+    hand_crop_px: long side limit of wrist crops reaching past the image border (those are
+        resampled; crops inside the image go to the model at full resolution).
+    hand_crop_scale: wrist crop side in arm lengths (see geometry.hand_crop); 3.2 found the
+        most hands on the demo photos among 1.6 to 4.6 (larger crops give the palm detector
+        context, smaller ones resolution).
+    pose_crop_px: the same limit for face-seeded body windows.
+    visible: visibility above which a body landmark counts as seen.
+    """
+
+    video: bool = False
+    max_people: int = 8
+    face_seeds: bool = True
+    face_levels: int = 2
+    hands: bool = True
+    hands_only: bool = False
+    hands_fallback: bool = True
+    mirrored_input: bool = False
+    min_pose_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    min_hand_confidence: float = 0.5
+    min_face_confidence: float = 0.5
+    hand_crop_px: int = 256
+    hand_crop_scale: float = 3.2
+    pose_crop_px: int = 1280
+    visible: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_people < 1:
+            raise ValueError(f"max_people must be >= 1, got {self.max_people}")
+        if self.face_levels < 1:
+            raise ValueError(f"face_levels must be >= 1, got {self.face_levels}")
+        if self.hand_crop_px < 64 or self.pose_crop_px < 64:
+            raise ValueError("hand_crop_px and pose_crop_px must be >= 64")
+        for name in ("min_pose_confidence", "min_tracking_confidence", "min_hand_confidence",
+                     "min_face_confidence", "visible"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {v}")
+
+
+@dataclass(frozen=True)
+class _HandHit:
+    """A hand the hand model found, already in full-image pixels."""
+
+    xy: np.ndarray
+    world: np.ndarray
+    label_side: Side  # the person's side according to the hand model
+    label_score: float
+
+
+class MediaPipeBackend:
+    """PerceptionBackend on MediaPipe's bundled pose, hand and face models.
+
+    The MediaPipe graphs are created on first use and reused (creating one costs ~100 ms).
+    Not thread-safe: use one backend per thread. Use as a context manager or call close().
+    """
+
+    def __init__(self, config: MediaPipeConfig | None = None) -> None:
+        self.config = config or MediaPipeConfig()
+        self._pose_graphs: list = []
+        self._hands_graph = None
+        self._face_graph = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ public API
+    def detect(self, image_rgb: np.ndarray) -> Perception:
+        image = self._check(image_rgb)
+        h, w = image.shape[:2]
+        cfg = self.config
+        notes: list[str] = []
+        people: list[PersonDetection] = []
+        if not cfg.hands_only:
+            people = self._find_bodies(image)
+            if cfg.hands:
+                people = self._attach_hands(image, people)
+        if cfg.hands_only or (not people and cfg.hands_fallback):
+            people = self._hands_only(image)
+            notes.append("no body found: hands searched on the whole image, sides from the hand model"
+                         if not cfg.hands_only else "hands only: sides from the hand model")
+        return Perception(image_size=(w, h), people=people, notes=tuple(notes))
+
+    def detect_pose(self, image_rgb: np.ndarray) -> list[PersonDetection]:
+        """Bodies only (no hands): the body part of ``detect``."""
+        return self._find_bodies(self._check(image_rgb))
+
+    def detect_hands(self, image_rgb: np.ndarray, people: list[PersonDetection]) -> list[PersonDetection]:
+        """``people`` with hands searched on crops around their pose wrists."""
+        return self._attach_hands(self._check(image_rgb), people)
+
+    def close(self) -> None:
+        for g in [*self._pose_graphs, self._hands_graph, self._face_graph]:
+            if g is not None:
+                g.close()
+        self._pose_graphs, self._hands_graph, self._face_graph = [], None, None
+        self._closed = True
+
+    def __enter__(self) -> MediaPipeBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, image_rgb: np.ndarray) -> np.ndarray:
+        if self._closed:
+            raise RuntimeError("MediaPipeBackend is closed")
+        return ensure_rgb_uint8(image_rgb)
+
+    # ------------------------------------------------------------------ graphs
+    def _pose_graph(self, slot: int):
+        """Static mode: one graph for every call. Video: one tracking graph per person slot."""
+        index = slot if self.config.video else 0
+        while len(self._pose_graphs) <= index:
+            import mediapipe as mp
+
+            self._pose_graphs.append(
+                mp.solutions.pose.Pose(
+                    static_image_mode=not self.config.video,
+                    model_complexity=1,  # the only bundled pose model; 0 and 2 download
+                    smooth_landmarks=True,
+                    enable_segmentation=False,
+                    min_detection_confidence=self.config.min_pose_confidence,
+                    min_tracking_confidence=self.config.min_tracking_confidence,
+                )
+            )
+        return self._pose_graphs[index]
+
+    def _hands(self):
+        if self._hands_graph is None:
+            import mediapipe as mp
+
+            self._hands_graph = mp.solutions.hands.Hands(
+                static_image_mode=True,
+                max_num_hands=2,
+                model_complexity=1,
+                min_detection_confidence=self.config.min_hand_confidence,
+            )
+        return self._hands_graph
+
+    def _faces(self):
+        if self._face_graph is None:
+            import mediapipe as mp
+
+            self._face_graph = mp.solutions.face_detection.FaceDetection(
+                model_selection=1,  # full-range model (bundled), finds small faces too
+                min_detection_confidence=self.config.min_face_confidence,
+            )
+        return self._face_graph
+
+    # ------------------------------------------------------------------ model calls
+    def _pose_in(self, image: np.ndarray, crop: Crop, slot: int = 0) -> BodyLandmarks | None:
+        patch, _ = cut(image, crop, self.config.pose_crop_px)
+        result = self._pose_graph(slot).process(patch)
+        if result.pose_landmarks is None:
+            return None
+        lms = result.pose_landmarks.landmark
+        uv = np.array([(p.x, p.y) for p in lms], dtype=np.float64)
+        return BodyLandmarks(
+            xy=uv * (crop.width, crop.height) + (crop.x0, crop.y0),
+            visibility=np.array([p.visibility for p in lms]),
+            world=np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark]),
+            presence=None,  # legacy MediaPipe Pose leaves the presence field unset
+        )
+
+    def _hands_in(self, image: np.ndarray, crop: Crop) -> list[_HandHit]:
+        patch, _ = cut(image, crop, self.config.hand_crop_px)
+        result = self._hands().process(patch)
+        if not result.multi_hand_landmarks:
+            return []
+        hits = []
+        for lms, world, handed in zip(
+            result.multi_hand_landmarks, result.multi_hand_world_landmarks, result.multi_handedness
+        ):
+            uv = np.array([(p.x, p.y) for p in lms.landmark], dtype=np.float64)
+            label = handed.classification[0]
+            hits.append(_HandHit(
+                xy=uv * (crop.width, crop.height) + (crop.x0, crop.y0),
+                world=np.array([(p.x, p.y, p.z) for p in world.landmark]),
+                label_side=_person_side(label.label, self.config.mirrored_input),
+                label_score=float(label.score),
+            ))
+        return hits
+
+    def _faces_in(self, image: np.ndarray, crop: Crop) -> list[tuple[Box, float]]:
+        patch, _ = cut(image, crop, 1024)
+        result = self._faces().process(patch)
+        faces = []
+        for d in result.detections or []:
+            b = d.location_data.relative_bounding_box
+            x0, y0 = crop.x0 + b.xmin * crop.width, crop.y0 + b.ymin * crop.height
+            faces.append(((x0, y0, x0 + b.width * crop.width, y0 + b.height * crop.height), float(d.score[0])))
+        return faces
+
+    # ------------------------------------------------------------------ bodies
+    def _find_bodies(self, image: np.ndarray) -> list[PersonDetection]:
+        canvas = _Canvas(image)
+        people = self._paint_over(canvas)
+        if self.config.face_seeds and not self.config.video:
+            people += self._face_seeded(canvas, people)
+        return people[: self.config.max_people]
+
+    def _paint_over(self, canvas: _Canvas) -> list[PersonDetection]:
+        """Pose on the whole image, painting each person found over before the next call."""
+        h, w = canvas.shape
+        people: list[PersonDetection] = []
+        for slot in range(self.config.max_people):
+            body = self._pose_in(canvas.image, Crop(0.0, 0.0, float(w), float(h)), slot)
+            person = None if body is None else self._person(body, w, h)
+            if person is None or _repeats(person, people) or canvas.mostly_painted(body, self.config.visible):
+                if self.config.video:
+                    continue  # a later slot may still be tracking its person
+                break
+            people.append(replace(person, track_id=slot) if self.config.video else person)
+            if slot + 1 < self.config.max_people or self.config.face_seeds:
+                canvas.paint(person.box)
+        return people
+
+    def _face_seeded(self, canvas: _Canvas, people: list[PersonDetection]) -> list[PersonDetection]:
+        """People under faces that no person found so far explains (see module notes)."""
+        h, w = canvas.shape
+        found: list[PersonDetection] = []
+        if len(people) >= self.config.max_people:
+            return found
+        short = min(w, h)
+        for level in range(self.config.face_levels):
+            side = short // (2**level)
+            if side < 96:
+                break
+            faces = _merge_faces([f for t in square_tiles(w, h, side) for f in self._faces_in(canvas.original, t)])
+            new = 0
+            for face in sorted(faces, key=lambda b: -(b[3] - b[1])):
+                if len(people) + len(found) >= self.config.max_people:
+                    return found
+                if _explained(face, people + found):
+                    continue
+                person = self._person_under_face(canvas, face)
+                if person is not None and not _repeats(person, people + found):
+                    found.append(person)
+                    canvas.paint(person.box)
+                    new += 1
+            if new == 0:
+                break
+        return found
+
+    def _person_under_face(self, canvas: _Canvas, face: Box) -> PersonDetection | None:
+        h, w = canvas.shape
+        crop = person_crop_from_face(face)
+        work = canvas.unpainted(face)
+        for _ in range(2):
+            body = self._pose_in(work, crop)
+            if body is None:
+                return None
+            if _nose_on_face(body, face):
+                return self._person(body, w, h)
+            wrong = self._person(body, w, h)
+            if wrong is None:
+                return None
+            if work is canvas.image:
+                work = work.copy()
+            canvas.paint(wrong.box, into=work, keep=face)
+        return None
+
+    def _person(self, body: BodyLandmarks, w: int, h: int) -> PersonDetection | None:
+        seen = body.visibility >= self.config.visible
+        pts = body.xy[seen] if seen.sum() >= 3 else body.xy
+        x0, y0, x1, y1 = points_box(pts, margin=0.1)
+        nose, shoulders = body.xy[0], body.xy[_SHOULDERS].mean(axis=0)
+        head_top = nose[1] - 0.8 * abs(shoulders[1] - nose[1])  # landmarks stop at the eyes
+        box = clip_box((x0, min(y0, head_top), x1, y1), w, h)
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            return None  # entirely outside the image
+        return PersonDetection(box=box, score=float(body.visibility[_CORE].mean()), body=body)
+
+    # ------------------------------------------------------------------ hands
+    def _attach_hands(self, image: np.ndarray, people: list[PersonDetection]) -> list[PersonDetection]:
+        """Hands on wrist crops; a hand claimed twice goes to the claim with the lower cost."""
+        h, w = image.shape[:2]
+        claims: list[tuple[float, int, HandLandmarks]] = []
+        for k, person in enumerate(people):
+            if person.body is None:
+                continue
+            for side in _SIDES:
+                arm = person.body.xy[_ARM[side]]
+                knuckles = person.body.xy[_KNUCKLES[side]].mean(axis=0)
+                crop = hand_crop(*arm, knuckles, self.config.hand_crop_scale)
+                if crop is None or not crop_centre_overlaps(crop, w, h):
+                    continue
+                pick = _pick_hand(self._hands_in(image, crop), arm[2], side, crop.width)
+                if pick is not None:
+                    hit, cost = pick
+                    score = hit.label_score if hit.label_side == side else 1.0 - hit.label_score
+                    hand = HandLandmarks(side=side, xy=hit.xy, world=hit.world, score=score,
+                                         side_source="pose", crop=crop.box)
+                    claims.append((cost, k, hand))
+        kept: list[tuple[int, HandLandmarks]] = []
+        for cost, k, hand in sorted(claims, key=lambda c: c[0]):
+            if not any(_same_hand(hand, other) for _, other in kept):
+                kept.append((k, hand))
+        out = []
+        for k, person in enumerate(people):
+            hands = {hand.side: hand for j, hand in kept if j == k}
+            box = union_box([person.box] + [points_box(hd.xy) for hd in hands.values()])
+            out.append(replace(person, box=clip_box(box, w, h), hands=hands))
+        return out
+
+    def _hands_only(self, image: np.ndarray) -> list[PersonDetection]:
+        h, w = image.shape[:2]
+        hits = self._hands_in(image, Crop(0.0, 0.0, float(w), float(h)))
+        hands = [
+            HandLandmarks(side=hit.label_side, xy=hit.xy, world=hit.world, score=hit.label_score,
+                          side_source="hand_model")
+            for hit in hits
+        ]
+        groups = [hands] if len(hands) == 2 and hands[0].side != hands[1].side else [[hd] for hd in hands]
+        return [
+            PersonDetection(
+                box=clip_box(union_box([points_box(hd.xy) for hd in group]), w, h),
+                score=max(hd.score for hd in group),
+                body=None,
+                hands={hd.side: hd for hd in group},
+            )
+            for group in groups
+        ]
+
+
+class _Canvas:
+    """The image with found people painted over in a flat mean colour (copied on first paint)."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.original = image
+        self.image = image
+        self.painted = np.zeros(image.shape[:2], dtype=bool)
+        self.fill = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.original.shape[0], self.original.shape[1]
+
+    def paint(self, box: Box, into: np.ndarray | None = None, keep: Box | None = None) -> None:
+        """Paint ``box`` over on the canvas (or on ``into``), leaving the ``keep`` box as it was."""
+        h, w = self.shape
+        x0, y0, x1, y1 = pixel_box(box, w, h)
+        if into is None:
+            if self.image is self.original:
+                self.image = self.original.copy()
+            into = self.image
+            self.painted[y0:y1, x0:x1] = True
+        saved = None
+        if keep is not None:
+            k0, l0, k1, l1 = pixel_box(keep, w, h)
+            saved = (k0, l0, k1, l1, into[l0:l1, k0:k1].copy())
+        into[y0:y1, x0:x1] = self.fill
+        if saved is not None:
+            k0, l0, k1, l1, patch = saved
+            into[l0:l1, k0:k1] = patch
+
+    def unpainted(self, box: Box) -> np.ndarray:
+        """The canvas with ``box`` as in the original image (a copy only when needed)."""
+        h, w = self.shape
+        x0, y0, x1, y1 = pixel_box(box, w, h)
+        if not self.painted[y0:y1, x0:x1].any():
+            return self.image
+        image = self.image.copy()
+        image[y0:y1, x0:x1] = self.original[y0:y1, x0:x1]
+        return image
+
+    def mostly_painted(self, body: BodyLandmarks | None, visible: float) -> bool:
+        """Most of the body's seen, in-image landmarks lie on painted pixels (a ghost)."""
+        if body is None:
+            return True
+        h, w = self.shape
+        pts = body.xy[body.visibility >= visible]
+        pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)].astype(int)
+        if len(pts) == 0:
+            return True
+        return bool(self.painted[pts[:, 1], pts[:, 0]].mean() > 0.5)
+
+
+# ---------------------------------------------------------------------- decisions
+def _repeats(person: PersonDetection, people: list[PersonDetection]) -> bool:
+    """Same person as one already found: boxes overlap a lot or the noses nearly coincide."""
+    for other in people:
+        if iou(person.box, other.box) > 0.5:
+            return True
+        if person.body is not None and other.body is not None:
+            scale = max(1.0, float(np.linalg.norm(other.body.xy[_SHOULDERS[0]] - other.body.xy[_SHOULDERS[1]])))
+            if np.linalg.norm(person.body.xy[0] - other.body.xy[0]) < 0.3 * scale:
+                return True
+    return False
+
+
+def _merge_faces(faces: list[tuple[Box, float]]) -> list[Box]:
+    """One box per face across overlapping tiles (the most confident one)."""
+    kept: list[Box] = []
+    for box, _ in sorted(faces, key=lambda f: -f[1]):
+        c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        size = box[3] - box[1]
+        if all(np.linalg.norm(c - [(k[0] + k[2]) / 2, (k[1] + k[3]) / 2]) > 0.5 * max(size, k[3] - k[1])
+               for k in kept):
+            kept.append(box)
+    return kept
+
+
+def _nose_on_face(body: BodyLandmarks, face: Box) -> bool:
+    x0, y0, x1, y1 = face
+    mx, my = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
+    nx, ny = body.xy[0]
+    return bool(x0 - mx <= nx <= x1 + mx and y0 - my <= ny <= y1 + my)
+
+
+def _explained(face: Box, people: list[PersonDetection]) -> bool:
+    """A found person's nose lies on this face already."""
+    return any(p.body is not None and _nose_on_face(p.body, face) for p in people)
+
+
+def _pick_hand(hits: list[_HandHit], wrist: np.ndarray, side: Side, crop_side: float):
+    """(hit, cost) for the hit whose wrist is nearest the pose wrist, or None.
+
+    Cost: wrist distance in crop sides, +0.15 when the hand model's label disagrees with the
+    pose side. Hits farther than 0.3 crop sides are another hand, not this wrist's.
+    """
+    best = None
+    for hit in hits:
+        d = float(np.linalg.norm(hit.xy[0] - wrist)) / crop_side
+        if d > 0.3:
+            continue
+        cost = d + (0.15 if hit.label_side != side else 0.0)
+        if best is None or cost < best[1]:
+            best = (hit, cost)
+    return best
+
+
+def _same_hand(a: HandLandmarks, b: HandLandmarks) -> bool:
+    """Two detections of one physical hand: mean landmark gap under 15 % of the hand's size."""
+    size = float(np.linalg.norm(a.xy.max(axis=0) - a.xy.min(axis=0)))
+    return float(np.linalg.norm(a.xy - b.xy, axis=1).mean()) < 0.15 * max(size, 1.0)
+
+
+def _person_side(label: str, mirrored_input: bool) -> Side:
+    """The person's side from MediaPipe's handedness label (which assumes a mirrored image)."""
+    side: Side = "left" if label.lower() == "left" else "right"
+    return side if mirrored_input else _OTHER[side]
