@@ -29,8 +29,8 @@ from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 
 @dataclass
 class BodyFitConfig:
-    iterations_3d: int = 25
-    iterations_2d: int = 40
+    iterations_3d: int = 15
+    iterations_2d: int = 30
     # with an initial pose (video: the previous frame) far fewer iterations are needed
     warm_iterations_3d: int = 8
     warm_iterations_2d: int = 20
