@@ -116,7 +116,7 @@ class Pipeline:
         cam = {"fx": float(camera.fx) / scale, "fy": float(camera.fy) / scale, "cx": (float(camera.cx) + 0.5) / scale - 0.5,
                "cy": (float(camera.cy) + 0.5) / scale - 0.5}
         result = ImageResult(source, loaded.original_size[0], loaded.original_size[1], cam, "anny", people,
-                             self.model.faces.numpy(), notes, timings, frame_index)
+                             self.model.faces.numpy(), notes, timings, frame_index, people_in)
         return result, fit
 
     def _fit_people(self, detections, camera, scale, init, smoother, timings) -> tuple[list[PersonResult], BodyFit]:

@@ -57,6 +57,8 @@ class ImageResult:
     notes: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     frame_index: int | None = None
+    # the perception detections of ``people``, in the same order (not written to files)
+    detections: list = field(default_factory=list, repr=False)
 
 
 def _round(a: np.ndarray, digits: int) -> list:

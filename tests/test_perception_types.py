@@ -27,9 +27,9 @@ def test_hand21_names_follow_mediapipe_enum() -> None:
     import mediapipe as mp
 
     # MediaPipe calls the little finger "pinky" and the thumb's first joints CMC/MCP/IP.
-    enum_names = tuple(lm.name.lower().replace("_finger", "") for lm in mp.solutions.hands.HandLandmark)
+    enum_names = tuple(lm.name.lower().replace("_finger", "").replace("pinky", "little") for lm in mp.solutions.hands.HandLandmark)
     assert HAND21_NAMES == enum_names
-    assert HAND21_NAMES[0] == "wrist" and HAND21_NAMES[4] == "thumb_tip" and HAND21_NAMES[20] == "pinky_tip"
+    assert HAND21_NAMES[0] == "wrist" and HAND21_NAMES[4] == "thumb_tip" and HAND21_NAMES[20] == "little_tip"
     assert HAND21_NAMES[1:5] == ("thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip")
     assert HAND21_NAMES[5:9] == ("index_mcp", "index_pip", "index_dip", "index_tip")
 

@@ -13,56 +13,15 @@ from typing import Literal
 
 import numpy as np
 
+from hmrkit.body.conventions import HAND21, MEDIAPIPE33
+
 Side = Literal["left", "right"]
 SideSource = Literal["pose", "hand_model"]
 
-# MediaPipe Pose's 33 landmarks, in its output order. Sides are the PERSON's sides.
-MEDIAPIPE33_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-)
-
-_FINGERS = ("thumb", "index", "middle", "ring", "pinky")
-_THUMB_JOINTS = ("cmc", "mcp", "ip", "tip")
-_FINGER_JOINTS = ("mcp", "pip", "dip", "tip")
-
-# hand21 order (= MediaPipe Hands' order): wrist, then each finger root to tip.
-HAND21_NAMES: tuple[str, ...] = ("wrist",) + tuple(
-    f"{finger}_{joint}"
-    for finger in _FINGERS
-    for joint in (_THUMB_JOINTS if finger == "thumb" else _FINGER_JOINTS)
-)
+# Names come from the one registry (hmrkit.body.conventions); MediaPipe's output orders match
+# them (checked against MediaPipe's own enums in the tests). Sides are the PERSON's sides.
+MEDIAPIPE33_NAMES: tuple[str, ...] = MEDIAPIPE33.names
+HAND21_NAMES: tuple[str, ...] = HAND21.names  # wrist, thumb, index, middle, ring, little (MediaPipe's "pinky")
 
 
 def mp33_index(name: str) -> int:
