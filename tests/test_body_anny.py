@@ -165,3 +165,21 @@ def test_amputation_keeps_gradients_finite(anny_body):
     assert torch.isfinite(rv.grad).all()
     with pytest.raises(ValueError, match="unknown limb type"):
         limb_loss("left_wing")
+
+
+def test_phenotype_coefficients_match_anny(anny_body):
+    from anny.models.phenotype import make_phenotype_anchors, phenotype_blendshape_weights
+
+    data = anny_data()
+    g = torch.Generator().manual_seed(3)
+    values = torch.cat([torch.rand(6, 6, generator=g), torch.tensor([[0.0] * 6, [1.0] * 6, [0.5] * 6, [1 / 3, 2 / 3, 0.25, 0.75, 0.5, 0.5]])])
+    values = values.double().requires_grad_()
+    ours = anny_body.phenotypes(values)
+    anchors = make_phenotype_anchors(torch.float64)
+    theirs = phenotype_blendshape_weights(values, list(anny_body.shape_names), anchors, data.phenotype_mask.double(), False)
+    theirs = theirs @ data.phenotype_projection.double()
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)  # the blendshape basis is float32
+    direction = torch.randn_like(ours)
+    (g_ours,) = torch.autograd.grad((ours * direction).sum(), values)
+    (g_theirs,) = torch.autograd.grad((theirs * direction).sum(), values)
+    torch.testing.assert_close(g_ours, g_theirs, atol=1e-5, rtol=1e-5)

@@ -13,8 +13,8 @@ import dataclasses
 from functools import lru_cache
 
 import torch
-from anny.models.phenotype import make_phenotype_anchors, phenotype_blendshape_weights
 
+from hmrkit.body.anny_phenotypes import PhenotypeBasis
 from hmrkit.body.anny_rig import BODY_JOINTS, RigJoint, hand_joints, skeleton_of
 from hmrkit.body.anny_snapshot import AnnyData, load_anny_data
 from hmrkit.body.base import BodyModel, BodyOutput, check_pose_inputs
@@ -71,8 +71,7 @@ class AnnyModel(BodyModel):
         self.register_buffer("template_vertices", data.template_vertices[ids].contiguous(), persistent=False)
         blend = data.blendshapes[:, ids]
         self.register_buffer("vertex_blendshapes", blend.reshape(blend.shape[0], -1), persistent=False)
-        self.register_buffer("phenotype_mask", data.phenotype_mask, persistent=False)
-        self.register_buffer("phenotype_projection", data.phenotype_projection, persistent=False)
+        self.phenotypes = PhenotypeBasis(self.shape_names, data.phenotype_mask, data.phenotype_projection)
 
         faces = data.faces
         if vertex_ids is not None:
@@ -88,10 +87,7 @@ class AnnyModel(BodyModel):
 
     def blend_coefficients(self, shape: torch.Tensor) -> torch.Tensor:
         """(B, 6) phenotypes in [0, 1] -> (B, K) coefficients of Anny's compact blendshape basis."""
-        anchors = make_phenotype_anchors(shape.dtype, shape.device)
-        mask = self.phenotype_mask.to(shape.dtype)
-        weights = phenotype_blendshape_weights(shape, list(self.shape_names), anchors, mask, extrapolate=False)
-        return weights @ self.phenotype_projection.to(shape.dtype)
+        return self.phenotypes(shape)
 
     def rest_joints(self, coefficients: torch.Tensor) -> torch.Tensor:
         offsets = (coefficients @ self.joint_blendshapes).reshape(coefficients.shape[0], -1, 3)

@@ -20,14 +20,13 @@ class KinematicTree:
             depth[j] = 0 if p < 0 else depth[p] + 1
         self.parents = parents
         self.levels: list[torch.Tensor] = []
-        self.parent_slots: list[torch.Tensor] = []  # where each level's parents sit in the evaluation order
-        position: dict[int, int] = {}
+        self.parent_slots: list[torch.Tensor] = []  # each joint's parent's position within the level before
+        slot_in_level: dict[int, int] = {}
         for d in range(max(depth) + 1):
             joints = [j for j in range(len(parents)) if depth[j] == d]
             self.levels.append(torch.tensor(joints, dtype=torch.long))
-            self.parent_slots.append(torch.tensor([position.get(parents[j], 0) for j in joints], dtype=torch.long))
-            for j in joints:
-                position[j] = len(position)
+            self.parent_slots.append(torch.tensor([slot_in_level.get(parents[j], 0) for j in joints], dtype=torch.long))
+            slot_in_level = {j: k for k, j in enumerate(joints)}
         order = torch.cat(self.levels)
         self.inverse_order = torch.argsort(order)
         self.parent_index = torch.tensor([max(p, 0) for p in parents], dtype=torch.long)
@@ -61,14 +60,12 @@ def forward_kinematics(
     offsets = rest_joints - rest_joints[:, tree.parent_index.to(rest_joints.device)] * tree.has_parent.to(rest_joints)
     world_r = [rotations[:, tree.levels[0]]]
     world_t = [offsets[:, tree.levels[0]]]
-    done_r, done_t = world_r[0], world_t[0]
     for level, slots in zip(tree.levels[1:], tree.parent_slots[1:]):
-        parent_r = done_r[:, slots]
-        parent_t = done_t[:, slots]
-        r = parent_r @ rotations[:, level]
-        t = parent_t + (parent_r @ offsets[:, level, :, None])[..., 0]
-        done_r = torch.cat([done_r, r], dim=1)
-        done_t = torch.cat([done_t, t], dim=1)
+        parent_r = world_r[-1][:, slots]  # parents all sit in the level before
+        parent_t = world_t[-1][:, slots]
+        world_r.append(parent_r @ rotations[:, level])
+        world_t.append(parent_t + (parent_r @ offsets[:, level, :, None])[..., 0])
+    done_r, done_t = torch.cat(world_r, dim=1), torch.cat(world_t, dim=1)
     inverse = tree.inverse_order.to(rotations.device)
     return done_r[:, inverse], done_t[:, inverse]
 
