@@ -30,13 +30,14 @@ from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 @dataclass
 class BodyFitConfig:
     iterations_3d: int = 15
-    iterations_2d: int = 30
+    iterations_2d: int = 60
     # with an initial pose (video: the previous frame) far fewer iterations are needed
     warm_iterations_3d: int = 8
     warm_iterations_2d: int = 20
     learning_rate: float = 0.04
     weight_2d: float = 1.0
     weight_3d: float = 2.0
+    final_weight_3d: float = 0.2  # the 3D weight decays to this over stage 3
     weight_pose_prior: float = 0.002
     weight_finger_prior: float = 0.001
     weight_limits: float = 1.0
@@ -163,9 +164,9 @@ class BodyFitter:
             loss = cfg.weight_pose_prior * body + cfg.weight_finger_prior * fingers + cfg.weight_limits * limits
             return loss + cfg.weight_shape * (shape() - 0.5).square().sum(1)
 
-        def loss_3d(points: torch.Tensor) -> torch.Tensor:
+        def loss_3d(points: torch.Tensor, weight: float = cfg.weight_3d) -> torch.Tensor:
             err = (self._relative(points) - targets.world).square().sum(-1)
-            return cfg.weight_3d * (err * targets.world_weight).sum(1) / targets.world_weight.sum(1).clamp(min=1)
+            return weight * (err * targets.world_weight).sum(1) / targets.world_weight.sum(1).clamp(min=1)
 
         # stage 1: 3D only (no translation, no hands' 2D)
         optimizer = torch.optim.Adam([root_delta, local], lr=cfg.learning_rate)
@@ -192,7 +193,9 @@ class BodyFitter:
             residual = (perspective_project(points, camera) - targets.xy).square().sum(-1)
             robust = residual / (residual + sigma.square())
             loss_2d = cfg.weight_2d * (robust * targets.xy_weight).sum(1) / targets.xy_weight.sum(1).clamp(min=1)
-            loss = (loss_2d + loss_3d(points) + priors()).sum()
+            # MediaPipe's 3D and 2D landmarks disagree a little: the 3D term guides, then yields to 2D
+            weight_3d = cfg.weight_3d ** (1 - progress) * cfg.final_weight_3d ** progress
+            loss = (loss_2d + loss_3d(points, weight_3d) + priors()).sum()
             loss.backward()
             optimizer.step()
 
