@@ -20,7 +20,7 @@ from hmrkit.body.anny_keypoints import anny_keypoint_library, anny_keypoint_map
 from hmrkit.body.anny_model import AnnyModel, load_anny_body
 from hmrkit.body.conventions import BODY_OUTPUT
 from hmrkit.body.keypoints import build_keypoint_map
-from hmrkit.fitting.body_fit import BodyFit, BodyFitConfig, BodyFitter
+from hmrkit.fitting.body_fit import BodyEstimator, BodyFit, BodyFitConfig, BodyFitter, FitInit
 from hmrkit.fitting.targets import FIT_KEYPOINTS, HAND_SLICES, targets_from_detections
 from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, perspective_project
 from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image
@@ -48,6 +48,11 @@ class PipelineConfig:
     with_vertices: bool = True
     hands: bool = True
     fit_threads: int = 1
+    # a learned estimator gives the starting pose (None: optimization only, from the 3D landmarks);
+    # with ``refine`` a short fit to the 2D landmarks follows (HKMR's "MF": regressor + optimizer)
+    estimator: BodyEstimator | None = None
+    refine: bool = True
+    refine_iterations: int = 20
     fit: BodyFitConfig = field(default_factory=BodyFitConfig)
 
 
@@ -123,7 +128,20 @@ class Pipeline:
         start = time.perf_counter()
         targets = targets_from_detections(detections)
         warm = init if init is not None and init.rotations.shape[0] == len(detections) else None
-        fit = self.fitter.fit(targets, camera, None if warm is None else warm.rotations, None if warm is None else warm.shape)
+        estimator = self.config.estimator
+        if warm is not None:
+            fit = self.fitter.fit(targets, camera, FitInit(warm.rotations, warm.shape))
+        elif estimator is None:
+            fit = self.fitter.fit(targets, camera)
+        else:
+            guess = estimator(targets, camera)
+            if self.config.refine:
+                fit = self.fitter.fit(targets, camera, guess, iterations=(0, self.config.refine_iterations))
+            else:
+                translation = guess.translation
+                if translation is None:
+                    translation = self.fitter.solve_translation(guess.rotations, guess.shape, targets, camera)
+                fit = self.fitter.evaluate(guess.rotations, guess.shape, translation, targets, camera)
         if smoother is not None:
             fit = self.fitter.evaluate(*smoother(fit), targets, camera)
         timings["fit"] = (time.perf_counter() - start) * 1000

@@ -15,6 +15,7 @@ Stages:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import roma
 import torch
@@ -46,6 +47,21 @@ class BodyFitConfig:
     # that far-off points still pull at first and outliers stop pulling at the end
     robust_sigma: tuple[float, float] = (0.3, 0.05)
     fit_shape: bool = True
+
+
+@dataclass
+class FitInit:
+    """A starting point for the fit (batched): a regressor's output or the previous frame's fit."""
+
+    rotations: torch.Tensor  # (B, J, 3, 3), joint 0 in the camera frame
+    shape: torch.Tensor  # (B, 6)
+    translation: torch.Tensor | None = None  # (B, 3); None: solved from the 2D landmarks
+
+
+class BodyEstimator(Protocol):
+    """A learned body estimator (e.g. HKMR): landmarks in, a starting pose out."""
+
+    def __call__(self, targets: FitTargets, camera: PerspectiveCamera) -> FitInit: ...
 
 
 @dataclass
@@ -128,20 +144,24 @@ class BodyFitter:
         self,
         targets: FitTargets,
         camera: PerspectiveCamera,
-        init_rotations: torch.Tensor | None = None,
-        init_shape: torch.Tensor | None = None,
+        init: FitInit | None = None,
+        iterations: tuple[int, int] | None = None,
     ) -> BodyFit:
+        """Fit everyone in ``targets``. ``init``: a starting pose (a regressor's, or the previous
+        video frame's); ``iterations``: (3D stage, 2D stage), default from the config (cold or warm)."""
         cfg = self.config
         batch, joints = targets.batch, self.model.num_joints
-        if init_rotations is None:
+        if iterations is None:
+            iterations = (cfg.iterations_3d, cfg.iterations_2d) if init is None else (cfg.warm_iterations_3d, cfg.warm_iterations_2d)
+        if init is None:
             root = torso_frame(targets.world)
             local = torch.zeros(batch, joints - 1, 3)
         else:
-            root = init_rotations[:, 0]
-            local = roma.rotmat_to_rotvec(init_rotations[:, 1:])
+            root = init.rotations[:, 0]
+            local = roma.rotmat_to_rotvec(init.rotations[:, 1:])
         root_delta = torch.zeros(batch, 3, requires_grad=True)
         local = local.clone().requires_grad_()
-        shape_logit = torch.zeros(batch, 6) if init_shape is None else torch.atanh((init_shape * 2 - 1).clamp(-0.99, 0.99))
+        shape_logit = torch.zeros(batch, 6) if init is None else torch.atanh((init.shape * 2 - 1).clamp(-0.99, 0.99))
         shape_logit.requires_grad_()
         translation = torch.zeros(batch, 3, requires_grad=True)
 
@@ -170,21 +190,23 @@ class BodyFitter:
 
         # stage 1: 3D only (no translation, no hands' 2D)
         optimizer = torch.optim.Adam([root_delta, local], lr=cfg.learning_rate)
-        warm = init_rotations is not None
-        for _ in range(cfg.warm_iterations_3d if warm else cfg.iterations_3d):
+        for _ in range(iterations[0]):
             optimizer.zero_grad()
             loss = (loss_3d(keypoints(False)) + priors()).sum()
             loss.backward()
             optimizer.step()
 
-        # stage 2: closed-form translation
+        # stage 2: closed-form translation (unless the initial guess has one)
         with torch.no_grad():
-            translation.copy_(solve_translation(keypoints(False), targets.xy, targets.xy_weight, camera))
+            if init is not None and init.translation is not None:
+                translation.copy_(init.translation)
+            else:
+                translation.copy_(self.solve_translation(pose(), shape(), targets, camera))
 
         # stage 3: everything
         params = [root_delta, local, translation] + ([shape_logit] if cfg.fit_shape else [])
         optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
-        steps = cfg.warm_iterations_2d if warm else cfg.iterations_2d
+        steps = iterations[1]
         for step in range(steps):
             progress = step / max(steps - 1, 1)
             sigma = cfg.robust_sigma[0] ** (1 - progress) * cfg.robust_sigma[1] ** progress * targets.box_size[:, None]
@@ -201,6 +223,12 @@ class BodyFitter:
 
         with torch.no_grad():
             return self.evaluate(pose(), shape(), translation.detach(), targets, camera)
+
+    @torch.no_grad()
+    def solve_translation(self, rotations: torch.Tensor, shape: torch.Tensor, targets: FitTargets, camera: PerspectiveCamera) -> torch.Tensor:
+        """The camera translation that best puts this pose onto the 2D landmarks (closed form)."""
+        points = self.model(rotations, shape, with_vertices=False, keypoints=self.keypoints).keypoints
+        return solve_translation(points, targets.xy, targets.xy_weight, camera)
 
     @torch.no_grad()
     def evaluate(self, rotations: torch.Tensor, shape: torch.Tensor, translation: torch.Tensor, targets: FitTargets,
