@@ -101,3 +101,13 @@ def test_console_script_version_and_quiet_errors(tmp_path):
     run = subprocess.run(exe + ["run", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [f"hmrkit: error: image file is empty (0 bytes): {tmp_path / 'x.jpg'}"]
+
+
+def test_json_parameters_rebuild_the_written_mesh(sample_run, anny_body):
+    """The documented way of reading the pose back (docs/output.md) gives the .npz mesh."""
+    person = json.loads((sample_run / "astronaut.json").read_text())["people"][0]
+    out = anny_body(torch.tensor(person["pose"]["matrices"])[None].float(),
+                    torch.tensor([list(person["shape"].values())]).float(),
+                    torch.tensor([person["translation"]]).float())
+    written = np.load(sample_run / "astronaut.npz")["vertices"][0]
+    assert np.abs(out.vertices[0].numpy() - written).max() < 2e-3  # JSON rounds rotations to 1e-5
