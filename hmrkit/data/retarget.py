@@ -1,0 +1,354 @@
+"""CMU motion on hmrkit's 22 core body joints, by matching bone directions.
+
+Both skeletons use world-aligned axes at rest in the same canonical frame (x = the body's
+left, y up, z forward), so each of our joints is driven by one CMU segment:
+
+- *Limbs* (hips, knees, shoulders, elbows, wrists) are matched exactly: our bone is pointed
+  along its CMU counterpart (e.g. our knee->ankle along CMU's knee->ankle). Positions alone
+  leave a bone's twist free (a straight arm can spin), so the twist comes from a secondary
+  direction carried by the CMU segment: "forward" for thighs, shins and upper arms (the knee
+  and elbow bend that way), the radial side of the hand (index minus little knuckle on
+  Anny, the thumb side on CMU) for forearms and hands. The forearm follows CMU's ``lwrist``
+  segment, which holds the pronation.
+- *Torso, neck, head, collars, feet* follow their CMU segment's rotation as a whole. Their
+  rest bones differ by anatomy, not by pose (Anny's spine is S-curved, CMU's nearly
+  straight; the rigs place the ankle differently), so matching them exactly would bend a
+  standing body. The pelvis is CMU's root: its frame is the hips line and the pelvis's up.
+- Fingers and toes stay at rest (CMU has no finger motion to speak of).
+
+The solver itself is generic: each joint's world rotation takes a rest (primary, secondary)
+direction pair onto a target pair (primary exact, secondary projected perpendicular), and
+local rotations follow SMPL-style (``R_j = G_parent^T G_j``). :func:`rotations_from_positions`
+runs it on our own skeleton's joint positions, which is how it is tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hmrkit.body.anny_rig import BODY_JOINTS, NUM_BODY_CORE, skeleton_of
+from hmrkit.data.cmu import (
+    CMU_SKELETON,
+    CmuMotion,
+    cmu_forward_kinematics,
+    cmu_rest_joints,
+    cmu_sequence_files,
+    read_cmu_values,
+)
+from hmrkit.paths import cache_dir
+
+BODY = skeleton_of(BODY_JOINTS)  # 52 joints: the 22 core ones, then the fingers
+CORE_PARENTS = BODY.parents[:NUM_BODY_CORE]
+CORE_NAMES = BODY.names[:NUM_BODY_CORE]
+X, Y, Z = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class CoreBone:
+    """How one core joint's rotation is found."""
+
+    joint: str
+    primary: str | tuple[float, float, float]  # our child joint the rotation points at, or a fixed rest axis (leaves)
+    twist: tuple[str, str] | tuple[float, float, float]  # our rest secondary: a joint pair (from, to) or an axis
+    segment: str  # the CMU segment that drives the joint
+    cmu_bone: tuple[str, str] | None = None  # limbs: the CMU bone ours is matched to exactly; None: follow the segment
+    cmu_twist: tuple[float, float, float] = Z  # CMU rest secondary, carried by the segment (limbs only)
+
+
+def _sided(side: str) -> list[CoreBone]:
+    s = side[0]
+    radial = (f"{side}_pinky1", f"{side}_index1")  # towards the thumb side of the palm
+    return [
+        CoreBone(f"{side}_hip", f"{side}_knee", Z, f"{s}femur", (f"{s}femur", f"{s}tibia")),
+        CoreBone(f"{side}_knee", f"{side}_ankle", Z, f"{s}tibia", (f"{s}tibia", f"{s}foot")),
+        CoreBone(f"{side}_ankle", f"{side}_foot", Y, f"{s}foot"),
+        CoreBone(f"{side}_foot", Z, Y, f"{s}toes"),
+        CoreBone(f"{side}_collar", f"{side}_shoulder", Z, f"{s}clavicle"),
+        CoreBone(f"{side}_shoulder", f"{side}_elbow", Z, f"{s}humerus", (f"{s}humerus", f"{s}radius")),
+        CoreBone(f"{side}_elbow", f"{side}_wrist", radial, f"{s}wrist", (f"{s}radius", f"{s}wrist")),
+        CoreBone(f"{side}_wrist", f"{side}_middle1", radial, f"{s}hand", (f"{s}hand", f"{s}fingers")),
+    ]
+
+
+def _core_bones() -> tuple[CoreBone, ...]:
+    bones = [
+        CoreBone("pelvis", "spine1", ("right_hip", "left_hip"), "root"),
+        CoreBone("spine1", "spine2", Z, "lowerback"),
+        CoreBone("spine2", "spine3", Z, "upperback"),
+        CoreBone("spine3", "neck", ("right_collar", "left_collar"), "thorax"),
+        CoreBone("neck", "head", Z, "lowerneck"),
+        CoreBone("head", Y, Z, "head"),
+    ]
+    bones += _sided("left") + _sided("right")
+    by_name = {b.joint: b for b in bones}
+    return tuple(by_name[name] for name in CORE_NAMES)
+
+
+CORE_BONES = _core_bones()
+
+
+# -- the solver --------------------------------------------------------------------------------
+
+
+def _unit(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    return v / v.norm(dim=-1, keepdim=True).clamp(min=eps)
+
+
+def direction_frame(primary: torch.Tensor, secondary: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) orthonormal frame: columns = primary, secondary made perpendicular, their cross.
+
+    A secondary (nearly) parallel to the primary falls back on the world axis least aligned with it.
+    """
+    a = _unit(primary)
+    b = secondary - (secondary * a).sum(-1, keepdim=True) * a
+    degenerate = b.norm(dim=-1, keepdim=True) < 1e-6 * secondary.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    axes = torch.eye(3, dtype=a.dtype, device=a.device)
+    fallback = axes[a.abs().argmin(dim=-1)]
+    fallback = fallback - (fallback * a).sum(-1, keepdim=True) * a
+    b = _unit(torch.where(degenerate, fallback, b))
+    return torch.stack([a, b, torch.linalg.cross(a, b)], dim=-1)
+
+
+def solve_world_rotations(
+    rest_primary: torch.Tensor, rest_secondary: torch.Tensor, primary: torch.Tensor, secondary: torch.Tensor
+) -> torch.Tensor:
+    """Rotations taking each rest direction pair onto its target pair: ``F(target) F(rest)^T``.
+
+    Shapes broadcast: rest (J, 3), targets (N, J, 3) -> (N, J, 3, 3). The primary is matched
+    exactly; the secondary only fixes the twist about it.
+    """
+    return direction_frame(primary, secondary) @ direction_frame(rest_primary, rest_secondary).transpose(-1, -2)
+
+
+def world_to_local(world: torch.Tensor, parents: tuple[int, ...] | list[int]) -> torch.Tensor:
+    """(N, J, 3, 3) world rotations -> SMPL-style local ones (joint 0 keeps its world rotation)."""
+    parent_index = torch.tensor([max(p, 0) for p in parents], device=world.device)
+    local = world[:, parent_index].transpose(-1, -2) @ world
+    return torch.cat([world[:, :1], local[:, 1:]], dim=1)
+
+
+# -- our skeleton's rest directions ------------------------------------------------------------
+
+
+def _rest_direction(bone: CoreBone, rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    j = BODY.index(bone.joint)
+    if isinstance(bone.primary, str):
+        primary = rest[BODY.index(bone.primary)] - rest[j]
+    else:
+        primary = torch.tensor(bone.primary, dtype=rest.dtype)
+    if isinstance(bone.twist[0], str):
+        a, b = bone.twist
+        secondary = rest[BODY.index(b)] - rest[BODY.index(a)]
+    else:
+        secondary = torch.tensor(bone.twist, dtype=rest.dtype)
+    return _unit(primary), secondary
+
+
+def rest_directions(rest_joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(22, 3) rest primary and secondary directions of the core joints, from (52, 3) rest joints."""
+    if rest_joints.shape != (len(BODY), 3):
+        raise ValueError(f"rest_joints must have shape ({len(BODY)}, 3) (the 52-joint body), got {tuple(rest_joints.shape)}")
+    pairs = [_rest_direction(b, rest_joints) for b in CORE_BONES]
+    return torch.stack([p for p, _ in pairs]), torch.stack([s for _, s in pairs])
+
+
+@lru_cache(maxsize=1)
+def anny_rest_joints() -> torch.Tensor:
+    """(52, 3) rest joints of Anny's neutral body (float64): the skeleton CMU is retargeted to."""
+    from hmrkit.body.anny_model import load_anny_body  # heavy; only when no rest is given
+
+    model = load_anny_body().double()
+    return model.rest_joints(model.blend_coefficients(model.default_shape(1)))[0].detach()
+
+
+# -- CMU -> core -------------------------------------------------------------------------------
+
+
+def cmu_direction_targets(motion: CmuMotion, rest_joints: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Rest and target (primary, secondary) directions of the 22 core joints for CMU frames."""
+    dtype = motion.rotations.dtype
+    rest_primary, rest_secondary = rest_directions(rest_joints.to(dtype))
+    cmu_rest = cmu_rest_joints(dtype)
+    segments = [CMU_SKELETON.index(b.segment) for b in CORE_BONES]
+    seg_rot = motion.rotations[:, segments]  # (T, 22, 3, 3)
+    # torso & co: carry our rest directions by the CMU segment (the joint takes its rotation)
+    primary = (seg_rot @ rest_primary[:, :, None])[..., 0]
+    secondary = (seg_rot @ rest_secondary[:, :, None])[..., 0]
+    rest_primary, rest_secondary = rest_primary.clone(), rest_secondary.clone()
+    for j, bone in enumerate(CORE_BONES):
+        if bone.cmu_bone is None:
+            continue
+        start, end = (CMU_SKELETON.index(n) for n in bone.cmu_bone)
+        cmu_dir = _unit(cmu_rest[end] - cmu_rest[start])
+        twist = torch.tensor(bone.cmu_twist, dtype=dtype)
+        primary[:, j] = _unit(motion.positions[:, end] - motion.positions[:, start])
+        secondary[:, j] = seg_rot[:, j] @ (twist - (twist @ cmu_dir) * cmu_dir)
+    return rest_primary, rest_secondary, primary, secondary
+
+
+def retarget_cmu(motion: CmuMotion, rest_joints: torch.Tensor | None = None) -> torch.Tensor:
+    """(T, 22, 3, 3) local rotations of our core joints reproducing ``motion``'s bone directions.
+
+    ``rest_joints``: (52, 3) rest joints of the target body (default: Anny's neutral shape).
+    Joint 0 is the global orientation in the canonical frame (y up).
+    """
+    rest = anny_rest_joints() if rest_joints is None else rest_joints
+    world = solve_world_rotations(*cmu_direction_targets(motion, rest))
+    return world_to_local(world, CORE_PARENTS)
+
+
+# -- our own skeleton's positions -> rotations -------------------------------------------------
+
+
+def rotations_from_positions(joints: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
+    """(N, 22, 3) posed core joint positions -> (N, 22, 3, 3) local rotations that reproduce them.
+
+    Every bone is pointed at its posed child; the pelvis and spine3 (two or more children) take
+    their twist from the hips and collar lines. Other twists do not move any joint: they are
+    taken from the next bone's bend plane where there is one (otherwise any valid twist), and
+    the leaves (head, feet, wrists) stay at rest. A starting point for fitting, and the test of
+    the solver.
+    """
+    if joints.ndim != 3 or joints.shape[1:] != (NUM_BODY_CORE, 3):
+        raise ValueError(f"joints must have shape (N, {NUM_BODY_CORE}, 3), got {tuple(joints.shape)}")
+    rest_primary, rest_secondary = rest_directions(rest_joints.to(joints.dtype))
+    primary = rest_primary.expand(joints.shape[0], -1, -1).clone()
+    secondary = rest_secondary.expand(joints.shape[0], -1, -1).clone()
+    has_child = [isinstance(b.primary, str) and BODY.index(b.primary) < NUM_BODY_CORE for b in CORE_BONES]
+    for j, bone in enumerate(CORE_BONES):
+        if not has_child[j]:
+            continue
+        child = BODY.index(bone.primary)
+        primary[:, j] = joints[:, child] - joints[:, j]
+        if isinstance(bone.twist[0], str) and all(BODY.index(n) < NUM_BODY_CORE for n in bone.twist):
+            a, b = (BODY.index(n) for n in bone.twist)
+            secondary[:, j] = joints[:, b] - joints[:, a]
+        elif has_child[child]:
+            grandchild = BODY.index(CORE_BONES[child].primary)
+            rest_next = rest_joints[grandchild] - rest_joints[child]
+            rest_secondary[j] = rest_next.to(joints.dtype)
+            secondary[:, j] = joints[:, grandchild] - joints[:, child]
+    world = solve_world_rotations(rest_primary, rest_secondary, primary, secondary)
+    leaves = torch.tensor([not h for h in has_child])
+    local = world_to_local(world, CORE_PARENTS)
+    # a leaf keeps its parent's world rotation: identity local
+    local[:, leaves] = torch.eye(3, dtype=local.dtype)
+    return local
+
+
+def mirror_core_rotations(rotations: torch.Tensor) -> torch.Tensor:
+    """(..., 22, 3, 3) poses mirrored left <-> right (x -> -x): a free, plausible augmentation.
+
+    Exact for a left-right symmetric rest skeleton (Anny's is): ``R'_j = M R_swap(j) M`` with
+    ``M = diag(-1, 1, 1)``.
+    """
+    if rotations.shape[-3:] != (NUM_BODY_CORE, 3, 3):
+        raise ValueError(f"rotations must have shape (..., {NUM_BODY_CORE}, 3, 3), got {tuple(rotations.shape)}")
+    swap = [CORE_NAMES.index(_other_side(n)) for n in CORE_NAMES]
+    flip = torch.tensor([-1.0, 1.0, 1.0], dtype=rotations.dtype, device=rotations.device)
+    return rotations[..., swap, :, :] * flip[:, None] * flip[None, :]
+
+
+def _other_side(name: str) -> str:
+    if name.startswith("left_"):
+        return "right_" + name[5:]
+    if name.startswith("right_"):
+        return "left_" + name[6:]
+    return name
+
+
+# -- the training set ---------------------------------------------------------------------------
+
+CACHE_VERSION = "cmu-core22-v1"
+
+
+@dataclass(frozen=True)
+class CmuPoses:
+    """Retargeted CMU frames, one row per kept frame."""
+
+    rotations: np.ndarray  # (N, 22, 3, 3) float32 local rotations, joint 0 = global orientation (y up)
+    root_positions: np.ndarray  # (N, 3) float32 CMU root position, metres, y up, floor near y = 0
+    actions: np.ndarray  # (N,) str
+    sequence_ids: np.ndarray  # (N,) int64 index into ``sequence_names``
+    frames: np.ndarray  # (N,) int64 frame number in its file (0 = first motion frame)
+    sequence_names: tuple[str, ...]  # "<action>_<n>"
+
+    def __len__(self) -> int:
+        return self.rotations.shape[0]
+
+
+def _cache_path(split: str, stride: int, files: list) -> Path:
+    h = hashlib.sha1(CACHE_VERSION.encode())
+    for f in files:
+        st = f.path.stat()
+        h.update(f"{f.action}/{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return cache_dir() / "cmu_mocap" / f"{split}_stride{stride}_{h.hexdigest()[:16]}.npz"
+
+
+def _build(files, stride: int) -> CmuPoses:
+    rest = anny_rest_joints()
+    rotations, roots, actions, ids, frames = [], [], [], [], []
+    for i, f in enumerate(files):
+        values = torch.from_numpy(read_cmu_values(f.path)[::stride].copy())
+        motion = cmu_forward_kinematics(values)
+        rotations.append(retarget_cmu(motion, rest).float().numpy())
+        roots.append(motion.positions[:, 0].float().numpy())
+        n = values.shape[0]
+        actions += [f.action] * n
+        ids.append(np.full(n, i, dtype=np.int64))
+        frames.append(np.arange(n, dtype=np.int64) * stride)
+    return CmuPoses(
+        rotations=np.concatenate(rotations),
+        root_positions=np.concatenate(roots),
+        actions=np.array(actions, dtype=str),
+        sequence_ids=np.concatenate(ids),
+        frames=np.concatenate(frames),
+        sequence_names=tuple(f.name for f in files),
+    )
+
+
+def load_cmu_poses(split: str, stride: int = 4, actions: tuple[str, ...] | list[str] | None = None, root=None) -> CmuPoses:
+    """CMU frames of ``split`` ("train" or "test", the held-out set) retargeted to the core joints.
+
+    Every ``stride``-th frame is kept (the files are 120 Hz). Results are cached as .npz under
+    ``hmrkit.paths.cache_dir()/cmu_mocap``, keyed by the files' sizes and times, so a second
+    call reads no text. ``root``: the ``cmu_mocap`` folder (see :func:`cmu_data_dir`).
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    files = cmu_sequence_files(split, actions, root)
+    path = _cache_path(split, stride, files)
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return CmuPoses(
+                    rotations=z["rotations"],
+                    root_positions=z["root_positions"],
+                    actions=z["actions"],
+                    sequence_ids=z["sequence_ids"],
+                    frames=z["frames"],
+                    sequence_names=tuple(z["sequence_names"].tolist()),
+                )
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache: rebuild it below
+    poses = _build(files, stride)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez(
+        tmp,
+        rotations=poses.rotations,
+        root_positions=poses.root_positions,
+        actions=poses.actions,
+        sequence_ids=poses.sequence_ids,
+        frames=poses.frames,
+        sequence_names=np.array(poses.sequence_names, dtype=str),
+    )
+    os.replace(tmp, path)
+    return poses
