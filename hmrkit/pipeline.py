@@ -23,6 +23,7 @@ from hmrkit.body.keypoints import build_keypoint_map
 from hmrkit.fitting.body_fit import BodyEstimator, BodyFit, BodyFitConfig, BodyFitter, FitInit
 from hmrkit.fitting.targets import FIT_KEYPOINTS, HAND_SLICES, targets_from_detections
 from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, perspective_project
+from hmrkit.models.pose_prior import load_pose_prior
 from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
 from hmrkit.perception.types import PersonDetection
@@ -68,7 +69,7 @@ class Pipeline:
             build_keypoint_map(anny_keypoint_library(), self.model.skeleton, FIT_KEYPOINTS)
         )
         self.output_keypoints = anny_keypoint_map(self.model, BODY_OUTPUT)
-        self.fitter = BodyFitter(self.model, self.fit_keypoints, self.config.fit)
+        self.fitter = BodyFitter(self.model, self.fit_keypoints, self.config.fit, load_pose_prior())
 
     def close(self) -> None:
         self.backend.close()

@@ -25,6 +25,7 @@ from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.body.conventions import MEDIAPIPE33
 from hmrkit.body.keypoints import KeypointMap
 from hmrkit.fitting.targets import BODY, FIT_KEYPOINTS, HAND_SLICES, FitTargets
+from hmrkit.models.pose_prior import PosePrior
 from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 
 
@@ -39,7 +40,8 @@ class BodyFitConfig:
     weight_2d: float = 1.0
     weight_3d: float = 2.0
     final_weight_3d: float = 0.2  # the 3D weight decays to this over stage 3
-    weight_pose_prior: float = 0.002
+    weight_pose_prior: float = 0.002  # L2 on the body's axis-angles (keeps unseen joints near rest)
+    weight_vae_prior: float = 1e-4  # KL of the mocap-trained VAE pose prior (nats; ~50 on real poses)
     weight_finger_prior: float = 0.001
     weight_limits: float = 1.0
     weight_shape: float = 0.02
@@ -122,12 +124,16 @@ def hinge_axes(model: AnnyModel) -> tuple[list[int], torch.Tensor]:
 class BodyFitter:
     """Holds the model and the fit keypoint map; ``fit`` runs the stages for one image's people."""
 
-    def __init__(self, model: AnnyModel, keypoints: KeypointMap, config: BodyFitConfig | None = None):
+    def __init__(self, model: AnnyModel, keypoints: KeypointMap, config: BodyFitConfig | None = None,
+                 pose_prior: PosePrior | None = None):
         if keypoints.names != FIT_KEYPOINTS.names:
             raise ValueError("BodyFitter needs the FIT_KEYPOINTS map")
         self.model = model
         self.keypoints = keypoints
         self.config = config or BodyFitConfig()
+        self.pose_prior = pose_prior
+        if pose_prior is not None:
+            pose_prior.requires_grad_(False)
         self.hinges, self.hinge_axes = hinge_axes(model)
         left_hip, right_hip = MEDIAPIPE33.index("left_hip"), MEDIAPIPE33.index("right_hip")
         self.hips = [left_hip, right_hip]
@@ -182,6 +188,9 @@ class BodyFitter:
             flex = (local[:, [j - 1 for j in self.hinges]] * self.hinge_axes).sum(-1)
             limits = torch.relu(-flex).square().sum(1)
             loss = cfg.weight_pose_prior * body + cfg.weight_finger_prior * fingers + cfg.weight_limits * limits
+            if self.pose_prior is not None:
+                core = roma.rotvec_to_rotmat(local[:, : NUM_BODY_CORE - 1])
+                loss = loss + cfg.weight_vae_prior * self.pose_prior.kl(core)
             return loss + cfg.weight_shape * (shape() - 0.5).square().sum(1)
 
         def loss_3d(points: torch.Tensor, weight: float = cfg.weight_3d) -> torch.Tensor:
