@@ -37,6 +37,7 @@ class BodyFitConfig:
     warm_iterations_3d: int = 8
     warm_iterations_2d: int = 20
     learning_rate: float = 0.04
+    translation_lr_scale: float = 0.25  # metres vs radians: the translation's step relative to the rest
     weight_2d: float = 1.0
     weight_3d: float = 2.0
     final_weight_3d: float = 0.2  # the 3D weight decays to this over stage 3
@@ -213,8 +214,10 @@ class BodyFitter:
                 translation.copy_(self.solve_translation(pose(), shape(), targets, camera))
 
         # stage 3: everything
-        params = [root_delta, local, translation] + ([shape_logit] if cfg.fit_shape else [])
-        optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+        groups = [{"params": [root_delta, local]}, {"params": [translation], "lr": cfg.learning_rate * cfg.translation_lr_scale}]
+        if cfg.fit_shape:
+            groups.append({"params": [shape_logit]})
+        optimizer = torch.optim.Adam(groups, lr=cfg.learning_rate)
         steps = iterations[1]
         for step in range(steps):
             progress = step / max(steps - 1, 1)
