@@ -1,0 +1,486 @@
+"""HKMR benchmarks: held-out synthetic landmarks (Tables 1-3 analogue), limb occlusion, speed,
+and occluders drawn on real photos run through the whole pipeline.
+
+    python benchmarks/bench_hkmr.py train [--steps 600]     # the equal-budget ablation models (cache)
+    python benchmarks/bench_hkmr.py synthetic [--count 2000]
+    python benchmarks/bench_hkmr.py speed
+    python benchmarks/bench_hkmr.py occlusion [--images 60]
+
+*synthetic*: the CMU ``test`` split (held out: other sequences, and washing windows, an action
+absent from training), posed on random Anny bodies and seen through random cameras with the
+training noise model (:mod:`hmrkit.data.synth_keypoints`), a fixed draw. MPJPE and PA-MPJPE over
+the 22 core joints and PVE over the 13,718 mesh vertices, pelvis-centred, in mm. "Limb occluded":
+the same samples with every landmark of one limb (arm: elbow to fingers; leg: knee to toes)
+dropped, a different limb per sample; "occluded-limb MPJPE" counts only that limb's 4 joints.
+The shipped models trained longer than the equal-budget ablation models, which are compared
+among themselves.
+
+*occlusion*: LSP photos (``../shared/data/lspet_dev``) with a grey bar, circle or rectangle of
+degree 1-5 (the paper's sizes: bar width and circle radius 10-50 px, rectangle area 3,000-15,000
+px, scaled by the image's size / 300 px) centred on one labelled joint (joints taken in turn);
+PCK of the 14 LSP joints (torso-normalized) for MediaPipe's raw landmarks and the pipeline's
+mesh with HKMR + refinement, flat + refinement, and the optimization-only fit; MediaPipe runs
+once per occluded image and all methods share its output.
+Results: benchmarks/results/hkmr_{synthetic,speed,occlusion}.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+from hmrkit.body.anny_model import load_anny_body  # noqa: E402
+from hmrkit.body.anny_rig import KINEMATIC_CHAINS, NUM_BODY_CORE  # noqa: E402
+from hmrkit.data.retarget import CORE_NAMES  # noqa: E402
+from hmrkit.data.synth_keypoints import LIMBS, SynthBatch, SynthKeypoints, fit_targets  # noqa: E402
+from hmrkit.estimators import load_regressor  # noqa: E402
+from hmrkit.eval.metrics import mpjpe, pa_mpjpe, pve  # noqa: E402
+from hmrkit.models.encoders import BodyKeypoints  # noqa: E402
+from hmrkit.models.hkmr import BodyRegressor, HkmrConfig  # noqa: E402
+from hmrkit.paths import cache_dir, weights_dir  # noqa: E402
+
+ABLATION_DIR = cache_dir() / "hkmr_ablations"
+# equal-budget models: name -> (train variant, inner, outer)
+ABLATIONS: dict[str, tuple[str, int, int]] = {
+    "hkmr": ("hkmr", 4, 3),
+    "flat": ("flat", 4, 3),
+    "no_hierarchy": ("no_hierarchy", 4, 3),
+    "forward_only": ("forward_only", 4, 3),
+    "discriminator": ("discriminator", 4, 3),
+    "outer1": ("hkmr", 4, 1),
+    "outer2": ("hkmr", 4, 2),
+    "outer4": ("hkmr", 4, 4),
+    "inner2": ("hkmr", 2, 3),
+    "inner6": ("hkmr", 6, 3),
+}
+LIMB_JOINTS = {f"{side}_{part}": [CORE_NAMES.index(j) for j in KINEMATIC_CHAINS[f"{side}_{part}"]]
+               for side in ("left", "right") for part in ("arm", "leg")}
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), CPU only, torch {torch.__version__}"
+
+
+def write(name: str, payload: dict, table: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1))
+    (RESULTS / f"{name}.md").write_text(table)
+    print(table)
+
+
+# -- training the equal-budget models ------------------------------------------------------------
+
+
+def train_ablations(args) -> None:
+    from hmrkit.train.hkmr import TrainConfig, train
+
+    for name, (variant, inner, outer) in ABLATIONS.items():
+        if args.only and name not in args.only:
+            continue
+        out = ABLATION_DIR / f"{name}.safetensors"
+        if out.exists() and not args.force:
+            print(f"{name}: {out} exists, skipped")
+            continue
+        cfg = TrainConfig(model=variant, inner=inner, outer=outer, steps=args.steps, val_every=args.steps // 4,
+                          checkpoint_every=args.steps // 4, run_dir=str(ABLATION_DIR / f"run_{name}"), out=str(out))
+        train(cfg)
+
+
+# -- evaluation on synthetic landmarks -------------------------------------------------------------
+
+
+def drop_limbs(batch: SynthBatch) -> tuple[SynthBatch, list[str]]:
+    """The batch with every landmark of one limb unseen (limbs taken in turn)."""
+    names = list(LIMBS)
+    chosen = [names[i % len(names)] for i in range(batch.batch)]
+    visible = batch.observed.visible.clone()
+    for i, name in enumerate(chosen):
+        visible[i, LIMBS[name]] = False
+    m = visible[..., None].float()
+    observed = BodyKeypoints(batch.observed.xy * m, visible, batch.observed.world * m)
+    return replace(batch, observed=observed), chosen
+
+
+@torch.no_grad()
+def predict(regressor: BodyRegressor, observed: BodyKeypoints, chunk: int = 512):
+    outs = [regressor(BodyKeypoints(observed.xy[s:s + chunk], observed.visible[s:s + chunk], observed.world[s:s + chunk]))
+            for s in range(0, observed.batch, chunk)]
+    return torch.cat([o.rotations[-1] for o in outs]), torch.cat([o.shape[-1] for o in outs])
+
+
+@torch.no_grad()
+def errors(body, rotations: torch.Tensor, shape: torch.Tensor, batch: SynthBatch, chunk: int = 128) -> dict[str, torch.Tensor]:
+    """Per-sample MPJPE, PA-MPJPE (22 core joints) and PVE (all vertices), pelvis-centred, mm."""
+    eye = torch.eye(3)
+    res = {"mpjpe": [], "pa_mpjpe": [], "pve": [], "joint_error": []}
+    for s in range(0, batch.batch, chunk):
+        part = slice(s, s + chunk)
+        n = rotations[part].shape[0]
+        full = eye.expand(n, body.num_joints, 3, 3).clone()
+        full[:, :NUM_BODY_CORE] = rotations[part]
+        pred = body(full, shape[part])
+        full_gt = eye.expand(n, body.num_joints, 3, 3).clone()
+        full_gt[:, :NUM_BODY_CORE] = batch.rotations[part]
+        gt = body(full_gt, batch.shape[part])
+        pj, gj = pred.joints[:, :NUM_BODY_CORE], gt.joints[:, :NUM_BODY_CORE]
+        pj, gj = pj - pj[:, :1], gj - gj[:, :1]
+        res["mpjpe"].append(mpjpe(pj, gj) * 1000)
+        res["pa_mpjpe"].append(pa_mpjpe(pj, gj) * 1000)
+        res["pve"].append(pve(pred.vertices, gt.vertices, pred_root=pred.joints[:, 0], target_root=gt.joints[:, 0]) * 1000)
+        res["joint_error"].append((pj - gj).norm(dim=-1) * 1000)
+    return {k: torch.cat(v) for k, v in res.items()}
+
+
+def summarize(e: dict[str, torch.Tensor], limbs: list[str] | None = None) -> dict[str, float]:
+    out = {k: round(float(e[k].mean()), 1) for k in ("mpjpe", "pa_mpjpe", "pve")}
+    if limbs is not None:
+        limb_err = torch.stack([e["joint_error"][i, LIMB_JOINTS[name]].mean() for i, name in enumerate(limbs)])
+        out["occluded_limb_mpjpe"] = round(float(limb_err.mean()), 1)
+    return out
+
+
+def synthetic(args) -> None:
+    torch.manual_seed(0)
+    body = load_anny_body()
+    data = SynthKeypoints(body, "test", stride=1)
+    batch = data.sample(args.count, torch.Generator().manual_seed(2024))
+    occluded, limbs = drop_limbs(batch)
+    rows: dict[str, dict] = {}
+
+    def evaluate(name: str, path: Path, overrides: dict | None = None) -> None:
+        if not path.exists():
+            print(f"{name}: {path} missing, skipped")
+            return
+        regressor, spec, meta = load_regressor(path)
+        if overrides:  # test-time iteration counts of a trained HKMR
+            regressor.head.config = replace(regressor.head.config, **overrides)
+        start = time.perf_counter()
+        std = summarize(errors(body, *predict(regressor, batch.observed), batch))
+        occ = summarize(errors(body, *predict(regressor, occluded.observed), occluded), limbs)
+        rows[name] = {"weights": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name),
+                      "train_steps": meta.get("steps"), "params_M": round(sum(p.numel() for p in regressor.parameters()) / 1e6, 2),
+                      "standard": std, "limb_occluded": occ, **({"test_time": overrides} if overrides else {})}
+        print(name, rows[name], f"{time.perf_counter() - start:.0f} s", flush=True)
+
+    evaluate("shipped HKMR", weights_dir() / "hkmr.safetensors")
+    evaluate("shipped flat (HMR IEF)", weights_dir() / "hmr_flat.safetensors")
+    for name in ABLATIONS:
+        evaluate(f"budget: {name}", ABLATION_DIR / f"{name}.safetensors")
+    for outer in (1, 2, 4):
+        evaluate(f"shipped HKMR, test-time outer {outer}", weights_dir() / "hkmr.safetensors", {"outer_iterations": outer})
+    for inner in (2, 6):
+        evaluate(f"shipped HKMR, test-time inner {inner}", weights_dir() / "hkmr.safetensors", {"inner_iterations": inner})
+    if args.fit_count:
+        rows.update(fitted(body, batch, occluded, limbs, args.fit_count))
+
+    payload = {"machine": machine(), "command": f"python benchmarks/bench_hkmr.py synthetic --count {args.count}"
+               + (f" --fit-count {args.fit_count}" if args.fit_count else ""),
+               "samples": args.count, "split": "CMU test (held out)", "rows": rows}
+    write("hkmr_synthetic", payload, synthetic_table(payload))
+
+
+def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], count: int) -> dict[str, dict]:
+    """The regressor + optimizer (HKMR 'MF') and the optimization-only fit on the first
+    ``count`` samples: the pipeline's BodyFitter against the synthetic 2D and 3D landmarks."""
+    from hmrkit.body.anny_keypoints import anny_keypoint_library
+    from hmrkit.body.keypoints import build_keypoint_map
+    from hmrkit.estimators import FlatEstimator, HkmrEstimator
+    from hmrkit.fitting.body_fit import BodyFitter
+    from hmrkit.fitting.targets import FIT_KEYPOINTS
+    from hmrkit.geometry.cameras import PerspectiveCamera
+
+    fitter = BodyFitter(body, body.compile_keypoints(build_keypoint_map(anny_keypoint_library(), body.skeleton, FIT_KEYPOINTS)))
+    rows = {}
+    sub = lambda b: SynthBatch(BodyKeypoints(b.observed.xy[:count], b.observed.visible[:count], b.observed.world[:count]),  # noqa: E731
+                               *(t[:count] for t in (b.rotations, b.shape, b.translation, b.joints, b.keypoints, b.keypoints2d)),
+                               PerspectiveCamera(*(torch.as_tensor(v)[:count] for v in (b.camera.fx, b.camera.fy, b.camera.cx, b.camera.cy))),
+                               b.image_size[:count])
+    std, occ = sub(batch), sub(occluded)
+    for name, estimator in (("optimization only (pipeline fit)", None), ("shipped HKMR + refinement (MF)", HkmrEstimator.load(body=body)),
+                            ("shipped flat + refinement", FlatEstimator.load(body=body))):
+        start = time.perf_counter()
+        row = {}
+        for label, b in (("standard", std), ("limb_occluded", occ)):
+            rotations, shape = [], []
+            for s in range(0, count, 100):
+                part = SynthBatch(BodyKeypoints(b.observed.xy[s:s + 100], b.observed.visible[s:s + 100], b.observed.world[s:s + 100]),
+                                  *(t[s:s + 100] for t in (b.rotations, b.shape, b.translation, b.joints, b.keypoints, b.keypoints2d)),
+                                  PerspectiveCamera(*(torch.as_tensor(v)[s:s + 100] for v in (b.camera.fx, b.camera.fy, b.camera.cx, b.camera.cy))),
+                                  b.image_size[s:s + 100])
+                targets = fit_targets(part)
+                if estimator is None:
+                    fit = fitter.fit(targets, part.camera)
+                else:
+                    fit = fitter.fit(targets, part.camera, estimator(targets, part.camera), iterations=(0, 20))
+                rotations.append(fit.rotations[:, :NUM_BODY_CORE])
+                shape.append(fit.shape)
+            e = errors(body, torch.cat(rotations), torch.cat(shape), b)
+            row[label] = summarize(e, limbs[:count] if label == "limb_occluded" else None)
+        rows[f"{name} (first {count})"] = {"standard": row["standard"], "limb_occluded": row["limb_occluded"]}
+        print(name, row, f"{time.perf_counter() - start:.0f} s", flush=True)
+    return rows
+
+
+def synthetic_table(payload: dict) -> str:
+    lines = [f"# HKMR on held-out synthetic landmarks ({payload['samples']} samples, {payload['split']})", "",
+             f"Machine: {payload['machine']}. Command: `{payload['command']}`.", "",
+             "Pelvis-centred errors in mm: MPJPE / PA-MPJPE over the 22 core joints, PVE over all vertices. "
+             "'Limb occluded': every landmark of one limb dropped (limbs in turn); 'occl. limb' = MPJPE of that limb's 4 joints.", "",
+             "| model | params (M) | train steps | MPJPE | PA-MPJPE | PVE | MPJPE limb occl. | PA-MPJPE limb occl. | occl. limb MPJPE |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in payload["rows"].items():
+        s, o = r["standard"], r["limb_occluded"]
+        lines.append(f"| {name} | {r.get('params_M', '')} | {r.get('train_steps', '')} | {s['mpjpe']} | {s['pa_mpjpe']} | {s['pve']} | "
+                     f"{o['mpjpe']} | {o['pa_mpjpe']} | {o.get('occluded_limb_mpjpe', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+# -- speed ---------------------------------------------------------------------------------------
+
+
+def speed(args) -> None:
+    from hmrkit.body.anny_keypoints import anny_keypoint_library
+    from hmrkit.body.keypoints import build_keypoint_map
+    from hmrkit.estimators import FlatEstimator, HkmrEstimator
+    from hmrkit.fitting.body_fit import BodyFitter
+    from hmrkit.fitting.targets import FIT_KEYPOINTS
+    from hmrkit.io.images import load_image
+    from hmrkit.pipeline import Pipeline, PipelineConfig
+
+    torch.set_num_threads(1)
+    body = load_anny_body()
+    batch = SynthKeypoints(body, "test", stride=4).sample(args.repeats, torch.Generator().manual_seed(3))
+    fitter = BodyFitter(body, body.compile_keypoints(build_keypoint_map(anny_keypoint_library(), body.skeleton, FIT_KEYPOINTS)))
+    rows = {}
+    for name, cls in (("HKMR", HkmrEstimator), ("flat", FlatEstimator)):
+        est = cls.load(body=body)
+        regressor_ms, refined_ms = [], []
+        for i in range(args.repeats):
+            one = SynthBatch(BodyKeypoints(batch.observed.xy[i:i + 1], batch.observed.visible[i:i + 1], batch.observed.world[i:i + 1]),
+                             *(t[i:i + 1] for t in (batch.rotations, batch.shape, batch.translation, batch.joints, batch.keypoints,
+                                                    batch.keypoints2d)),
+                             type(batch.camera)(*(torch.as_tensor(v)[i:i + 1] for v in (batch.camera.fx, batch.camera.fy,
+                                                                                          batch.camera.cx, batch.camera.cy))),
+                             batch.image_size[i:i + 1])
+            targets = fit_targets(one)
+            start = time.perf_counter()
+            est.predict(one.observed)
+            regressor_ms.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            fitter.fit(targets, one.camera, est(targets, one.camera), iterations=(0, 20))
+            refined_ms.append((time.perf_counter() - start) * 1000)
+        rows[name] = {"regressor_ms": float(np.median(regressor_ms[2:])), "regressor_plus_refine20_ms": float(np.median(refined_ms[2:]))}
+        print(name, rows[name], flush=True)
+
+    images = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    for name, estimator in (("pipeline HKMR + refine", HkmrEstimator.load(body=body)), ("pipeline HKMR, no refine", HkmrEstimator.load(body=body)),
+                            ("pipeline optimization only", None)):
+        refine = "no refine" not in name
+        pipeline = Pipeline(PipelineConfig(estimator=estimator, refine=refine, with_vertices=True))
+        pipeline.run(load_image(images[0]))
+        per_person, hands, people = [], 0, 0
+        for path in images:
+            loaded = load_image(path)
+            start = time.perf_counter()
+            result = pipeline.run(loaded, str(path))
+            total = (time.perf_counter() - start) * 1000
+            if result.people:
+                per_person.append(total / len(result.people))
+                people += len(result.people)
+                hands += sum(len(p.hands) for p in result.people)
+        pipeline.close()
+        rows[name] = {"per_person_ms_mean": float(np.mean(per_person)), "per_person_ms_median": float(np.median(per_person)),
+                      "images": len(images), "people": people, "hands": hands}
+        print(name, rows[name], flush=True)
+    payload = {"machine": machine(), "command": "python benchmarks/bench_hkmr.py speed", "rows": rows,
+               "notes": "regressor: batch 1, no_grad, 1 torch thread, median over samples; pipeline: photos in "
+                        "../shared/data/demo_images, whole run() (MediaPipe pose + hands on wrist crops, fit, mesh) / people found"}
+    lines = ["# HKMR speed", "", f"Machine: {machine()}. Command: `{payload['command']}`. {payload['notes']}.", "",
+             "| what | ms per person |", "|---|---|"]
+    for name, r in rows.items():
+        if "regressor_ms" in r:
+            lines.append(f"| {name} regressor alone | {r['regressor_ms']:.1f} |")
+            lines.append(f"| {name} regressor + 20-iteration refinement | {r['regressor_plus_refine20_ms']:.1f} |")
+        else:
+            lines.append(f"| {name} (mean / median over {r['images']} photos, {r['people']} people, {r['hands']} hands) | "
+                         f"{r['per_person_ms_mean']:.0f} / {r['per_person_ms_median']:.0f} |")
+    write("hkmr_speed", payload, "\n".join(lines) + "\n")
+
+
+# -- occluders on real photos ----------------------------------------------------------------------
+
+SHAPES = ("bar", "circle", "rectangle")
+DEGREES = (1, 2, 3, 4, 5)
+REFERENCE_SIZE = 300.0  # px: the paper's occluder sizes are for a person of about this size
+
+
+def draw_occluder(rgb: np.ndarray, shape: str, degree: int, centre: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """A solid occluder of the paper's size for ``degree``, scaled by ``scale``, centred on ``centre``."""
+    import cv2
+
+    out = rgb.copy()
+    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    cx, cy = float(centre[0]), float(centre[1])
+    if shape == "bar":  # width 10..50 px, long and at a random angle
+        width, length = 10 * degree * scale, 0.5 * REFERENCE_SIZE * scale
+        angle = rng.uniform(0, 180)
+        box = cv2.boxPoints(((cx, cy), (length, width), angle))
+        cv2.fillConvexPoly(out, np.round(box).astype(np.int32), colour)
+    elif shape == "circle":  # radius 10..50 px
+        cv2.circle(out, (round(cx), round(cy)), max(1, round(10 * degree * scale)), colour, -1)
+    else:  # area 3,000..15,000 px, aspect 1:2..2:1
+        area = 3000 * degree * scale**2
+        aspect = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        w, h = np.sqrt(area * aspect), np.sqrt(area / aspect)
+        cv2.rectangle(out, (round(cx - w / 2), round(cy - h / 2)), (round(cx + w / 2), round(cy + h / 2)), colour, -1)
+    return out
+
+
+class SharedPerception:
+    """Runs MediaPipe once per image; every method's pipeline reads the same result."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.result = None
+
+    def prepare(self, rgb: np.ndarray) -> None:
+        self.result = self.backend.detect(rgb)
+
+    def detect(self, rgb: np.ndarray):
+        return self.result
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def occlusion(args) -> None:
+    from hmrkit.body.anny_keypoints import anny_keypoint_map
+    from hmrkit.body.conventions import LSP14, MEDIAPIPE33
+    from hmrkit.estimators import FlatEstimator, HkmrEstimator
+    from hmrkit.geometry.cameras import perspective_project
+    from hmrkit.io.images import load_image
+    from hmrkit.pipeline import Pipeline, PipelineConfig
+
+    d = np.load(DATA / "lspet_dev" / "joints.npz")
+    assert tuple(str(n) for n in d["joint_names"]) == LSP14.names
+    a, b = LSP14.index("left_shoulder"), LSP14.index("right_hip")
+    items = []
+    for i, name in enumerate(d["image_names"]):
+        joints = d["joints"][i]
+        labelled = (joints[:, 2] > 0) & (joints[:, 0] > 0) & (joints[:, 1] > 0)
+        if labelled[a] and labelled[b] and labelled.sum() >= 10:
+            items.append((DATA / "lspet_dev" / "images" / str(name), joints[:, :2], labelled))
+        if len(items) == args.images:
+            break
+    pipeline = Pipeline(PipelineConfig(with_vertices=False))
+    shared = SharedPerception(pipeline.backend)
+    pipeline.backend = shared
+    methods = {"HKMR + refinement": HkmrEstimator.load(body=pipeline.model), "flat + refinement": FlatEstimator.load(body=pipeline.model),
+               "optimization only": None}
+    lsp_map = anny_keypoint_map(pipeline.model, LSP14)
+    limbs = [LSP14.index(f"{s}_{j}") for s in ("left", "right") for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
+    mp_index = np.array([MEDIAPIPE33.index(LSP14.names[j]) for j in limbs])
+    settings = [("none", 0)] + [(shape, degree) for shape in SHAPES for degree in DEGREES]
+    # correct[method][setting] = [limb joints correct, limb joints counted, occluded joint correct, occluded joints counted]
+    names = ["MediaPipe raw"] + list(methods)
+    tally = {m: {f"{s}:{dg}": np.zeros(4) for s, dg in settings} for m in names}
+    start = time.time()
+    for n_img, (path, gt, labelled) in enumerate(items):
+        loaded = load_image(path)
+        gt_px = gt * loaded.scale  # labels in the original image; the pipeline works on the loaded one
+        torso = float(np.linalg.norm(gt_px[a] - gt_px[b]))
+        person = float((gt_px[labelled].max(0) - gt_px[labelled].min(0)).max() * 1.2)
+        visible_joints = [j for j in limbs if labelled[j]]
+        for k, (shape, degree) in enumerate(settings):
+            rng = np.random.default_rng(1000 * n_img + k)
+            target = visible_joints[(n_img * len(settings) + k) % len(visible_joints)]
+            rgb = loaded.rgb if shape == "none" else draw_occluder(loaded.rgb, shape, degree, gt_px[target], person / REFERENCE_SIZE, rng)
+            shared.prepare(rgb)
+            h, w = rgb.shape[:2]
+            camera = pipeline.camera(w, h)
+            predictions = {}
+            for method, estimator in methods.items():
+                pipeline.config.estimator = estimator
+                result, fit = pipeline.run_with_fit(rgb)
+                if fit is None:
+                    break
+                with torch.no_grad():
+                    kp = pipeline.model(fit.rotations, fit.shape, fit.translation, with_vertices=False, keypoints=lsp_map).keypoints
+                predictions[method] = perspective_project(kp, camera).numpy()[:, limbs]
+                predictions["MediaPipe raw"] = np.stack([p.body.xy[mp_index] for p in result.detections])
+            key = f"{shape}:{degree}"
+            ok = labelled[limbs]
+            best = None
+            if predictions:  # the detection nearest to the labels (same person for every method)
+                mp = predictions["MediaPipe raw"]
+                dist = [np.mean(np.linalg.norm(mp[i][ok] - gt_px[limbs][ok], axis=1)) / torso for i in range(len(mp))]
+                best = int(np.argmin(dist)) if min(dist) < 1.0 else None
+            occluded_slot = limbs.index(target)
+            for method in names:
+                t = tally[method][key]
+                t[1] += ok.sum()
+                t[3] += 1
+                if best is None:
+                    continue
+                correct = np.linalg.norm(predictions[method][best] - gt_px[limbs], axis=1) <= args.alpha * torso
+                t[0] += (correct & ok).sum()
+                t[2] += correct[occluded_slot]
+        print(f"{n_img + 1}/{len(items)} images, {time.time() - start:.0f} s", flush=True)
+    shared.close()
+    results = {m: {k: {"pck_limbs": float(v[0] / max(v[1], 1)), "pck_occluded_joint": float(v[2] / max(v[3], 1))}
+                   for k, v in per.items()} for m, per in tally.items()}
+    payload = {"machine": machine(), "command": f"python benchmarks/bench_hkmr.py occlusion --images {args.images}",
+               "images": len(items), "alpha": args.alpha, "seconds": round(time.time() - start), "results": results}
+    lines = [f"# Occluders on real photos: PCK@{args.alpha} (torso) vs degree of occlusion ({len(items)} LSP photos)", "",
+             f"Machine: {machine()}. Command: `{payload['command']}` ({payload['seconds']} s). "
+             "Each photo: no occluder, then bar / circle / rectangle at degrees 1-5, each centred on one labelled limb joint "
+             "(joints in turn); the paper's sizes scaled by the labelled person's size / 300 px. MediaPipe runs once per "
+             "image; every method uses its landmarks. 'limbs': the 12 labelled limb joints; 'occl.': the joint under the occluder.", ""]
+    for metric, label in (("pck_limbs", "12 limb joints"), ("pck_occluded_joint", "the occluded joint")):
+        lines += [f"## PCK, {label}", "", "| method | none | " + " | ".join(f"{s} {dg}" for s in SHAPES for dg in DEGREES)
+                  + " | mean (all occluded) |", "|---|---|" + "---|" * (len(SHAPES) * len(DEGREES) + 1)]
+        for m in names:
+            vals = [results[m][f"{s}:{dg}"][metric] for s in SHAPES for dg in DEGREES]
+            lines.append(f"| {m} | {results[m]['none:0'][metric]:.3f} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |")
+        lines.append("")
+    write("hkmr_occlusion", payload, "\n".join(lines))
+
+
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("train")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--force", action="store_true")
+    p = sub.add_parser("synthetic")
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--fit-count", type=int, default=300)
+    p = sub.add_parser("speed")
+    p.add_argument("--repeats", type=int, default=30)
+    p = sub.add_parser("occlusion")
+    p.add_argument("--images", type=int, default=60)
+    p.add_argument("--alpha", type=float, default=0.2)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    {"train": train_ablations, "synthetic": synthetic, "speed": speed, "occlusion": occlusion}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
