@@ -159,13 +159,13 @@ def command_run(args: argparse.Namespace) -> int:
                 for note in loaded.notes:
                     _say(f"hmrkit: {path}: {note}")
                 result = pipeline.run(loaded, source=str(path))
-                if not result.people:
+                if not result.people and not result.hands_only:
                     raise HmrkitError("no person found")
                 target = args.out / stem.parent
                 target.mkdir(parents=True, exist_ok=True)
                 written = write_result(result, loaded.rgb, target, stem.name, options)
                 if len(todo) < 2:
-                    _say(f"hmrkit: {path}: {len(result.people)} person(s) -> {', '.join(str(p) for p in written.values())}")
+                    _say(f"hmrkit: {path}: {len(result.people)} person(s), {len(result.hands_only)} lone hand(s) -> {', '.join(str(p) for p in written.values())}")
             except (HmrkitError, ImageError, FileExistsError, OSError, ValueError) as error:
                 failed += 1
                 _input_error(path, error)

@@ -26,7 +26,8 @@ from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, pers
 from hmrkit.models.pose_prior import load_pose_prior
 from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
-from hmrkit.perception.types import PersonDetection
+from hmrkit.perception.types import HandLandmarks, PersonDetection
+from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
 from hmrkit.results import HandResult, ImageResult, PersonResult
 
 
@@ -70,6 +71,7 @@ class Pipeline:
         )
         self.output_keypoints = anny_keypoint_map(self.model, BODY_OUTPUT)
         self.fitter = BodyFitter(self.model, self.fit_keypoints, self.config.fit, load_pose_prior())
+        self.hand_solver = HandSolver()
 
     def close(self) -> None:
         self.backend.close()
@@ -109,35 +111,46 @@ class Pipeline:
         camera = self.camera(width, height)
         notes = list(loaded.notes) + list(perception.notes)
         people_in = [p for p in perception.people if p.body is not None]
-        if len(people_in) < len(perception.people):
-            notes.append("hands without a visible body were found; hand-only reconstruction is not in this version")
+        lone_hands = [h for p in perception.people if p.body is None for h in p.hands.values()]
+        hands_only = []
+        if lone_hands and self.config.hands:
+            start = time.perf_counter()
+            with torch_threads(self.config.fit_threads):
+                placed = self.hand_solver.place_alone(lone_hands, camera)
+            hands_only = [self._hand_alone(h, hand, loaded.scale) for h, hand in zip(placed, lone_hands)]
+            timings["hands_only"] = (time.perf_counter() - start) * 1000
         people: list[PersonResult] = []
         fit = None
         if people_in:
             with torch_threads(self.config.fit_threads):
                 people, fit = self._fit_people(people_in, camera, loaded.scale, init, smoother, timings)
-        elif not perception.people:
+        elif not hands_only:
             notes.append("no person found")
         scale = loaded.scale
         cam = {"fx": float(camera.fx) / scale, "fy": float(camera.fy) / scale, "cx": (float(camera.cx) + 0.5) / scale - 0.5,
                "cy": (float(camera.cy) + 0.5) / scale - 0.5}
         result = ImageResult(source, loaded.original_size[0], loaded.original_size[1], cam, "anny", people,
-                             self.model.faces.numpy(), notes, timings, frame_index, people_in)
+                             self.model.faces.numpy(), notes, timings, frame_index, people_in, hands_only)
         return result, fit
 
     def _fit_people(self, detections, camera, scale, init, smoother, timings) -> tuple[list[PersonResult], BodyFit]:
         start = time.perf_counter()
         targets = targets_from_detections(detections)
+        solved = self.hand_solver.solve_people(detections) if self.config.hands else [{} for _ in detections]
+        fixed = self.hand_solver.fixed_fingers(self.model, solved)
+        timings["hands"] = (time.perf_counter() - start) * 1000
         warm = init if init is not None and init.rotations.shape[0] == len(detections) else None
         estimator = self.config.estimator
         if warm is not None:
-            fit = self.fitter.fit(targets, camera, FitInit(warm.rotations, warm.shape))
+            fit = self.fitter.fit(targets, camera, FitInit(warm.rotations, warm.shape), fixed=fixed)
         elif estimator is None:
-            fit = self.fitter.fit(targets, camera)
+            fit = self.fitter.fit(targets, camera, fixed=fixed)
         else:
             guess = estimator(targets, camera)
+            if fixed is not None:
+                guess.rotations = torch.where(fixed.mask[..., None, None], fixed.rotations, guess.rotations)
             if self.config.refine:
-                fit = self.fitter.fit(targets, camera, guess, iterations=(0, self.config.refine_iterations))
+                fit = self.fitter.fit(targets, camera, guess, iterations=(0, self.config.refine_iterations), fixed=fixed)
             else:
                 translation = guess.translation
                 if translation is None:
@@ -147,11 +160,17 @@ class Pipeline:
             fit = self.fitter.evaluate(*smoother(fit), targets, camera)
         timings["fit"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
-        people = self._people(detections, fit, camera, scale)
+        people = self._people(detections, fit, camera, scale, solved)
         timings["mesh"] = (time.perf_counter() - start) * 1000
         return people, fit
 
-    def _people(self, detections: list[PersonDetection], fit: BodyFit, camera: PerspectiveCamera, scale: float) -> list[PersonResult]:
+    def _hand_alone(self, placed: PlacedHand, hand: HandLandmarks, scale: float) -> HandResult:
+        xy = (placed.joints2d.numpy() + 0.5) / scale - 0.5
+        return HandResult(placed.side, xy, placed.fit.joints[0].numpy(), hand.score, hand.side_source,
+                          angle_dict(placed.fit), placed.fit.vertices[0].numpy(), placed.faces.numpy())
+
+    def _people(self, detections: list[PersonDetection], fit: BodyFit, camera: PerspectiveCamera, scale: float,
+                solved: list[dict]) -> list[PersonResult]:
         with torch.no_grad():
             out = self.model(fit.rotations, fit.shape, fit.translation, with_vertices=self.config.with_vertices,
                              keypoints=self.output_keypoints)
@@ -162,8 +181,9 @@ class Pipeline:
             hands = {}
             for side, hand in det.hands.items():
                 part = HAND_SLICES[side]
+                angles = angle_dict(solved[i][side]) if side in solved[i] else None
                 hands[side] = HandResult(side, to_original(fit.keypoints2d[i, part].numpy()), fit.keypoints[i, part].numpy(),
-                                         hand.score, hand.side_source)
+                                         hand.score, hand.side_source, angles)
             box = tuple(float(to_original(np.float64(v))) for v in det.box)
             people.append(PersonResult(
                 box=box,

@@ -24,6 +24,8 @@ class HandResult:
     confidence: float
     side_source: str  # "pose" or "hand_model"
     angles: dict[str, float] | None = None  # 23 biomechanical angles (radians), when the IK path ran
+    vertices: np.ndarray | None = None  # (V, 3) camera frame: only for a hand seen without its body
+    faces: np.ndarray | None = None  # (F, 3) of ``vertices``
 
 
 @dataclass
@@ -59,6 +61,7 @@ class ImageResult:
     frame_index: int | None = None
     # the perception detections of ``people``, in the same order (not written to files)
     detections: list = field(default_factory=list, repr=False)
+    hands_only: list[HandResult] = field(default_factory=list)  # hands seen without a body
 
 
 def _round(a: np.ndarray, digits: int) -> list:
@@ -93,6 +96,7 @@ def person_to_json(person: PersonResult) -> dict:
 
 def hand_to_json(hand: HandResult) -> dict:
     out = {
+        "side": hand.side,
         "side_source": hand.side_source,
         "confidence": round(float(hand.confidence), 4),
         "joints2d": _round(hand.joints2d, 1),
@@ -114,6 +118,7 @@ def image_to_json(result: ImageResult) -> dict:
         "body_model": result.body_model,
         "units": {"length": "metre", "angle": "radian", "pixels": "original image"},
         "people": [person_to_json(p) for p in result.people],
+        "hands_only": [hand_to_json(h) for h in result.hands_only],
         "notes": list(result.notes),
         "timings_ms": {k: round(float(v), 1) for k, v in result.timings_ms.items()},
     }

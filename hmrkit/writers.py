@@ -64,6 +64,12 @@ def result_arrays(result: ImageResult) -> dict[str, np.ndarray]:
         "camera": np.array([result.camera[k] for k in ("fx", "fy", "cx", "cy")], np.float32),
         "image_size": np.array([result.width, result.height], np.int32),
     }
+    for k, hand in enumerate(result.hands_only):
+        arrays[f"hand_only_{k}_{hand.side}_joints2d"] = hand.joints2d.astype(np.float32)
+        arrays[f"hand_only_{k}_{hand.side}_joints3d"] = hand.joints3d.astype(np.float32)
+        if hand.vertices is not None:
+            arrays[f"hand_only_{k}_{hand.side}_vertices"] = hand.vertices.astype(np.float32)
+            arrays[f"hand_only_{k}_{hand.side}_faces"] = hand.faces.astype(np.int32)
     if not people:
         return arrays
     first = people[0]
@@ -84,10 +90,18 @@ def result_arrays(result: ImageResult) -> dict[str, np.ndarray]:
         arrays[f"{side}_hand_present"] = present
         arrays[f"{side}_hand_joints2d"] = np.stack([p.hands[side].joints2d if side in p.hands else np.full((21, 2), np.nan) for p in people]).astype(np.float32)
         arrays[f"{side}_hand_joints3d"] = np.stack([p.hands[side].joints3d if side in p.hands else np.full((21, 3), np.nan) for p in people]).astype(np.float32)
+        arrays[f"{side}_hand_angles"] = np.array([list(p.hands[side].angles.values()) if side in p.hands and p.hands[side].angles
+                                                  else [np.nan] * 23 for p in people], np.float32)
     if all(p.vertices is not None for p in people):
         arrays["vertices"] = np.stack([p.vertices for p in people]).astype(np.float32)
         arrays["faces"] = result.faces.astype(np.int32)
     return arrays
+
+
+def result_meshes(result: ImageResult) -> list[tuple[np.ndarray, np.ndarray, None]]:
+    """Everyone's body mesh, then the meshes of hands seen without a body."""
+    meshes = [(p.vertices, result.faces, None) for p in result.people if p.vertices is not None]
+    return meshes + [(h.vertices, h.faces, None) for h in result.hands_only if h.vertices is not None]
 
 
 def overlay_intrinsics(result: ImageResult, rgb: np.ndarray) -> tuple[float, float, float, float]:
@@ -101,14 +115,14 @@ def render_result_overlay(result: ImageResult, rgb: np.ndarray) -> np.ndarray:
     """Everyone's mesh shaded over the photo (the photo itself when there is no mesh)."""
     from hmrkit.render.overlay import render_overlay
 
-    meshes = [(p.vertices, result.faces, None) for p in result.people if p.vertices is not None]
+    meshes = result_meshes(result)
     return render_overlay(rgb, meshes, overlay_intrinsics(result, rgb)) if meshes else rgb
 
 
 def write_result(result: ImageResult, rgb: np.ndarray, out_dir: Path, stem: str, options: OutputOptions) -> dict[str, Path]:
     """Write the requested files; return them by kind. ``rgb`` is the image the fit saw."""
     paths = output_paths(out_dir, stem, options)
-    meshes = [(p.vertices, result.faces, None) for p in result.people if p.vertices is not None]
+    meshes = result_meshes(result)
     if "json" in paths:
         text = json.dumps(image_to_json(result), indent=1)
         _atomic_write(paths["json"], lambda t: t.write_text(text), options.overwrite)

@@ -111,3 +111,37 @@ def test_json_parameters_rebuild_the_written_mesh(sample_run, anny_body):
                     torch.tensor([person["translation"]]).float())
     written = np.load(sample_run / "astronaut.npz")["vertices"][0]
     assert np.abs(out.vertices[0].numpy() - written).max() < 2e-3  # JSON rounds rotations to 1e-5
+
+
+def test_hands_come_from_the_ik_path_with_named_feasible_angles(tmp_path):
+    from conftest import shared_data
+    from hmrkit.hands.biomech import ANGLE_NAMES
+    from hmrkit.pipeline import Pipeline
+
+    photo = shared_data("demo_images", "hands", "test5.jpg")  # a woman's two hands over her face
+    result = Pipeline().run(photo)
+    (person,) = result.people
+    assert set(person.hands) == {"left", "right"}
+    for hand in person.hands.values():
+        assert list(hand.angles) == list(ANGLE_NAMES)
+        assert all(np.isfinite(v) for v in hand.angles.values())
+        # the fused hand's 2D joints lie on MediaPipe's hand landmarks: mean error under 15% of the
+        # hand's size (measured: 12% on this photo; the body's phenotypes, not the hand's, set its size)
+        det = result.detections[0].hands[hand.side]
+        size = np.ptp(det.xy, axis=0).max()
+        assert np.linalg.norm(hand.joints2d - det.xy, axis=1).mean() < 0.15 * size
+
+
+def test_a_hand_without_a_body_gets_its_own_mesh(tmp_path):
+    from conftest import shared_data
+
+    crop = shared_data("hands_ge2019_dev", "images", "00000.jpg")
+    out = tmp_path / "out"
+    assert main(["run", str(crop), "--out", str(out)]) == 0
+    data = json.loads((out / "00000.json").read_text())
+    assert data["people"] == [] and len(data["hands_only"]) >= 1
+    hand = data["hands_only"][0]
+    assert hand["side_source"] == "hand_model" and len(hand["angles"]) == 23
+    assert np.array(hand["joints3d"])[:, 2].min() > 0  # in front of the camera
+    npz = np.load(out / "00000.npz")
+    assert any(k.endswith("_vertices") for k in npz.files)

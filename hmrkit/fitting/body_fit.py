@@ -61,6 +61,14 @@ class FitInit:
     translation: torch.Tensor | None = None  # (B, 3); None: solved from the 2D landmarks
 
 
+@dataclass
+class FixedJoints:
+    """Joints the fit must not move: ``rotations`` (B, J, 3, 3) where ``mask`` (B, J) is set."""
+
+    rotations: torch.Tensor
+    mask: torch.Tensor
+
+
 class BodyEstimator(Protocol):
     """A learned body estimator (e.g. HKMR): landmarks in, a starting pose out."""
 
@@ -153,9 +161,11 @@ class BodyFitter:
         camera: PerspectiveCamera,
         init: FitInit | None = None,
         iterations: tuple[int, int] | None = None,
+        fixed: FixedJoints | None = None,
     ) -> BodyFit:
         """Fit everyone in ``targets``. ``init``: a starting pose (a regressor's, or the previous
-        video frame's); ``iterations``: (3D stage, 2D stage), default from the config (cold or warm)."""
+        video frame's); ``iterations``: (3D stage, 2D stage), default from the config (cold or
+        warm); ``fixed``: joints held at given rotations (the hand IK's fingers)."""
         cfg = self.config
         batch, joints = targets.batch, self.model.num_joints
         if iterations is None:
@@ -174,7 +184,10 @@ class BodyFitter:
 
         def pose() -> torch.Tensor:
             r0 = root @ roma.rotvec_to_rotmat(root_delta)
-            return torch.cat([r0[:, None], roma.rotvec_to_rotmat(local)], dim=1)
+            rest = roma.rotvec_to_rotmat(local)
+            if fixed is not None:
+                rest = torch.where(fixed.mask[:, 1:, None, None], fixed.rotations[:, 1:], rest)
+            return torch.cat([r0[:, None], rest], dim=1)
 
         def shape() -> torch.Tensor:
             return 0.5 + 0.5 * torch.tanh(shape_logit)
