@@ -17,10 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from hmrkit.errors import ModelAssetError
+from hmrkit.weights_file import read_weights
 from hmrkit.hands.biomech import ANGLE_NAMES, NUM_ANGLES, squash
 from hmrkit.hands.hand_model import (
     BiomechHand,
@@ -92,23 +92,9 @@ def save_ik_net(net: IKNet, path: str | Path, extra: dict[str, str] | None = Non
 def load_ik_net(path: str | Path | None = None, hand: BiomechHand | None = None) -> IKNet:
     """Load the IK net; :class:`ModelAssetError` with the reason when the file is missing or malformed."""
     path = Path(path) if path is not None else weights_dir() / WEIGHTS_NAME
-    if not path.is_file():
-        raise ModelAssetError(
-            f"hand IK weights not found: {path} (train them with `python -m hmrkit.train.hand_ik`)"
-        )
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelAssetError(f"hand IK weights are not a readable safetensors file: {path} ({e})") from None
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise ModelAssetError(
-            f"{path} is not hmrkit hand IK weights of format {FORMAT} v{FORMAT_VERSION} "
-            f"(found {meta.get('format')!r} v{meta.get('version')!r})"
-        )
+    state, meta = read_weights(path, "hand IK", FORMAT, "python -m hmrkit.train.hand_ik")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ModelAssetError(f"{path} is hand IK weights of version {meta.get('version')!r}, this hmrkit reads v{FORMAT_VERSION}")
     if meta.get("angle_names") != ",".join(ANGLE_NAMES):
         raise ModelAssetError(f"{path} was trained for other angle names than this hmrkit's ANGLE_NAMES")
     try:

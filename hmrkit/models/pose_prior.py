@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from hmrkit.errors import ModelAssetError
+from hmrkit.weights_file import read_weights
 from hmrkit.geometry.rotations import matrix_to_sixd, sixd_to_matrix
 from hmrkit.paths import weights_dir
 
@@ -143,20 +144,8 @@ def load_pose_prior(path: str | Path | None = None) -> PosePrior:
     Raises :class:`hmrkit.errors.ModelAssetError` when the file is missing or is not a pose
     prior written by :func:`save_pose_prior`.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
     path = Path(path) if path is not None else weights_dir() / DEFAULT_WEIGHTS
-    if not path.is_file():
-        raise ModelAssetError(f"pose prior weights not found: {path} (train them with: python -m hmrkit.train.pose_prior)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ModelAssetError(f"pose prior weights unreadable: {path}: {error}") from None
-    if metadata.get("format") != "hmrkit-pose-prior-v1":
-        raise ModelAssetError(f"{path} is not an hmrkit pose prior (metadata format {metadata.get('format')!r})")
+    state, metadata = read_weights(path, "pose prior", "hmrkit-pose-prior-v1", "python -m hmrkit.train.pose_prior")
     try:
         config = PosePriorConfig(**json.loads(metadata["config"]))
         model = PosePrior(config)
