@@ -11,8 +11,8 @@ gradients) for all 26 phenotype variations at once:
   (clamped to ``1..n-1``, as Anny's left-sided search does), and weights the two anchors
   ``1 - alpha`` and ``alpha``;
 - phenotypes hmrkit does not expose (cup size, firmness, race) keep Anny's defaults;
-- each blendshape is the product of the variations its mask names, then projected on
-  Anny's compact basis.
+- each blendshape is the product of the (at most six) variations its mask names, gathered
+  rather than multiplied densely over all 26, then projected on Anny's compact basis.
 """
 
 from __future__ import annotations
@@ -50,7 +50,13 @@ class PhenotypeBasis(torch.nn.Module):
         self.last = torch.tensor(count, dtype=torch.float64) - 1
         self.fixed = torch.tensor(fixed, dtype=torch.float64)
         self.free = self.feature >= 0
-        self.register_buffer("mask", mask, persistent=False)
+        # each blendshape multiplies at most a few variations: gather just those (slot 26 = 1)
+        used = mask.bool()
+        gather = torch.full((used.shape[0], int(used.sum(1).max())), used.shape[1], dtype=torch.long)
+        for k, row in enumerate(used):
+            columns = torch.nonzero(row)[:, 0]
+            gather[k, : len(columns)] = columns
+        self.register_buffer("gather", gather, persistent=False)
         self.register_buffer("projection", projection, persistent=False)
 
     @staticmethod
@@ -76,6 +82,5 @@ class PhenotypeBasis(torch.nn.Module):
         k = self.position.to(**f64)
         weights = torch.where(k == interval, alpha, torch.where(k == interval - 1, 1 - alpha, torch.zeros_like(alpha)))
         weights = torch.where(self.free.to(device), weights, self.fixed.to(**f64)).to(dtype)
-        mask = self.mask.to(dtype)
-        per_shape = torch.prod(weights[:, None, :] * mask + (1 - mask), dim=-1)
-        return per_shape @ self.projection.to(dtype)
+        weights = torch.cat([weights, torch.ones_like(weights[:, :1])], dim=1)
+        return weights[:, self.gather].prod(-1) @ self.projection.to(dtype)
