@@ -275,3 +275,22 @@ def test_cuda_matches_cpu(models):
     gpu = model.to("cuda")(*(x.cuda() for x in inputs))
     torch.testing.assert_close(gpu.vertices.cpu(), cpu.vertices, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gpu.transforms.cpu(), cpu.transforms, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind, variant", [("smpl", "neutral"), ("smplx", "neutral")])
+def test_amputation_collapses_subtrees_on_smpl_family(models, kind, variant):
+    from hmrkit.body.amputation import LIMB_LOSSES, collapse_scales
+
+    model = _load(models[0], kind, variant)
+    rotations, shape, _ = _random_inputs(model, batch=1, seed=3)[3]
+    whole = model(rotations, shape)
+    for loss in LIMB_LOSSES:
+        cut = model(rotations, shape, scales=collapse_scales(model.skeleton, [loss]))
+        root = model.skeleton.index(loss.joint)
+        subtree = model.skeleton.subtree(root)
+        others = [j for j in range(model.num_joints) if j not in subtree]
+        # the subtree's joints land on its root; nothing else moves (the synthetic skinning
+        # weights are dense, so every vertex moves a little: the joints carry the test)
+        torch.testing.assert_close(cut.joints[0, subtree], whole.joints[0, root].expand(len(subtree), 3))
+        torch.testing.assert_close(cut.joints[0, others], whole.joints[0, others])
+        assert torch.isfinite(cut.vertices).all()

@@ -44,7 +44,7 @@ def _tree(parents: tuple[int, ...]) -> KinematicTree:
 
 
 def batch_rigid_transform(
-    rotations: torch.Tensor, rest_joints: torch.Tensor, parents: Sequence[int]
+    rotations: torch.Tensor, rest_joints: torch.Tensor, parents: Sequence[int], scales: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward kinematics: posed joints ``(B, J, 3)`` and rest-to-posed transforms ``(B, J, 4, 4)``.
 
@@ -53,7 +53,7 @@ def batch_rigid_transform(
     ``parents[j]`` must precede ``j``; ``parents[0]`` is ignored (the root). The chain itself is
     :func:`hmrkit.body.kinematics.forward_kinematics`, shared with every body model.
     """
-    world_rotations, posed_joints = forward_kinematics(rotations, rest_joints, _tree(tuple(int(p) for p in parents)))
+    world_rotations, posed_joints = forward_kinematics(rotations, rest_joints, _tree(tuple(int(p) for p in parents)), scales)
     return posed_joints, homogeneous(skinning_transforms(world_rotations, posed_joints, rest_joints))
 
 

@@ -259,8 +259,10 @@ class SmplFamilyModel(BodyModel):
         shape: torch.Tensor | None = None,
         translation: torch.Tensor | None = None,
         with_vertices: bool = True,
+        scales: torch.Tensor | None = None,
     ) -> BodyOutput:
-        """Pose with SMPL-style relative rotation matrices ``(B, J, 3, 3)``; see :class:`BodyOutput`."""
+        """Pose with SMPL-style relative rotation matrices ``(B, J, 3, 3)``; see :class:`BodyOutput`.
+        ``scales`` (B, J): 0 collapses a joint's subtree onto it (:mod:`hmrkit.body.amputation`)."""
         batch = check_pose_inputs(rotations, shape, translation, self.num_joints, self.num_shape)
         dtype = self.v_template.dtype
         for name, value in (("rotations", rotations), ("shape", shape), ("translation", translation)):
@@ -268,7 +270,7 @@ class SmplFamilyModel(BodyModel):
                 raise ValueError(f"{name} is {value.dtype} but the {self.family} model is {dtype}; convert one of them")
         shape = (self.default_shape(batch) if shape is None else shape).expand(batch, -1)
         rest_joints = self.joint_template + blend_shapes(shape, self.joint_shapedirs)
-        joints, transforms = batch_rigid_transform(rotations, rest_joints, self.skeleton.parents)
+        joints, transforms = batch_rigid_transform(rotations, rest_joints, self.skeleton.parents, scales)
         vertices = None
         if with_vertices:
             rest = self.v_template + blend_shapes(shape, self.shapedirs) + blend_shapes(pose_features(rotations), self.posedirs)
