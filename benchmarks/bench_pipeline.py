@@ -41,7 +41,9 @@ LIMBS = tuple(f"{s}_{j}" for s in ("left", "right") for j in ("shoulder", "elbow
 
 
 def machine() -> str:
-    return f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), CPU only, torch {torch.__version__}"
+    load = os.getloadavg()[0]
+    return (f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), CPU only, torch {torch.__version__}, "
+            f"load average {load:.1f} at the start (other jobs share the cores when it is above ~1)")
 
 
 def write(name: str, payload: dict, table: str) -> None:
@@ -54,7 +56,7 @@ def write(name: str, payload: dict, table: str) -> None:
 # -- latency -----------------------------------------------------------------------------------
 def latency(args) -> None:
     images = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    pipeline = Pipeline(PipelineConfig())
+    pipeline = Pipeline(make_config(args))
     pipeline.run(load_image(images[0]))  # warm-up: graphs, numba cache
     rows = []
     for path in images:
@@ -66,25 +68,25 @@ def latency(args) -> None:
         end = time.perf_counter()
         n = len(result.people)
         hands = sum(len(p.hands) for p in result.people)
-        row = {"image": path.name, "size": list(loaded.rgb.shape[1::-1]), "people": n, "hands": hands,
+        row = {"image": path.name, "size": list(loaded.rgb.shape[1::-1]), "people": n, "hand_count": hands,
                **{k: round(v, 1) for k, v in result.timings_ms.items()},
                "render": round((end - t_render) * 1000, 1), "total": round((end - start) * 1000, 1)}
         rows.append(row)
         print(row, flush=True)
     with_people = [r for r in rows if r["people"]]
     per_person = {k: float(np.sum([r.get(k, 0) for r in with_people]) / max(1, sum(r["people"] for r in with_people)))
-                  for k in ("perception", "fit", "mesh", "render", "total")}
-    payload = {"machine": machine(), "command": "python benchmarks/bench_pipeline.py latency", "images": rows,
+                  for k in ("perception", "hands", "fit", "mesh", "render", "total")}
+    payload = {"machine": machine(), "command": f"python benchmarks/bench_pipeline.py latency{flags(args)}", "images": rows,
                "per_person_ms": per_person}
-    lines = ["# Pipeline latency (optimization-only body fit)", "", f"Machine: {machine()}. Demo photos in `../shared/data/demo_images`; "
+    lines = [f"# Pipeline latency ({describe(args)})", "", f"Machine: {machine()}. Demo photos in `../shared/data/demo_images`; "
              "one warm-up image first; times in ms; 'total' = perception + fit + mesh + overlay rendering.", "",
-             "| image | px | people | hands | perception | fit | mesh | render | total |", "|---|---|---|---|---|---|---|---|---|"]
+             "| image | px | people | hands found | perception | hand IK | fit | mesh | render | total |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['image']} | {r['size'][0]}x{r['size'][1]} | {r['people']} | {r['hands']} | {r.get('perception', 0)} | "
+        lines.append(f"| {r['image']} | {r['size'][0]}x{r['size'][1]} | {r['people']} | {r['hand_count']} | {r.get('perception', 0)} | {r.get('hands', 0)} | "
                      f"{r.get('fit', 0)} | {r.get('mesh', 0)} | {r['render']} | {r['total']} |")
     lines += ["", "Per person (sum over images with people / number of people): " +
               ", ".join(f"{k} {v:.0f} ms" for k, v in per_person.items()), ""]
-    write("pipeline_latency", payload, "\n".join(lines))
+    write(f"pipeline_latency{suffix(args)}", payload, "\n".join(lines))
 
 
 # -- PCK ---------------------------------------------------------------------------------------
@@ -119,7 +121,7 @@ def torso(points: np.ndarray, labelled: np.ndarray, conv: Convention) -> float:
 
 def pck(args) -> None:
     conv, items = (load_lsp if args.dataset == "lsp" else load_coco)(args.limit)
-    pipeline = Pipeline(PipelineConfig(with_vertices=False))
+    pipeline = Pipeline(make_config(args, with_vertices=False))
     mesh_map = anny_keypoint_map(pipeline.model, conv)
     mp_index = [MEDIAPIPE33.index(n) if n in MEDIAPIPE33.names else -1 for n in conv.names]
     alphas = (0.1, 0.2)
@@ -178,10 +180,10 @@ def pck(args) -> None:
         for m in ("mediapipe", "mesh")
     }
     payload = {"machine": machine(), "dataset": args.dataset, "images": len(items), "people_labelled": people_total,
-               "people_found": people_found, "command": f"python benchmarks/bench_pipeline.py pck --dataset {args.dataset}"
+               "people_found": people_found, "command": f"python benchmarks/bench_pipeline.py pck --dataset {args.dataset}{flags(args)}"
                + (f" --limit {args.limit}" if args.limit else ""), "seconds": round(time.time() - start), "results": summary}
     other_names = ", ".join(conv.names[j] for j in extra)
-    lines = [f"# PCK on {args.dataset} ({len(items)} images, {people_total} labelled people, {people_found} found)", "",
+    lines = [f"# PCK on {args.dataset}, {describe(args)} ({len(items)} images, {people_total} labelled people, {people_found} found)", "",
              f"Machine: {machine()}. Torso-normalized (left shoulder to right hip), labelled joints only; missed people count as wrong.", "",
              "| method | PCK@0.1 (12 limb joints) | PCK@0.2 (12 limb joints) |" + (f" PCK@0.1 ({other_names}) | PCK@0.2 |" if extra else ""),
              "|---|---|---|" + ("---|---|" if extra else "")]
@@ -191,11 +193,36 @@ def pck(args) -> None:
             row += (f" {summary[m]['pck@0.1']['others']:.3f} | {summary[m]['pck@0.2']['others']:.3f} |" if m == "mesh" else " n/a | n/a |")
         lines.append(row)
     lines += ["", f"Command: `{payload['command']}` ({payload['seconds']} s).", ""]
-    write(f"pipeline_pck_{args.dataset}", payload, "\n".join(lines))
+    write(f"pipeline_pck_{args.dataset}{suffix(args)}", payload, "\n".join(lines))
+
+
+def make_config(args, with_vertices: bool = True) -> PipelineConfig:
+    config = PipelineConfig(with_vertices=with_vertices, refine=not args.no_refine)
+    if args.estimator == "hkmr":
+        from hmrkit.estimators import HkmrEstimator
+
+        config.estimator = HkmrEstimator.load()
+    return config
+
+
+def describe(args) -> str:
+    if args.estimator == "hkmr":
+        return "HKMR regressor" + (" alone" if args.no_refine else " + refinement")
+    return "optimization-only body fit"
+
+
+def flags(args) -> str:
+    return (" --estimator hkmr" if args.estimator == "hkmr" else "") + (" --no-refine" if args.no_refine else "")
+
+
+def suffix(args) -> str:
+    return ("_hkmr" if args.estimator == "hkmr" else "") + ("_norefine" if args.no_refine else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--estimator", choices=["optimization", "hkmr"], default="optimization")
+    parser.add_argument("--no-refine", action="store_true", help="with --estimator hkmr: the regressor alone")
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("latency")
     p = sub.add_parser("pck")

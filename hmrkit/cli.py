@@ -16,6 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
+DEFAULT_ESTIMATOR = "optimization"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -76,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fov", type=float, default=None, help="camera field of view along the long side, degrees (default 60)")
     run.add_argument("--body-model", choices=["anny"], default="anny",
                      help="body model (anny: embedded, free for any use)")
+    run.add_argument("--estimator", choices=["optimization", "hkmr"], default=DEFAULT_ESTIMATOR,
+                     help="body estimator: the learned HKMR regressor then a short refinement, or the "
+                          f"optimization from MediaPipe's 3D landmarks (default {DEFAULT_ESTIMATOR})")
+    run.add_argument("--no-refine", action="store_true", help="with --estimator hkmr: skip the refinement (faster)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
 
@@ -137,7 +142,11 @@ def command_run(args: argparse.Namespace) -> int:
         json=not args.no_json, npz=not args.no_npz, mesh_format=None if args.mesh_format == "none" else args.mesh_format,
         overlay=not args.no_overlay, side_view=args.side_view, overwrite=args.overwrite,
     )
-    config = PipelineConfig(max_people=args.max_people)
+    config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine)
+    if args.estimator == "hkmr":
+        from hmrkit.estimators import HkmrEstimator
+
+        config.estimator = HkmrEstimator.load()
     if args.fov is not None:
         if not 1.0 < args.fov < 179.0:
             _error("--fov must lie between 1 and 179 degrees")

@@ -139,6 +139,7 @@ class Pipeline:
         solved = self.hand_solver.solve_people(detections) if self.config.hands else [{} for _ in detections]
         fixed = self.hand_solver.fixed_fingers(self.model, solved)
         timings["hands"] = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
         warm = init if init is not None and init.rotations.shape[0] == len(detections) else None
         estimator = self.config.estimator
         if warm is not None:
