@@ -4,7 +4,7 @@ and occluders drawn on real photos run through the whole pipeline.
     python benchmarks/bench_hkmr.py train [--steps 600]     # the equal-budget ablation models (cache)
     python benchmarks/bench_hkmr.py synthetic [--count 2000]
     python benchmarks/bench_hkmr.py speed
-    python benchmarks/bench_hkmr.py occlusion [--images 60]
+    python benchmarks/bench_hkmr.py occlusion [--images 40]
 
 *synthetic*: the CMU ``test`` split (held out: other sequences, and washing windows, an action
 absent from training), posed on random Anny bodies and seen through random cameras with the
@@ -48,6 +48,7 @@ from hmrkit.body.anny_rig import KINEMATIC_CHAINS, NUM_BODY_CORE  # noqa: E402
 from hmrkit.data.retarget import CORE_NAMES  # noqa: E402
 from hmrkit.data.synth_keypoints import LIMBS, SynthBatch, SynthKeypoints, fit_targets  # noqa: E402
 from hmrkit.estimators import load_regressor  # noqa: E402
+from hmrkit.geometry.cameras import PerspectiveCamera  # noqa: E402
 from hmrkit.eval.metrics import mpjpe, pa_mpjpe, pve  # noqa: E402
 from hmrkit.models.encoders import BodyKeypoints  # noqa: E402
 from hmrkit.models.hkmr import BodyRegressor, HkmrConfig  # noqa: E402
@@ -193,6 +194,25 @@ def synthetic(args) -> None:
     write("hkmr_synthetic", payload, synthetic_table(payload))
 
 
+COMMON_CAMERA = PerspectiveCamera(1000.0, 1000.0, 500.0, 500.0)
+
+
+def common_camera_targets(batch: SynthBatch):
+    """Fit targets with the 2D landmarks re-expressed in :data:`COMMON_CAMERA` (exact: a pinhole
+    image is linear in the focal length and principal point), so one batch shares one camera
+    as the fitter expects; what is seen stays what the sample's own image showed."""
+    targets = fit_targets(batch)
+    n = batch.batch
+    f = torch.as_tensor(batch.camera.fx).expand(n)
+    centre = torch.stack([torch.as_tensor(batch.camera.cx).expand(n), torch.as_tensor(batch.camera.cy).expand(n)], -1)
+    scale = COMMON_CAMERA.fx / f
+    seen = (targets.xy_weight > 0)[..., None]
+    common_centre = torch.tensor([COMMON_CAMERA.cx, COMMON_CAMERA.cy])
+    targets.xy = torch.where(seen, (targets.xy - centre[:, None]) * scale[:, None, None] + common_centre, targets.xy)
+    targets.box_size = targets.box_size * scale
+    return targets
+
+
 def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], count: int) -> dict[str, dict]:
     """The regressor + optimizer (HKMR 'MF') and the optimization-only fit on the first
     ``count`` samples: the pipeline's BodyFitter against the synthetic 2D and 3D landmarks."""
@@ -201,15 +221,10 @@ def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], coun
     from hmrkit.estimators import FlatEstimator, HkmrEstimator
     from hmrkit.fitting.body_fit import BodyFitter
     from hmrkit.fitting.targets import FIT_KEYPOINTS
-    from hmrkit.geometry.cameras import PerspectiveCamera
 
     fitter = BodyFitter(body, body.compile_keypoints(build_keypoint_map(anny_keypoint_library(), body.skeleton, FIT_KEYPOINTS)))
     rows = {}
-    sub = lambda b: SynthBatch(BodyKeypoints(b.observed.xy[:count], b.observed.visible[:count], b.observed.world[:count]),  # noqa: E731
-                               *(t[:count] for t in (b.rotations, b.shape, b.translation, b.joints, b.keypoints, b.keypoints2d)),
-                               PerspectiveCamera(*(torch.as_tensor(v)[:count] for v in (b.camera.fx, b.camera.fy, b.camera.cx, b.camera.cy))),
-                               b.image_size[:count])
-    std, occ = sub(batch), sub(occluded)
+    std, occ = batch.take(slice(0, count)), occluded.take(slice(0, count))
     for name, estimator in (("optimization only (pipeline fit)", None), ("shipped HKMR + refinement (MF)", HkmrEstimator.load(body=body)),
                             ("shipped flat + refinement", FlatEstimator.load(body=body))):
         start = time.perf_counter()
@@ -217,15 +232,12 @@ def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], coun
         for label, b in (("standard", std), ("limb_occluded", occ)):
             rotations, shape = [], []
             for s in range(0, count, 100):
-                part = SynthBatch(BodyKeypoints(b.observed.xy[s:s + 100], b.observed.visible[s:s + 100], b.observed.world[s:s + 100]),
-                                  *(t[s:s + 100] for t in (b.rotations, b.shape, b.translation, b.joints, b.keypoints, b.keypoints2d)),
-                                  PerspectiveCamera(*(torch.as_tensor(v)[s:s + 100] for v in (b.camera.fx, b.camera.fy, b.camera.cx, b.camera.cy))),
-                                  b.image_size[s:s + 100])
-                targets = fit_targets(part)
+                part = b.take(slice(s, s + 100))
+                targets = common_camera_targets(part)
                 if estimator is None:
-                    fit = fitter.fit(targets, part.camera)
+                    fit = fitter.fit(targets, COMMON_CAMERA)
                 else:
-                    fit = fitter.fit(targets, part.camera, estimator(targets, part.camera), iterations=(0, 20))
+                    fit = fitter.fit(targets, COMMON_CAMERA, estimator(targets, COMMON_CAMERA), iterations=(0, 20))
                 rotations.append(fit.rotations[:, :NUM_BODY_CORE])
                 shape.append(fit.shape)
             e = errors(body, torch.cat(rotations), torch.cat(shape), b)
@@ -270,12 +282,7 @@ def speed(args) -> None:
         est = cls.load(body=body)
         regressor_ms, refined_ms = [], []
         for i in range(args.repeats):
-            one = SynthBatch(BodyKeypoints(batch.observed.xy[i:i + 1], batch.observed.visible[i:i + 1], batch.observed.world[i:i + 1]),
-                             *(t[i:i + 1] for t in (batch.rotations, batch.shape, batch.translation, batch.joints, batch.keypoints,
-                                                    batch.keypoints2d)),
-                             type(batch.camera)(*(torch.as_tensor(v)[i:i + 1] for v in (batch.camera.fx, batch.camera.fy,
-                                                                                          batch.camera.cx, batch.camera.cy))),
-                             batch.image_size[i:i + 1])
+            one = batch.take(slice(i, i + 1))
             targets = fit_targets(one)
             start = time.perf_counter()
             est.predict(one.observed)
@@ -386,7 +393,7 @@ def occlusion(args) -> None:
             items.append((DATA / "lspet_dev" / "images" / str(name), joints[:, :2], labelled))
         if len(items) == args.images:
             break
-    pipeline = Pipeline(PipelineConfig(with_vertices=False))
+    pipeline = Pipeline(PipelineConfig(with_vertices=False, hands=False))  # body PCK only: no hand models
     shared = SharedPerception(pipeline.backend)
     pipeline.backend = shared
     methods = {"HKMR + refinement": HkmrEstimator.load(body=pipeline.model), "flat + refinement": FlatEstimator.load(body=pipeline.model),
@@ -401,7 +408,7 @@ def occlusion(args) -> None:
     start = time.time()
     for n_img, (path, gt, labelled) in enumerate(items):
         loaded = load_image(path)
-        gt_px = gt * loaded.scale  # labels in the original image; the pipeline works on the loaded one
+        gt_px = (gt + 0.5) * loaded.scale - 0.5  # labels are in the original image; the pipeline sees the loaded one
         torso = float(np.linalg.norm(gt_px[a] - gt_px[b]))
         person = float((gt_px[labelled].max(0) - gt_px[labelled].min(0)).max() * 1.2)
         visible_joints = [j for j in limbs if labelled[j]]
@@ -475,7 +482,7 @@ def main() -> None:
     p = sub.add_parser("speed")
     p.add_argument("--repeats", type=int, default=30)
     p = sub.add_parser("occlusion")
-    p.add_argument("--images", type=int, default=60)
+    p.add_argument("--images", type=int, default=40)
     p.add_argument("--alpha", type=float, default=0.2)
     args = parser.parse_args()
     torch.set_num_threads(1)

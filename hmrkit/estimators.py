@@ -55,9 +55,9 @@ class RegressorSpec:
 
 
 def build_regressor(spec: RegressorSpec) -> BodyRegressor:
-    head_config = spec.hkmr if spec.head == "hkmr" else spec.flat
     if spec.head not in ("hkmr", "flat"):
         raise ValueError(f"unknown regressor head {spec.head!r}; use 'hkmr' or 'flat'")
+    head_config = spec.hkmr if spec.head == "hkmr" else spec.flat
     if head_config.feature_dim != spec.encoder.feature_dim:
         raise ValueError(f"encoder gives {spec.encoder.feature_dim} features, the head takes {head_config.feature_dim}")
     head = HkmrHead(spec.hkmr) if spec.head == "hkmr" else FlatHead(spec.flat)

@@ -97,6 +97,16 @@ class SynthBatch:
     def batch(self) -> int:
         return self.rotations.shape[0]
 
+    def take(self, part: slice) -> SynthBatch:
+        """The samples in ``part`` (a slice of the batch)."""
+        o, cam = self.observed, self.camera
+        return SynthBatch(
+            BodyKeypoints(o.xy[part], o.visible[part], o.world[part]),
+            *(t[part] for t in (self.rotations, self.shape, self.translation, self.joints, self.keypoints, self.keypoints2d)),
+            PerspectiveCamera(*(torch.as_tensor(v).expand(self.batch)[part] for v in (cam.fx, cam.fy, cam.cx, cam.cy))),
+            self.image_size[part],
+        )
+
 
 def _axis_rotation(angle: torch.Tensor, axis: int) -> torch.Tensor:
     """(B,) angles -> (B, 3, 3) rotations about x (0), y (1) or z (2)."""
@@ -152,11 +162,9 @@ class SynthKeypoints:
         return self.poses.shape[0]
 
     @torch.no_grad()
-    def sample(self, batch: int, generator: torch.Generator | None = None, indices: torch.Tensor | None = None) -> SynthBatch:
+    def sample(self, batch: int, generator: torch.Generator | None = None) -> SynthBatch:
         cfg, g = self.config, generator
-        if indices is None:
-            indices = torch.randint(len(self), (batch,), generator=g)
-        pose = self.poses[indices]
+        pose = self.poses[torch.randint(len(self), (batch,), generator=g)]
         mirror = torch.rand(batch, generator=g) < cfg.mirror_prob
         pose = torch.where(mirror[:, None, None, None], mirror_core_rotations(pose), pose)
         shape = random_shapes(batch, cfg.adult_share, g)
