@@ -25,6 +25,7 @@ import torch
 from hmrkit.body.anny_model import AnnyModel, load_anny_body
 from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.errors import ModelAssetError
+from hmrkit.weights_file import read_weights
 from hmrkit.fitting.body_fit import FitInit
 from hmrkit.fitting.targets import FitTargets
 from hmrkit.geometry.cameras import PerspectiveCamera, WeakPerspectiveCamera, weak_to_perspective_translation
@@ -80,20 +81,8 @@ def load_regressor(path: str | Path) -> tuple[BodyRegressor, RegressorSpec, dict
 
     Raises :class:`hmrkit.errors.ModelAssetError` when the file is missing or malformed.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise ModelAssetError(f"body regressor weights not found: {path} (train them with: python -m hmrkit.train.hkmr)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ModelAssetError(f"body regressor weights unreadable: {path}: {error}") from None
-    if metadata.get("format") != FORMAT:
-        raise ModelAssetError(f"{path} is not an hmrkit body regressor (metadata format {metadata.get('format')!r})")
+    state, metadata = read_weights(path, "body regressor", FORMAT, "python -m hmrkit.train.hkmr")
     try:
         spec = RegressorSpec.from_json(metadata["spec"])
         regressor = build_regressor(spec)
