@@ -76,7 +76,7 @@ def latency(args) -> None:
     with_people = [r for r in rows if r["people"]]
     per_person = {k: float(np.sum([r.get(k, 0) for r in with_people]) / max(1, sum(r["people"] for r in with_people)))
                   for k in ("perception", "hands", "fit", "mesh", "render", "total")}
-    payload = {"machine": machine(), "command": f"python benchmarks/bench_pipeline.py latency{flags(args)}", "images": rows,
+    payload = {"machine": machine(), "command": f"python benchmarks/bench_pipeline.py{flags(args)} latency", "images": rows,
                "per_person_ms": per_person}
     lines = [f"# Pipeline latency ({describe(args)})", "", f"Machine: {machine()}. Demo photos in `../shared/data/demo_images`; "
              "one warm-up image first; times in ms; 'total' = perception + fit + mesh + overlay rendering.", "",
@@ -180,7 +180,7 @@ def pck(args) -> None:
         for m in ("mediapipe", "mesh")
     }
     payload = {"machine": machine(), "dataset": args.dataset, "images": len(items), "people_labelled": people_total,
-               "people_found": people_found, "command": f"python benchmarks/bench_pipeline.py pck --dataset {args.dataset}{flags(args)}"
+               "people_found": people_found, "command": f"python benchmarks/bench_pipeline.py{flags(args)} pck --dataset {args.dataset}"
                + (f" --limit {args.limit}" if args.limit else ""), "seconds": round(time.time() - start), "results": summary}
     other_names = ", ".join(conv.names[j] for j in extra)
     lines = [f"# PCK on {args.dataset}, {describe(args)} ({len(items)} images, {people_total} labelled people, {people_found} found)", "",
