@@ -26,7 +26,7 @@ from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, pers
 from hmrkit.models.pose_prior import load_pose_prior
 from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
-from hmrkit.perception.types import HandLandmarks, PersonDetection
+from hmrkit.perception.types import PersonDetection
 from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
 from hmrkit.results import HandResult, ImageResult, PersonResult
 
@@ -63,7 +63,6 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig | None = None, video: bool = False):
         self.config = config or PipelineConfig()
-        self.video = video
         self.backend = MediaPipeBackend(MediaPipeConfig(video=video, max_people=self.config.max_people, hands=self.config.hands))
         self.model: AnnyModel = load_anny_body()
         self.fit_keypoints = self.model.compile_keypoints(
@@ -117,7 +116,7 @@ class Pipeline:
             start = time.perf_counter()
             with torch_threads(self.config.fit_threads):
                 placed = self.hand_solver.place_alone(lone_hands, camera)
-            hands_only = [self._hand_alone(h, hand, loaded.scale) for h, hand in zip(placed, lone_hands)]
+            hands_only = [self._hand_alone(h, loaded.scale) for h in placed]
             timings["hands_only"] = (time.perf_counter() - start) * 1000
         people: list[PersonResult] = []
         fit = None
@@ -165,9 +164,9 @@ class Pipeline:
         timings["mesh"] = (time.perf_counter() - start) * 1000
         return people, fit
 
-    def _hand_alone(self, placed: PlacedHand, hand: HandLandmarks, scale: float) -> HandResult:
+    def _hand_alone(self, placed: PlacedHand, scale: float) -> HandResult:
         xy = (placed.joints2d.numpy() + 0.5) / scale - 0.5
-        return HandResult(placed.side, xy, placed.fit.joints[0].numpy(), hand.score, hand.side_source,
+        return HandResult(placed.side, xy, placed.fit.joints[0].numpy(), placed.landmarks.score, placed.landmarks.side_source,
                           angle_dict(placed.fit), placed.fit.vertices[0].numpy(), placed.faces.numpy())
 
     def _people(self, detections: list[PersonDetection], fit: BodyFit, camera: PerspectiveCamera, scale: float,

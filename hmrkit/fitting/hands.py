@@ -29,6 +29,7 @@ class PlacedHand:
     """A hand solved without a body, placed in the camera frame."""
 
     side: str
+    landmarks: HandLandmarks  # what it was solved from
     fit: HandFit  # batch of one; joints/vertices in the camera frame
     joints2d: torch.Tensor  # (21, 2) pixels
     faces: torch.Tensor
@@ -97,7 +98,7 @@ class HandSolver:
             for row in range(len(mine)):
                 one = HandFit(fit.angles[row : row + 1], fit.shape[row : row + 1], fit.global_rotation[row : row + 1],
                               (fit.translation + shift)[row : row + 1], joints[row : row + 1], vertices[row : row + 1])
-                placed.append(PlacedHand(side, one, xy_fit[row], self.ik(side).hand.faces))
+                placed.append(PlacedHand(side, mine[row], one, xy_fit[row], self.ik(side).hand.faces))
         return placed
 
 
