@@ -1,9 +1,10 @@
 """HKMR benchmarks: held-out synthetic landmarks (Tables 1-3 analogue), limb occlusion, speed,
 and occluders drawn on real photos run through the whole pipeline.
 
-    python benchmarks/bench_hkmr.py train [--steps 600]     # the equal-budget ablation models (cache)
+    python benchmarks/bench_hkmr.py train [--steps 500] [--only NAME ...]   # equal-budget ablation models (cache)
     python benchmarks/bench_hkmr.py synthetic [--count 2000]
     python benchmarks/bench_hkmr.py speed
+    python benchmarks/bench_hkmr.py refine [--images 30]    # regressor alone / + refinement on real photos
     python benchmarks/bench_hkmr.py occlusion [--images 40]
 
 *synthetic*: the CMU ``test`` split (held out: other sequences, and washing windows, an action
@@ -92,16 +93,24 @@ def train_ablations(args) -> None:
     for name, (variant, inner, outer) in ABLATIONS.items():
         if args.only and name not in args.only:
             continue
-        out = ABLATION_DIR / f"{name}.safetensors"
+        tag = f"{name}_s{args.steps}" + (f"_seed{args.seed}" if args.seed else "")
+        out = ABLATION_DIR / f"{tag}.safetensors"
         if out.exists() and not args.force:
             print(f"{name}: {out} exists, skipped")
             continue
-        cfg = TrainConfig(model=variant, inner=inner, outer=outer, steps=args.steps, val_every=args.steps // 4,
-                          checkpoint_every=args.steps // 4, run_dir=str(ABLATION_DIR / f"run_{name}"), out=str(out))
+        cfg = TrainConfig(model=variant, inner=inner, outer=outer, steps=args.steps, val_every=args.steps // 4, seed=args.seed,
+                          checkpoint_every=args.steps // 4, run_dir=str(ABLATION_DIR / f"run_{tag}"), out=str(out))
         train(cfg)
 
 
 # -- evaluation on synthetic landmarks -------------------------------------------------------------
+
+
+def budget_of(path: Path) -> tuple[int, int]:
+    """(steps, seed) of an ablation file ``<name>_s<steps>[_seed<seed>].safetensors``."""
+    tail = path.stem.rsplit("_s", 1)[1] if "_seed" not in path.stem else path.stem.rsplit("_seed", 1)[0].rsplit("_s", 1)[1]
+    seed = int(path.stem.rsplit("_seed", 1)[1]) if "_seed" in path.stem else 0
+    return int(tail), seed
 
 
 def drop_limbs(batch: SynthBatch) -> tuple[SynthBatch, list[str]]:
@@ -177,10 +186,15 @@ def synthetic(args) -> None:
                       "standard": std, "limb_occluded": occ, **({"test_time": overrides} if overrides else {})}
         print(name, rows[name], f"{time.perf_counter() - start:.0f} s", flush=True)
 
+    neutral = torch.full_like(batch.shape, 0.5)  # the cost of not knowing the body: true pose, neutral shape
+    rows["oracle: true pose, neutral shape"] = {"standard": summarize(errors(body, batch.rotations, neutral, batch)),
+                                                "limb_occluded": summarize(errors(body, batch.rotations, neutral, batch), limbs)}
     evaluate("shipped HKMR", weights_dir() / "hkmr.safetensors")
     evaluate("shipped flat (HMR IEF)", weights_dir() / "hmr_flat.safetensors")
-    for name in ABLATIONS:
-        evaluate(f"budget: {name}", ABLATION_DIR / f"{name}.safetensors")
+    for steps, seed in sorted({budget_of(p) for p in ABLATION_DIR.glob("*_s*.safetensors")}):
+        for name in ABLATIONS:
+            tag = f"{name}_s{steps}" + (f"_seed{seed}" if seed else "")
+            evaluate(f"{steps} steps{f', seed {seed}' if seed else ''}: {name}", ABLATION_DIR / f"{tag}.safetensors")
     for outer in (1, 2, 4):
         evaluate(f"shipped HKMR, test-time outer {outer}", weights_dir() / "hkmr.safetensors", {"outer_iterations": outer})
     for inner in (2, 6):
@@ -374,6 +388,92 @@ class SharedPerception:
         self.backend.close()
 
 
+def lsp_items(count: int, start: int = 0) -> list[tuple[Path, np.ndarray, np.ndarray]]:
+    """The first ``count`` LSP photos from index ``start`` whose torso and at least 10 joints are labelled."""
+    from hmrkit.body.conventions import LSP14
+
+    d = np.load(DATA / "lspet_dev" / "joints.npz")
+    assert tuple(str(n) for n in d["joint_names"]) == LSP14.names
+    a, b = LSP14.index("left_shoulder"), LSP14.index("right_hip")
+    items = []
+    for i in range(start, len(d["image_names"])):
+        joints = d["joints"][i]
+        labelled = (joints[:, 2] > 0) & (joints[:, 0] > 0) & (joints[:, 1] > 0)
+        if labelled[a] and labelled[b] and labelled.sum() >= 10:
+            items.append((DATA / "lspet_dev" / "images" / str(d["image_names"][i]), joints[:, :2], labelled))
+        if len(items) == count:
+            break
+    return items
+
+
+def refine_study(args) -> None:
+    """Unoccluded LSP photos: PCK of the regressor alone and with 20/60 refinement steps, with
+    the weak-camera or the closed-form translation, against the optimization-only fit."""
+    from hmrkit.body.anny_keypoints import anny_keypoint_map
+    from hmrkit.body.conventions import LSP14, MEDIAPIPE33
+    from hmrkit.estimators import FlatEstimator, HkmrEstimator
+    from hmrkit.geometry.cameras import perspective_project
+    from hmrkit.io.images import load_image
+    from hmrkit.pipeline import Pipeline, PipelineConfig
+
+    items = lsp_items(args.images, args.start)
+    pipeline = Pipeline(PipelineConfig(with_vertices=False, hands=False))
+    shared = SharedPerception(pipeline.backend)
+    pipeline.backend = shared
+    body = pipeline.model
+    methods = {"optimization only (15 + 60 steps)": (None, True, 0)}
+    for label, cls in (("HKMR", HkmrEstimator), ("flat", FlatEstimator)):
+        for weak in (True, False):
+            est = cls.load(body=body, weak_translation=weak)
+            t = "weak-camera T" if weak else "closed-form T"
+            methods[f"{label} alone, {t}"] = (est, False, 0)
+            methods[f"{label} + 20 refinement steps, {t}"] = (est, True, 20)
+        methods[f"{label} + 60 refinement steps, closed-form T"] = (cls.load(body=body), True, 60)
+    lsp_map = anny_keypoint_map(body, LSP14)
+    limbs = [LSP14.index(f"{s}_{j}") for s in ("left", "right") for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
+    mp_index = np.array([MEDIAPIPE33.index(LSP14.names[j]) for j in limbs])
+    a, b = LSP14.index("left_shoulder"), LSP14.index("right_hip")
+    tally = {m: [0, 0, 0.0] for m in ["MediaPipe raw"] + list(methods)}
+    for path, gt, labelled in items:
+        loaded = load_image(path)
+        gt_px = (gt + 0.5) * loaded.scale - 0.5
+        torso = float(np.linalg.norm(gt_px[a] - gt_px[b]))
+        ok = labelled[limbs]
+        shared.prepare(loaded.rgb)
+        camera = pipeline.camera(loaded.rgb.shape[1], loaded.rgb.shape[0])
+        preds = {}
+        for m, (est, refine, iterations) in methods.items():
+            pipeline.config.estimator, pipeline.config.refine, pipeline.config.refine_iterations = est, refine, iterations
+            start = time.perf_counter()
+            result, fit = pipeline.run_with_fit(loaded.rgb)
+            tally[m][2] += (time.perf_counter() - start) * 1000
+            if fit is None:
+                break
+            with torch.no_grad():
+                kp = body(fit.rotations, fit.shape, fit.translation, with_vertices=False, keypoints=lsp_map).keypoints
+            preds[m] = perspective_project(kp, camera).numpy()[:, limbs]
+            preds["MediaPipe raw"] = np.stack([p.body.xy[mp_index] for p in result.detections])
+        best = None
+        if preds:
+            dist = [np.mean(np.linalg.norm(preds["MediaPipe raw"][i][ok] - gt_px[limbs][ok], axis=1)) / torso
+                    for i in range(len(preds["MediaPipe raw"]))]
+            best = int(np.argmin(dist)) if min(dist) < 1.0 else None
+        for m, t in tally.items():
+            t[1] += ok.sum()
+            if best is not None:
+                t[0] += ((np.linalg.norm(preds[m][best] - gt_px[limbs], axis=1) <= 0.2 * torso) & ok).sum()
+    shared.close()
+    rows = {m: {"pck@0.2_limbs": round(c / max(n, 1), 3), "ms_per_image": round(ms / len(items))} for m, (c, n, ms) in tally.items()}
+    payload = {"machine": machine(), "command": f"python benchmarks/bench_hkmr.py refine --images {args.images} --start {args.start}",
+               "images": len(items), "rows": rows}
+    lines = [f"# Regressor, refinement and translation on real photos ({len(items)} LSP photos from index {args.start}, no occluder)", "",
+             f"Machine: {machine()}. Command: `{payload['command']}`. PCK@0.2 (torso) of the 12 labelled limb joints; "
+             "ms per image = the pipeline's run (pose landmarks shared, no hands) for that method, under the machine's other load.", "",
+             "| method | PCK@0.2 | ms per image |", "|---|---|---|"]
+    lines += [f"| {m} | {r['pck@0.2_limbs']:.3f} | {r['ms_per_image'] if m != 'MediaPipe raw' else ''} |" for m, r in rows.items()]
+    write("hkmr_refine_lsp", payload, "\n".join(lines) + "\n")
+
+
 def occlusion(args) -> None:
     from hmrkit.body.anny_keypoints import anny_keypoint_map
     from hmrkit.body.conventions import LSP14, MEDIAPIPE33
@@ -382,17 +482,8 @@ def occlusion(args) -> None:
     from hmrkit.io.images import load_image
     from hmrkit.pipeline import Pipeline, PipelineConfig
 
-    d = np.load(DATA / "lspet_dev" / "joints.npz")
-    assert tuple(str(n) for n in d["joint_names"]) == LSP14.names
+    items = lsp_items(args.images)
     a, b = LSP14.index("left_shoulder"), LSP14.index("right_hip")
-    items = []
-    for i, name in enumerate(d["image_names"]):
-        joints = d["joints"][i]
-        labelled = (joints[:, 2] > 0) & (joints[:, 0] > 0) & (joints[:, 1] > 0)
-        if labelled[a] and labelled[b] and labelled.sum() >= 10:
-            items.append((DATA / "lspet_dev" / "images" / str(name), joints[:, :2], labelled))
-        if len(items) == args.images:
-            break
     pipeline = Pipeline(PipelineConfig(with_vertices=False, hands=False))  # body PCK only: no hand models
     shared = SharedPerception(pipeline.backend)
     pipeline.backend = shared
@@ -473,20 +564,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("train")
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=500)
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--force", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("synthetic")
     p.add_argument("--count", type=int, default=2000)
     p.add_argument("--fit-count", type=int, default=300)
     p = sub.add_parser("speed")
     p.add_argument("--repeats", type=int, default=30)
+    p = sub.add_parser("refine")
+    p.add_argument("--images", type=int, default=30)
+    p.add_argument("--start", type=int, default=100)
     p = sub.add_parser("occlusion")
     p.add_argument("--images", type=int, default=40)
     p.add_argument("--alpha", type=float, default=0.2)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"train": train_ablations, "synthetic": synthetic, "speed": speed, "occlusion": occlusion}[args.what](args)
+    {"train": train_ablations, "synthetic": synthetic, "speed": speed, "refine": refine_study, "occlusion": occlusion}[args.what](args)
 
 
 if __name__ == "__main__":

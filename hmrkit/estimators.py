@@ -7,8 +7,9 @@
 :class:`HkmrEstimator` (HKMR, :mod:`hmrkit.models.hkmr`) and :class:`FlatEstimator` (the HMR-style
 flat baseline, :mod:`hmrkit.models.hmr_flat`) both implement
 :class:`hmrkit.fitting.body_fit.BodyEstimator`: ``estimator(targets, camera) -> FitInit`` with
-all 52 joint rotations (fingers at rest), phenotypes in (0, 1), and the camera translation that
-the regressor's weak-perspective camera implies for the pipeline's pinhole camera.
+all 52 joint rotations (fingers at rest), phenotypes in (0, 1), and optionally the camera
+translation that the regressor's weak-perspective camera implies for the pipeline's pinhole
+camera (by default the pipeline solves it from the 2D landmarks: see :class:`RegressorEstimator`).
 
 This module also holds the regressor files' format (:func:`save_regressor`, :func:`load_regressor`).
 """
@@ -97,18 +98,21 @@ class RegressorEstimator:
 
     ``weak_translation``: convert the regressor's weak-perspective camera into a translation
     for the pinhole camera (:func:`~hmrkit.geometry.cameras.weak_to_perspective_translation`);
-    ``False`` leaves it ``None`` so the pipeline solves it in closed form from the 2D landmarks.
+    ``False`` (default) leaves it ``None`` so the pipeline solves it in closed form from the 2D
+    landmarks with the regressed pose: measured on 30 LSP photos, PCK@0.2 of the regressor alone
+    0.388 (closed form) vs 0.340 (weak camera), 0.618 vs 0.615 after 20 refinement steps. The
+    weak camera's depth carries the error of the (unobservable) body size.
     """
 
     DEFAULT_WEIGHTS: ClassVar[str] = "hkmr.safetensors"
 
-    def __init__(self, regressor: BodyRegressor, body: AnnyModel | None = None, weak_translation: bool = True):
+    def __init__(self, regressor: BodyRegressor, body: AnnyModel | None = None, weak_translation: bool = False):
         self.regressor = regressor.eval()
         self._body = body
         self.weak_translation = weak_translation
 
     @classmethod
-    def load(cls, path: str | Path | None = None, body: AnnyModel | None = None, weak_translation: bool = True):
+    def load(cls, path: str | Path | None = None, body: AnnyModel | None = None, weak_translation: bool = False):
         """The shipped weights (``hmrkit/weights/<DEFAULT_WEIGHTS>``) or the file at ``path``.
         ``body``: an Anny body to share (else one is loaded on first use, for the translation)."""
         regressor, _, _ = load_regressor(Path(path) if path is not None else weights_dir() / cls.DEFAULT_WEIGHTS)
