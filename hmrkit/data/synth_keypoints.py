@@ -14,7 +14,9 @@ corrupted the way MediaPipe's output is:
 - the hip-centred metric 3D landmarks (MediaPipe's "world" output) get noise, stronger and
   compressed in depth, and a wrong overall scale.
 
-Unseen landmarks carry zeros; their flag says so (what :class:`~hmrkit.models.encoders.BodyKeypoints` holds).
+Unseen landmarks keep their noisy values, as MediaPipe still outputs a guess for them; the flag
+says they are unseen (what :class:`~hmrkit.models.encoders.BodyKeypoints` holds) and the encoder
+zeroes them.
 The ground truth (pose, shape, joints, clean keypoints, camera) rides along for the losses.
 """
 
@@ -83,7 +85,7 @@ class SynthConfig:
 class SynthBatch:
     """B samples: the observation (what the regressor sees) and the ground truth."""
 
-    observed: BodyKeypoints  # noisy, with unseen landmarks zeroed
+    observed: BodyKeypoints  # noisy; unseen landmarks flagged
     rotations: torch.Tensor  # (B, 22, 3, 3) local; joint 0 = orientation in the camera frame
     shape: torch.Tensor  # (B, 6) phenotypes
     translation: torch.Tensor  # (B, 3) camera frame (the model's origin)
@@ -263,8 +265,7 @@ class SynthKeypoints:
         world = world + torch.randn(n, k, 3, generator=g) * w_sigma
         world = world - world[:, [_mp("left_hip"), _mp("right_hip")]].mean(1, keepdim=True)
 
-        mask = seen[..., None].float()
-        return BodyKeypoints(noisy * mask, seen, world * mask)
+        return BodyKeypoints(noisy, seen, world)
 
 
 def batch_to(batch: SynthBatch, device: torch.device | str) -> SynthBatch:
