@@ -2,7 +2,8 @@
 and occluders drawn on real photos run through the whole pipeline.
 
     python benchmarks/bench_hkmr.py train [--steps 500] [--only NAME ...]   # equal-budget ablation models (cache)
-    python benchmarks/bench_hkmr.py synthetic [--count 2000]
+    python benchmarks/bench_hkmr.py synthetic [--count 2000] [--fit-count 300]
+    python benchmarks/bench_hkmr.py synthetic --only "optimization only"   # re-measure some rows, merged
     python benchmarks/bench_hkmr.py speed
     python benchmarks/bench_hkmr.py refine [--images 30]    # regressor alone / + refinement on real photos
     python benchmarks/bench_hkmr.py occlusion [--images 40]
@@ -77,6 +78,16 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), CPU only, torch {torch.__version__}"
 
 
+def git_commit() -> str:
+    """The checkout's commit (short), with '+dirty' when tracked files differ from it."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def write(name: str, payload: dict, table: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1))
@@ -120,8 +131,7 @@ def drop_limbs(batch: SynthBatch) -> tuple[SynthBatch, list[str]]:
     visible = batch.observed.visible.clone()
     for i, name in enumerate(chosen):
         visible[i, LIMBS[name]] = False
-    m = visible[..., None].float()
-    observed = BodyKeypoints(batch.observed.xy * m, visible, batch.observed.world * m)
+    observed = BodyKeypoints(batch.observed.xy, visible, batch.observed.world)
     return replace(batch, observed=observed), chosen
 
 
@@ -164,7 +174,21 @@ def summarize(e: dict[str, torch.Tensor], limbs: list[str] | None = None) -> dic
 
 
 def synthetic(args) -> None:
+    """Every row, or with ``--only`` the rows whose name contains one of its patterns, merged
+    into the existing results (same draw: same ``--count``, and ``--fit-count`` for fitted rows)."""
     torch.manual_seed(0)
+    previous = None
+    if args.only:
+        path = RESULTS / "hkmr_synthetic.json"
+        if not path.exists():
+            raise SystemExit(f"--only merges into {path}, which does not exist: run without --only first")
+        previous = json.loads(path.read_text())
+        if previous["samples"] != args.count:
+            raise SystemExit(f"{path} holds {previous['samples']} samples, not --count {args.count}: rows would not be comparable")
+
+    def wanted(name: str) -> bool:
+        return not args.only or any(pattern in name for pattern in args.only)
+
     body = load_anny_body()
     data = SynthKeypoints(body, "test", stride=1)
     batch = data.sample(args.count, torch.Generator().manual_seed(2024))
@@ -172,6 +196,8 @@ def synthetic(args) -> None:
     rows: dict[str, dict] = {}
 
     def evaluate(name: str, path: Path, overrides: dict | None = None) -> None:
+        if not wanted(name):
+            return
         if not path.exists():
             print(f"{name}: {path} missing, skipped")
             return
@@ -187,8 +213,9 @@ def synthetic(args) -> None:
         print(name, rows[name], f"{time.perf_counter() - start:.0f} s", flush=True)
 
     neutral = torch.full_like(batch.shape, 0.5)  # the cost of not knowing the body: true pose, neutral shape
-    rows["oracle: true pose, neutral shape"] = {"standard": summarize(errors(body, batch.rotations, neutral, batch)),
-                                                "limb_occluded": summarize(errors(body, batch.rotations, neutral, batch), limbs)}
+    if wanted("oracle: true pose, neutral shape"):
+        rows["oracle: true pose, neutral shape"] = {"standard": summarize(errors(body, batch.rotations, neutral, batch)),
+                                                    "limb_occluded": summarize(errors(body, batch.rotations, neutral, batch), limbs)}
     evaluate("shipped HKMR", weights_dir() / "hkmr.safetensors")
     evaluate("shipped flat (HMR IEF)", weights_dir() / "hmr_flat.safetensors")
     for steps, seed in sorted({budget_of(p) for p in ABLATION_DIR.glob("*_s*.safetensors")}):
@@ -200,11 +227,21 @@ def synthetic(args) -> None:
     for inner in (2, 6):
         evaluate(f"shipped HKMR, test-time inner {inner}", weights_dir() / "hkmr.safetensors", {"inner_iterations": inner})
     if args.fit_count:
-        rows.update(fitted(body, batch, occluded, limbs, args.fit_count))
+        rows.update(fitted(body, batch, occluded, limbs, args.fit_count, wanted))
 
-    payload = {"machine": machine(), "command": f"python benchmarks/bench_hkmr.py synthetic --count {args.count}"
-               + (f" --fit-count {args.fit_count}" if args.fit_count else ""),
-               "samples": args.count, "split": "CMU test (held out)", "rows": rows}
+    command = f"python benchmarks/bench_hkmr.py synthetic --count {args.count}" + (f" --fit-count {args.fit_count}" if args.fit_count else "")
+    if args.only:
+        command += " --only " + " ".join(f'"{p}"' for p in args.only)
+        if not rows:
+            raise SystemExit(f"no row matched --only {args.only}")
+    provenance = {"command": command, "commit": git_commit(), "machine": machine()}
+    for row in rows.values():
+        row["measured"] = provenance
+    if previous is None:
+        payload = {"machine": machine(), "command": command, "samples": args.count, "split": "CMU test (held out)", "rows": rows}
+    else:  # replace the re-measured rows in place, append new ones
+        payload = previous
+        payload["rows"] = {**previous["rows"], **rows}
     write("hkmr_synthetic", payload, synthetic_table(payload))
 
 
@@ -227,9 +264,10 @@ def common_camera_targets(batch: SynthBatch):
     return targets
 
 
-def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], count: int) -> dict[str, dict]:
+def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], count: int, wanted=lambda name: True) -> dict[str, dict]:
     """The regressor + optimizer (HKMR 'MF') and the optimization-only fit on the first
-    ``count`` samples: the pipeline's BodyFitter against the synthetic 2D and 3D landmarks."""
+    ``count`` samples: the pipeline's BodyFitter against the synthetic 2D and 3D landmarks.
+    ``wanted(row name)`` picks which of the three run."""
     from hmrkit.body.anny_keypoints import anny_keypoint_library
     from hmrkit.body.keypoints import build_keypoint_map
     from hmrkit.estimators import FlatEstimator, HkmrEstimator
@@ -241,6 +279,8 @@ def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], coun
     std, occ = batch.take(slice(0, count)), occluded.take(slice(0, count))
     for name, estimator in (("optimization only (pipeline fit)", None), ("shipped HKMR + refinement (MF)", HkmrEstimator.load(body=body)),
                             ("shipped flat + refinement", FlatEstimator.load(body=body))):
+        if not wanted(f"{name} (first {count})"):
+            continue
         start = time.perf_counter()
         row = {}
         for label, b in (("standard", std), ("limb_occluded", occ)):
@@ -268,10 +308,21 @@ def synthetic_table(payload: dict) -> str:
              "'Limb occluded': every landmark of one limb dropped (limbs in turn); 'occl. limb' = MPJPE of that limb's 4 joints.", "",
              "| model | params (M) | train steps | MPJPE | PA-MPJPE | PVE | MPJPE limb occl. | PA-MPJPE limb occl. | occl. limb MPJPE |",
              "|---|---|---|---|---|---|---|---|---|"]
+    later: dict[tuple[str, str], list[str]] = {}  # rows re-measured with --only: (command, commit) -> names
     for name, r in payload["rows"].items():
         s, o = r["standard"], r["limb_occluded"]
-        lines.append(f"| {name} | {r.get('params_M', '')} | {r.get('train_steps', '')} | {s['mpjpe']} | {s['pa_mpjpe']} | {s['pve']} | "
+        measured = r.get("measured", {})
+        mark = ""
+        if measured.get("command", payload["command"]) != payload["command"]:
+            key = (measured["command"], measured["commit"])
+            later.setdefault(key, []).append(name)
+            mark = f" [{list(later).index(key) + 1}]"
+        lines.append(f"| {name}{mark} | {r.get('params_M', '')} | {r.get('train_steps', '')} | {s['mpjpe']} | {s['pa_mpjpe']} | {s['pve']} | "
                      f"{o['mpjpe']} | {o['pa_mpjpe']} | {o.get('occluded_limb_mpjpe', '')} |")
+    if later:
+        lines.append("")
+        lines += [f"[{i + 1}] re-measured later on the same draw: `{command}` at commit {commit}."
+                  for i, (command, commit) in enumerate(later)]
     return "\n".join(lines) + "\n"
 
 
@@ -571,6 +622,8 @@ def main() -> None:
     p = sub.add_parser("synthetic")
     p.add_argument("--count", type=int, default=2000)
     p.add_argument("--fit-count", type=int, default=300)
+    p.add_argument("--only", nargs="+", default=None, metavar="PATTERN",
+                   help="re-measure only the rows whose name contains one of these, merged into the existing results")
     p = sub.add_parser("speed")
     p.add_argument("--repeats", type=int, default=30)
     p = sub.add_parser("refine")
