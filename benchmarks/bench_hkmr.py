@@ -265,9 +265,9 @@ def common_camera_targets(batch: SynthBatch):
 
 
 def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], count: int, wanted=lambda name: True) -> dict[str, dict]:
-    """The regressor + optimizer (HKMR 'MF') and the optimization-only fit on the first
-    ``count`` samples: the pipeline's BodyFitter against the synthetic 2D and 3D landmarks.
-    ``wanted(row name)`` picks which of the three run."""
+    """The regressor + optimizer (HKMR 'MF'), the optimization-only fit and the regressors alone
+    on the first ``count`` samples: the pipeline's BodyFitter against the synthetic 2D and 3D
+    landmarks. ``wanted(row name)`` picks which run."""
     from hmrkit.body.anny_keypoints import anny_keypoint_library
     from hmrkit.body.keypoints import build_keypoint_map
     from hmrkit.estimators import FlatEstimator, HkmrEstimator
@@ -277,8 +277,11 @@ def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], coun
     fitter = BodyFitter(body, body.compile_keypoints(build_keypoint_map(anny_keypoint_library(), body.skeleton, FIT_KEYPOINTS)))
     rows = {}
     std, occ = batch.take(slice(0, count)), occluded.take(slice(0, count))
-    for name, estimator in (("optimization only (pipeline fit)", None), ("shipped HKMR + refinement (MF)", HkmrEstimator.load(body=body)),
-                            ("shipped flat + refinement", FlatEstimator.load(body=body))):
+    hkmr, flat = HkmrEstimator.load(body=body), FlatEstimator.load(body=body)
+    # (row name, estimator, refine): "alone" = the regressor's guess on the same samples, for comparison
+    methods = (("optimization only (pipeline fit)", None, True), ("shipped HKMR + refinement (MF)", hkmr, True),
+               ("shipped flat + refinement", flat, True), ("shipped HKMR alone", hkmr, False), ("shipped flat alone", flat, False))
+    for name, estimator, refine in methods:
         if not wanted(f"{name} (first {count})"):
             continue
         start = time.perf_counter()
@@ -290,8 +293,10 @@ def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], coun
                 targets = common_camera_targets(part)
                 if estimator is None:
                     fit = fitter.fit(targets, COMMON_CAMERA)
-                else:
+                elif refine:
                     fit = fitter.fit(targets, COMMON_CAMERA, estimator(targets, COMMON_CAMERA), iterations=(0, 20))
+                else:
+                    fit = estimator(targets, COMMON_CAMERA)
                 rotations.append(fit.rotations[:, :NUM_BODY_CORE])
                 shape.append(fit.shape)
             e = errors(body, torch.cat(rotations), torch.cat(shape), b)
