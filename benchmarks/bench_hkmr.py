@@ -326,7 +326,7 @@ def synthetic_table(payload: dict) -> str:
                      f"{o['mpjpe']} | {o['pa_mpjpe']} | {o.get('occluded_limb_mpjpe', '')} |")
     if later:
         lines.append("")
-        lines += [f"[{i + 1}] re-measured later on the same draw: `{command}` at commit {commit}."
+        lines += [f"[{i + 1}] re-measured or added later on the same draw: `{command}` at commit {commit}."
                   for i, (command, commit) in enumerate(later)]
     return "\n".join(lines) + "\n"
 
