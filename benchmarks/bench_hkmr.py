@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from hmrkit.body.anny_model import load_anny_body  # noqa: E402
 from hmrkit.body.anny_rig import KINEMATIC_CHAINS, NUM_BODY_CORE  # noqa: E402
 from hmrkit.data.retarget import CORE_NAMES  # noqa: E402
-from hmrkit.data.synth_keypoints import LIMBS, SynthBatch, SynthKeypoints, fit_targets  # noqa: E402
+from hmrkit.data.synth_keypoints import LIMBS, V1_NOISE, SynthBatch, SynthKeypoints, fit_targets  # noqa: E402
 from hmrkit.estimators import load_regressor  # noqa: E402
 from hmrkit.geometry.cameras import PerspectiveCamera  # noqa: E402
 from hmrkit.eval.metrics import mpjpe, pa_mpjpe, pve  # noqa: E402
@@ -109,7 +109,7 @@ def train_ablations(args) -> None:
         if out.exists() and not args.force:
             print(f"{name}: {out} exists, skipped")
             continue
-        cfg = TrainConfig(model=variant, inner=inner, outer=outer, steps=args.steps, val_every=args.steps // 4, seed=args.seed,
+        cfg = TrainConfig(model=variant, inner=inner, outer=outer, steps=args.steps, val_every=args.steps // 4, seed=args.seed, v1_noise=True,
                           checkpoint_every=args.steps // 4, run_dir=str(ABLATION_DIR / f"run_{tag}"), out=str(out))
         train(cfg)
 
@@ -190,7 +190,7 @@ def synthetic(args) -> None:
         return not args.only or any(pattern in name for pattern in args.only)
 
     body = load_anny_body()
-    data = SynthKeypoints(body, "test", stride=1)
+    data = SynthKeypoints(body, "test", stride=1, config=V1_NOISE)  # the held-out noise model of the committed table
     batch = data.sample(args.count, torch.Generator().manual_seed(2024))
     occluded, limbs = drop_limbs(batch)
     rows: dict[str, dict] = {}

@@ -27,9 +27,10 @@ def body():
 
 @pytest.fixture(scope="module")
 def held_out(body):
-    from hmrkit.data.synth_keypoints import SynthKeypoints
+    from hmrkit.data.synth_keypoints import V1_NOISE, SynthKeypoints
 
-    return SynthKeypoints(body, "test", stride=4).sample(64, torch.Generator().manual_seed(7))
+    # the noise model the shipped weights trained on (and the thresholds were measured with)
+    return SynthKeypoints(body, "test", stride=4, config=V1_NOISE).sample(64, torch.Generator().manual_seed(7))
 
 
 def _orthonormal(r: torch.Tensor) -> bool:

@@ -79,7 +79,7 @@ def test_world_landmarks_are_hip_centred(synth):
 def test_limb_occlusion_and_placement(body):
     from hmrkit.data.synth_keypoints import LIMBS, SynthConfig, SynthKeypoints
 
-    cfg = replace(SynthConfig(), limb_occlusion_prob=1.0, dropout=(0.0, 0.0), truncation_prob=0.0, face_away_unseen_prob=0.0)
+    cfg = replace(SynthConfig(), limb_occlusion_prob=1.0, dropout=(0.0, 0.0), truncation_prob=0.0, face_away_unseen_prob=0.0, guess_prob=0.0)
     synth = SynthKeypoints(body, "test", stride=8, config=cfg)
     b = synth.sample(64, torch.Generator().manual_seed(3))
     size = b.image_size[:, None]
@@ -119,3 +119,52 @@ def test_shapes_cover_children_and_adults():
     assert ((s >= 0) & (s <= 1)).all()
     child = s[:, 1] < 0.4
     assert 0.1 < child.float().mean() < 0.2
+
+
+def test_occluded_landmarks_are_mostly_guessed_as_mediapipe_does(body):
+    """Defaults: MediaPipe reports face and torso always and most occluded limb landmarks as
+    seen but displaced. The same draw without guesses (guess_prob 0) differs exactly there."""
+    from hmrkit.data.synth_keypoints import LIMBS, SynthConfig, SynthKeypoints
+
+    cfg = SynthConfig()
+    with_guess = SynthKeypoints(body, "test", stride=8, config=cfg).sample(256, torch.Generator().manual_seed(6))
+    no_guess = SynthKeypoints(body, "test", stride=8, config=replace(cfg, guess_prob=0.0)).sample(256, torch.Generator().manual_seed(6))
+    size = with_guess.image_size[:, None]
+    inside = ((with_guess.keypoints2d >= 0) & (with_guess.keypoints2d <= size - 1)).all(-1)
+    limb = torch.zeros(33, dtype=torch.bool)
+    limb[[i for idx in LIMBS.values() for i in idx]] = True
+    seen = with_guess.observed.visible
+    assert seen[:, ~limb][inside[:, ~limb]].all()  # face and torso: seen whenever in the frame
+    assert seen[:, limb][inside[:, limb]].float().mean() > 0.93  # measured on LSPET: elbows..feet 0.90-0.96
+
+    guessed = seen & ~no_guess.observed.visible
+    assert not (no_guess.observed.visible & ~seen).any()  # guesses only add seen landmarks
+    assert 0.5 < guessed.sum() / (~no_guess.observed.visible & inside).sum() < 0.9  # guess_prob 0.7
+    # everything else is the same draw
+    same = ~guessed
+    assert torch.equal(with_guess.observed.xy[same], no_guess.observed.xy[same])
+    assert torch.equal(with_guess.observed.world[same], no_guess.observed.world[same])
+    # a guess is displaced by ~guess_scale box sides (median radial offset of a 2D Gaussian: 1.18 sigma)
+    span = with_guess.keypoints2d.amax(1) - with_guess.keypoints2d.amin(1)
+    box = span.amax(-1, keepdim=True).expand(-1, 33)
+    offset = with_guess.observed.xy - no_guess.observed.xy
+    ratio = (offset.norm(dim=-1) / box)[guessed]
+    assert 0.09 < ratio.median() < 0.15
+    # and its 3D landmark moves the same way in x-y (one network gives both), not in depth
+    moved = with_guess.observed.world - no_guess.observed.world
+    cos = torch.nn.functional.cosine_similarity(moved[guessed][:, :2], offset[guessed], dim=-1)
+    assert (cos > 0.999).all() and (moved[guessed][:, 2] == 0).all()
+
+
+def test_v1_noise_hides_occluded_landmarks(body):
+    """The earlier noise model (the shipped v1 weights, the held-out table): occluded landmarks
+    and, when looking away, the face are unseen; nothing outside the image is seen."""
+    from hmrkit.data.synth_keypoints import V1_NOISE, SynthKeypoints
+
+    b = SynthKeypoints(body, "test", stride=8, config=V1_NOISE).sample(256, torch.Generator().manual_seed(8))
+    size = b.image_size[:, None]
+    inside = ((b.keypoints2d >= 0) & (b.keypoints2d <= size - 1)).all(-1)
+    seen = b.observed.visible
+    assert not (seen & ~inside).any()
+    assert 0.65 < seen.float().mean() < 0.85  # measured 0.75 on 4,000 train samples
+    assert seen[:, :11].float().mean() < 0.7  # the face, often unseen

@@ -33,7 +33,7 @@ import torch.distributed as dist
 from hmrkit.body.anny_model import AnnyModel, load_anny_body
 from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.data.retarget import load_cmu_poses, mirror_core_rotations
-from hmrkit.data.synth_keypoints import SynthBatch, SynthConfig, SynthKeypoints, batch_to, crop_box_of, render_person_crops
+from hmrkit.data.synth_keypoints import V1_NOISE, SynthBatch, SynthConfig, SynthKeypoints, batch_to, crop_box_of, render_person_crops
 from hmrkit.estimators import RegressorSpec, build_regressor, save_regressor
 from hmrkit.eval.metrics import mpjpe, pa_mpjpe
 from hmrkit.models.discriminator import PoseDiscriminator, discriminator_loss, generator_loss
@@ -76,7 +76,11 @@ class TrainConfig:
     encoder: Literal["keypoints", "image"] = "keypoints"  # image: rendered crops through a CNN (HKMR head)
     backbone: str = "efficientnet_lite0"  # image encoder: efficientnet_lite0 (ImageNet weights) or resnet50 (random init)
     crop_size: int = 128
+    v1_noise: bool = False  # train on the first landmark noise model (V1_NOISE: the shipped v1 weights, the ablation table)
     synth: SynthConfig = field(default_factory=SynthConfig)
+
+    def synth_config(self) -> SynthConfig:
+        return V1_NOISE if self.v1_noise else self.synth
 
     def build(self) -> BodyRegressor:
         if self.encoder == "keypoints":
@@ -296,8 +300,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     spec = cfg.spec()
 
     body = load_anny_body().to(device)
-    train_data = SynthKeypoints(body, "train", cfg.stride, cfg.synth)
-    val_data = SynthKeypoints(body, "test", 1, cfg.synth)
+    train_data = SynthKeypoints(body, "train", cfg.stride, cfg.synth_config())
+    val_data = SynthKeypoints(body, "test", 1, cfg.synth_config())
     val_batch = batch_to(val_data.sample(cfg.val_size, torch.Generator().manual_seed(12345)), device)
     val_inputs, _ = model_inputs(cfg, val_batch, body, torch.Generator().manual_seed(12346))
     discriminator = PoseDiscriminator().to(device) if cfg.model == "discriminator" else None
