@@ -61,8 +61,8 @@ def fit_free(hand: BiomechHand, target: torch.Tensor, init: HandFit, iterations:
     def joints():
         root = (init.global_rotation @ roma.rotvec_to_rotmat(turn))[:, None]
         rot = torch.cat([root, base @ roma.rotvec_to_rotmat(delta)], 1)
-        out = hand.model(rot, torch.sigmoid(shape_raw), keypoints=hand.keypoint_map, with_vertices=False)
-        return out.keypoints - out.joints[:, :1] + init.translation[:, None] + shift[:, None] / 100.0
+        out = hand.posed(rot, torch.sigmoid(shape_raw))
+        return out.joints + init.translation[:, None] + shift[:, None] / 100.0
 
     for _ in range(iterations):
         loss = ((joints() - target).norm(dim=-1).mean(-1) * 1000).sum()
@@ -241,9 +241,8 @@ def synthetic_set(hand: BiomechHand, n: int, gen: torch.Generator, twist_deg: fl
     rot = hand.rotations(angles, rotation)
     rot = torch.cat([rot[:, :1], rot[:, 1:] @ twist], 1)
     with torch.no_grad():
-        out = hand.model(rot, shape, keypoints=hand.keypoint_map)
-    wrist = out.joints[:, :1]
-    joints, vertices = out.keypoints - wrist, out.vertices - wrist
+        out = hand.posed(rot, shape, with_vertices=True)
+    joints, vertices = out.joints, out.vertices
     observed = landmark_noise(joints, SynthConfig(clean_share=0.0), gen)
     return {"angles": angles, "shape": shape, "finger_rotations": rot[:, 1:], "rotation": rotation,
             "joints": joints, "vertices": vertices, "observed": observed}
@@ -320,7 +319,8 @@ def markdown(report: dict) -> str:
     lines = [
         "# Hands: 23-DoF IK net + post-optimization",
         "",
-        f"Machine: {report['machine']}. Command: `python benchmarks/bench_hands.py`. Units: mm.",
+        f"Machine: {report['machine']}; load average {report['load_average_at_start']} at the start, "
+        f"{report['load_average_at_end']} at the end (1, 5, 15 min). Command: `python benchmarks/bench_hands.py`. Units: mm.",
         "",
     ]
     real = report.get("real")
@@ -371,9 +371,10 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # the machine's 2 cores are shared
     torch.manual_seed(0)
     start = time.time()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     iks = {side: HandIK.load(side) for side in ("left", "right")}
     report = {"machine": f"{os.cpu_count()} CPU cores (shared with other jobs), CPU only, torch {torch.__version__}, "
                          f"{platform.python_implementation()} {platform.python_version()}"}
@@ -383,6 +384,7 @@ def main() -> None:
         print(f"skipping the real-hands part: {DATA} not found (see ../shared/data/README.md)", file=sys.stderr)
     report["synthetic"] = bench_synthetic(iks)
     report["speed_ms"] = bench_speed(iks["left"])
+    report["load_average_at_start"] = load_at_start
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["seconds"] = round(time.time() - start, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)

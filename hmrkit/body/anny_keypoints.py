@@ -13,7 +13,7 @@ import torch
 from hmrkit.body.anny_model import AnnyModel, anny_data, load_anny_body
 from hmrkit.body.anny_rig import SIDES
 from hmrkit.body.conventions import FINGERS, HAND21, Convention
-from hmrkit.body.keypoints import KeypointMap, KeypointSpec, build_keypoint_map
+from hmrkit.body.keypoints import KeypointMap, KeypointSpec, build_keypoint_map, fingertip_vertex
 
 NOTES = {
     "left_eye_inner": "approximation: a quarter of the way from the eye centre to the other eye",
@@ -30,9 +30,19 @@ NOTES = {
     "neck_nose": "h36m 'neck/nose': the nose",
     "left_hand": "smpl24 'hand': the middle-finger knuckle (MCP)",
     "left_hand:thumb_tip": "fingertips: the farthest vertex along the last phalanx (Anny has no tip bones)",
+    "left_hand:wrist": "MediaPipe's hand wrist, a point fixed on the palm (WRIST_PALM_COORDS), not Anny's wrist joint",
 }
 NOTES.update({k.replace("left", "right", 1): v for k, v in list(NOTES.items()) if k.startswith("left_")})
 
+# Where MediaPipe Hands puts the hand21 wrist, in the palm frame of the Anny hand (origin the
+# wrist JOINT; y towards the middle MCP joint, x towards the index side, z out of the back of
+# the hand), in palm lengths |middle MCP joint - wrist joint|: the median over 41 MediaPipe hands
+# on real photos, Anny fitted to the 20 other landmarks (benchmarks/calib_hand_wrist.py,
+# benchmarks/results/hand_wrist_calibration.md; no 3D ground truth used). About 3 mm radial,
+# 10 mm towards the fingers and 6 mm dorsal on the neutral hand.
+WRIST_PALM_COORDS = (0.032, 0.095, 0.057)
+# the joints rigid on the hand's wrist bone that carry the point (their affine combination)
+PALM_RIGID = ("index1", "middle1", "pinky1", "ring1", "thumb1")
 HAND_JOINT_NAMES = {"cmc": 1, "mcp": 2, "ip": 3}  # thumb: Anny's finger1-1/2/3 heads
 FINGER_JOINT_NAMES = {"mcp": 1, "pip": 2, "dip": 3}
 
@@ -88,18 +98,39 @@ def anny_keypoint_library() -> dict[str, KeypointSpec]:
 def _add_hand21(lib: dict[str, KeypointSpec], model: AnnyModel, side: str, rest: torch.Tensor, owners: torch.Tensor) -> None:
     """``<side>_hand:<hand21 name>`` entries: joints, plus fingertip vertices."""
     smplh_name = {"thumb": "thumb", "index": "index", "middle": "middle", "ring": "ring", "little": "pinky"}
-    lib[f"{side}_hand:wrist"] = KeypointSpec.joint(f"{side}_wrist")
+    lib[f"{side}_hand:wrist"] = palm_point(model, side, WRIST_PALM_COORDS)
     for finger in FINGERS:
         base = f"{side}_{smplh_name[finger]}"
         names = HAND_JOINT_NAMES if finger == "thumb" else FINGER_JOINT_NAMES
         for label, k in names.items():
             lib[f"{side}_hand:{finger}_{label}"] = KeypointSpec.joint(f"{base}{k}")
-        last = model.skeleton.index(f"{base}3")
-        previous = model.skeleton.index(f"{base}2")
-        direction = model.template_joints[last] - model.template_joints[previous]
-        candidates = torch.nonzero(owners == last)[:, 0]
-        tip = candidates[((rest[candidates] - model.template_joints[last]) @ direction).argmax()]
-        lib[f"{side}_hand:{finger}_tip"] = KeypointSpec.vertex(int(tip))
+        last, previous = model.skeleton.index(f"{base}3"), model.skeleton.index(f"{base}2")
+        tip = fingertip_vertex(rest, owners, model.template_joints, last, previous)
+        lib[f"{side}_hand:{finger}_tip"] = KeypointSpec.vertex(tip)
+
+
+def palm_point(model: AnnyModel, side: str, coords: tuple[float, float, float]) -> KeypointSpec:
+    """A point fixed on the palm, given in palm-frame coordinates (see ``WRIST_PALM_COORDS``).
+
+    Written as an affine combination of the wrist joint and the joints rigid on it
+    (``PALM_RIGID``), so it moves rigidly with the wrist and scales with the hand's shape. The
+    weights are the smallest ones that put the point at ``coords`` on the neutral rest hand
+    (default phenotypes; the point then stays within ~1 mm of ``coords`` for other shapes).
+    """
+    with torch.no_grad():
+        joints = model(model.identity_pose(1), model.default_shape(1)).joints[0].double()
+    wrist = joints[model.skeleton.index(f"{side}_wrist")]
+    rel = torch.stack([joints[model.skeleton.index(f"{side}_{n}")] - wrist for n in PALM_RIGID])  # (5, 3)
+    y = rel[1] / rel[1].norm()
+    x = rel[0] - rel[2]
+    x = x - (x @ y) * y
+    x = x / x.norm()
+    z = torch.linalg.cross(x, y) * (1.0 if side == "left" else -1.0)  # out of the back of the hand on both sides
+    target = rel[1].norm() * (coords[0] * x + coords[1] * y + coords[2] * z)
+    a = rel.T  # (3, 5)
+    w = a.T @ torch.linalg.solve(a @ a.T, target)  # least-norm weights
+    return KeypointSpec(joints=((f"{side}_wrist", 1.0 - float(w.sum())),) + tuple(
+        (f"{side}_{n}", float(v)) for n, v in zip(PALM_RIGID, w)))
 
 
 def anny_keypoint_map(model: AnnyModel, convention: Convention, side: str | None = None) -> KeypointMap:

@@ -119,6 +119,16 @@ def build_keypoint_map(
     )
 
 
+def fingertip_vertex(vertices: torch.Tensor, owners: torch.Tensor, joints: torch.Tensor, last: int, previous: int) -> int:
+    """Index of the rest vertex skinned (mostly) to joint ``last`` that lies farthest along the
+    bone ``previous -> last``: a fingertip, for hand models without tip joints."""
+    direction = joints[last] - joints[previous]
+    candidates = torch.nonzero(owners == last)[:, 0]
+    if candidates.numel() == 0:
+        raise ValueError(f"no vertex is skinned to joint {last}: cannot place its fingertip")
+    return int(candidates[((vertices[candidates] - joints[last]) @ direction).argmax()])
+
+
 def keypoint_owners(kmap: KeypointMap, skin_weights: torch.Tensor) -> torch.Tensor:
     """(K,) the joint that moves each keypoint most (used to tell which keypoints a collapse removes)."""
     influence = kmap.joint_weights.abs() + kmap.vertex_weights.abs() @ skin_weights[kmap.vertex_ids].to(kmap.vertex_weights)

@@ -122,7 +122,8 @@ def biomech_axes(rest: torch.Tensor, distal_thumb_vertices: torch.Tensor, metaca
     """Build the axes from one neutral rest hand (either side; the recipe is mirror-equivariant).
 
     Args:
-        rest: (21, 3) hand21 keypoints of the rest hand.
+        rest: (21, 3) hand21 points of the rest hand, with the wrist JOINT (the rotation centre)
+            at index 0 rather than a landmark convention's wrist keypoint.
         distal_thumb_vertices: (N, 3) rest mesh vertices skinned to the thumb's last joint: their
             width direction (largest spread across the bone) is the thumb's flexion axis (the
             nail is wider than it is thick).

@@ -58,7 +58,8 @@ def bend_direction_penalty(joints: torch.Tensor) -> torch.Tensor:
     return torch.relu(-value).sum(-1)
 
 
-def _initial(hand: BiomechHand, target: torch.Tensor, init: HandFit | None, known_shape: torch.Tensor | None):
+def _initial(hand: BiomechHand, target: torch.Tensor, init: HandFit | None, known_shape: torch.Tensor | None,
+             weights: torch.Tensor | None = None):
     batch = target.shape[0]
     if init is not None:
         angles, shape = init.angles.detach(), init.shape.detach()
@@ -71,7 +72,7 @@ def _initial(hand: BiomechHand, target: torch.Tensor, init: HandFit | None, know
         shape = known_shape
     if rotation is None:
         with torch.no_grad():
-            rotation, translation = hand.place(shape, target)
+            rotation, translation = hand.place(shape, target, weights)
     return angles, shape, rotation, translation
 
 
@@ -88,6 +89,19 @@ def check_known_shape(known_shape, batch: int, num_shape: int) -> torch.Tensor |
     return shape.expand(batch, -1).clone()
 
 
+def _joint_weights(joint_weights: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+    """(B, 21) weights normalized to sum 1 per hand (uniform when None)."""
+    if joint_weights is None:
+        return torch.full(target.shape[:2], 1.0 / 21, dtype=target.dtype)
+    w = torch.as_tensor(joint_weights, dtype=target.dtype)
+    if w.shape not in ((21,), (target.shape[0], 21)):
+        raise ValueError(f"joint_weights must have shape (21,) or (B, 21), got {tuple(w.shape)}")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or bool((w.sum(-1) <= 0).any()):
+        raise ValueError("joint_weights must be finite, >= 0 and not all 0")
+    w = w.expand(target.shape[0], 21)
+    return w / w.sum(-1, keepdim=True)
+
+
 def fit_hand(
     joints21: torch.Tensor,
     side: str,
@@ -97,11 +111,14 @@ def fit_hand(
     with_vertices: bool = False,
     config: PostOptConfig = PostOptConfig(),
     hand: BiomechHand | None = None,
+    joint_weights: torch.Tensor | None = None,
 ) -> HandFit:
     """Fit the 23-DoF Anny hand of ``side`` to (B, 21, 3) hand21 joints (metres).
 
     ``iterations`` optimizer steps (0 returns the initial guess, re-posed; for L-BFGS the
-    most iterations of its one ``step``). The result's
+    most iterations of its one ``step``). ``joint_weights`` ((21,) or (B, 21), >= 0): how much
+    each target joint counts in the mean distance (default all 1; 0 ignores a joint, e.g. a
+    landmark of another keypoint convention). The result's
     ``joints`` are the fitted hand's keypoints in the target's frame.
     """
     target = check_joints21(joints21)
@@ -111,7 +128,8 @@ def fit_hand(
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     known = check_known_shape(known_shape, target.shape[0], hand.num_shape)
-    angles, shape, rotation, translation = _initial(hand, target, init, known)
+    weights = _joint_weights(joint_weights, target)
+    angles, shape, rotation, translation = _initial(hand, target, init, known, weights)
 
     raw = unbounded_angles(angles, hand.axes).requires_grad_(True)
     shape_raw = torch.logit(shape.clamp(1e-3, 1 - 1e-3)).requires_grad_(known is None)
@@ -127,7 +145,7 @@ def fit_hand(
     def loss_value() -> torch.Tensor:
         a, s, r, t = current()
         joints = hand(a, s, r, t).joints
-        error = (joints - target).norm(dim=-1).mean(-1) * 1000.0  # mm
+        error = ((joints - target).norm(dim=-1) * weights).sum(-1) * 1000.0  # weighted mean, mm
         loss = error + config.bend_weight * bend_direction_penalty(joints)
         if init is not None:  # a pull towards the given answer; none towards the rest hand
             loss = loss + config.prior_weight * ((a - angles) ** 2).sum(-1)
@@ -179,9 +197,8 @@ def project_pose(
     shape = hand.default_shape(batch).to(rotations) if shape is None else shape.to(rotations).expand(batch, -1)
     eye = torch.eye(3, dtype=rotations.dtype).expand(batch, 1, 3, 3)
     with torch.no_grad():
-        full = hand.model(torch.cat([eye, rotations], 1), shape, keypoints=hand.keypoint_map)
-        target_joints = full.keypoints - full.joints[:, :1]
-        target_vertices = full.vertices - full.joints[:, :1]
+        full = hand.posed(torch.cat([eye, rotations], 1), shape, with_vertices=True)
+        target_joints, target_vertices = full.joints, full.vertices
     angles = rotations_to_angles(rotations, hand.axes)
     if iterations == 0:
         return angles
