@@ -22,6 +22,8 @@ import roma
 import torch
 
 from hmrkit.body.base import BodyModel, BodyOutput, Skeleton, check_pose_inputs
+from hmrkit.body.keypoint_skinning import KeypointParts, compile_skinned_keypoints, skinned_keypoint_parts, skinned_keypoints
+from hmrkit.body.keypoints import KeypointMap
 from hmrkit.errors import ModelAssetError
 from hmrkit.body.lbs import batch_rigid_transform, blend_shapes, pose_features, skin, vertices2joints
 from hmrkit.body.safe_pickle import RefusedPickleError, load_npz, load_pickle, to_array
@@ -108,6 +110,8 @@ class SmplFamilyModel(BodyModel):
     num_vertices: ClassVar[int]
     variants: ClassVar[tuple[str, ...]] = ("neutral", "male", "female")
     extra_keys: ClassVar[tuple[str, ...]] = ()
+    # betas (and expressions) are unit-variance PCA coefficients: a fit keeps them within +-3
+    shape_range: ClassVar[tuple[float, float]] = (-3.0, 3.0)
 
     def __init__(
         self,
@@ -253,16 +257,14 @@ class SmplFamilyModel(BodyModel):
     def default_shape(self, batch: int = 1) -> torch.Tensor:
         return self.v_template.new_zeros(batch, self.num_shape)
 
-    def forward(
-        self,
-        rotations: torch.Tensor,
-        shape: torch.Tensor | None = None,
-        translation: torch.Tensor | None = None,
-        with_vertices: bool = True,
-        scales: torch.Tensor | None = None,
-    ) -> BodyOutput:
-        """Pose with SMPL-style relative rotation matrices ``(B, J, 3, 3)``; see :class:`BodyOutput`.
-        ``scales`` (B, J): 0 collapses a joint's subtree onto it (:mod:`hmrkit.body.amputation`)."""
+    @property
+    def template_joints(self) -> torch.Tensor:
+        """(J, 3) rest joints of the mean shape (what the fitter reads bone directions from)."""
+        return self.joint_template
+
+    def _posed_skeleton(self, rotations: torch.Tensor, shape: torch.Tensor | None, translation: torch.Tensor | None,
+                        scales: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Checked inputs -> (shape (B, S), posed joints (B, J, 3), transforms (B, J, 4, 4)), no translation."""
         batch = check_pose_inputs(rotations, shape, translation, self.num_joints, self.num_shape)
         dtype = self.v_template.dtype
         for name, value in (("rotations", rotations), ("shape", shape), ("translation", translation)):
@@ -271,16 +273,67 @@ class SmplFamilyModel(BodyModel):
         shape = (self.default_shape(batch) if shape is None else shape).expand(batch, -1)
         rest_joints = self.joint_template + blend_shapes(shape, self.joint_shapedirs)
         joints, transforms = batch_rigid_transform(rotations, rest_joints, self.skeleton.parents, scales)
+        return shape, joints, transforms
+
+    def forward(
+        self,
+        rotations: torch.Tensor,
+        shape: torch.Tensor | None = None,
+        translation: torch.Tensor | None = None,
+        with_vertices: bool = True,
+        scales: torch.Tensor | None = None,
+        keypoints: KeypointMap | None = None,
+    ) -> BodyOutput:
+        """Pose with SMPL-style relative rotation matrices ``(B, J, 3, 3)``; see :class:`BodyOutput`.
+        ``scales`` (B, J): 0 collapses a joint's subtree onto it (:mod:`hmrkit.body.amputation`).
+
+        ``keypoints``: a map filled into ``BodyOutput.keypoints``. With the mesh they are read from
+        it (exact). Without (the fast keypoints-only pass) and with a map from
+        :meth:`compile_keypoints`, the surface points are pre-skinned and **leave out the
+        pose-corrective blend shapes** (a few millimetres; the fitter optimizes this pass, the
+        final mesh is exact); an uncompiled map skins its few vertices with the correctives."""
+        shape, joints, transforms = self._posed_skeleton(rotations, shape, translation, scales)
         vertices = None
         if with_vertices:
             rest = self.v_template + blend_shapes(shape, self.shapedirs) + blend_shapes(pose_features(rotations), self.posedirs)
             vertices = skin(rest, transforms, self.lbs_weights)
+        points = None
+        if keypoints is not None:
+            kmap = keypoints.to(rotations.device, rotations.dtype)
+            if vertices is not None:
+                points = kmap.from_mesh(joints, vertices)
+            elif kmap.skinned_base is not None:
+                points = skinned_keypoints(kmap, shape, joints, transforms)
+            else:
+                ids = kmap.vertex_ids
+                rest = (self.v_template[ids] + blend_shapes(shape, self.shapedirs[ids])
+                        + blend_shapes(pose_features(rotations), self.posedirs[ids]))
+                points = kmap.apply(joints, skin(rest, transforms, self.lbs_weights[ids]))
         if translation is not None:
-            offset = translation.expand(batch, 3)[:, None]  # (B, 1, 3)
+            offset = translation.expand(rotations.shape[0], 3)[:, None]  # (B, 1, 3)
             joints = joints + offset
             vertices = None if vertices is None else vertices + offset
+            points = None if points is None else points + offset
             transforms = transforms + torch.nn.functional.pad(offset.unsqueeze(-1), (3, 0, 0, 1))
-        return BodyOutput(joints=joints, transforms=transforms, vertices=vertices)
+        return BodyOutput(joints=joints, transforms=transforms, vertices=vertices, keypoints=points)
+
+    def compile_keypoints(self, kmap: KeypointMap) -> KeypointMap:
+        """Pre-skin the vertex part of ``kmap`` per joint (shape blend shapes kept, pose
+        correctives left out: see :meth:`forward`)."""
+        kmap = kmap.to(self.v_template.device, self.v_template.dtype)
+        ids = kmap.vertex_ids
+        return compile_skinned_keypoints(kmap, self.lbs_weights[ids], self.v_template[ids], self.shapedirs[ids].permute(2, 0, 1))
+
+    def keypoint_parts(self, rotations: torch.Tensor, shape: torch.Tensor, kmap: KeypointMap,
+                       scales: torch.Tensor | None = None) -> KeypointParts:
+        """The compiled keypoints-only pass split per joint, for the fitter's analytic Jacobians
+        (same contract as :meth:`AnnyModel.keypoint_parts`: ``parts.sum(2)`` is
+        ``forward(..., with_vertices=False, keypoints=kmap)`` without translation; no pose correctives)."""
+        if kmap.skinned_base is None:
+            raise ValueError("keypoint_parts needs a map from compile_keypoints")
+        shape, joints, transforms = self._posed_skeleton(rotations, shape, None, scales)
+        kmap = kmap.to(rotations.device, rotations.dtype)
+        return skinned_keypoint_parts(kmap, shape, transforms[..., :3, :3], joints, transforms)
 
     def regress_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """The file's joint regressor applied to any ``(B, V, 3)`` vertices (e.g. a fitted mesh)."""
