@@ -13,7 +13,7 @@ import roma
 import torch
 
 SCHEMA = "hmrkit.result"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: bone_scales
 
 
 @dataclass
@@ -45,6 +45,8 @@ class PersonResult:
     absent_joints: list[str] = field(default_factory=list)
     vertices: np.ndarray | None = None  # (V, 3) camera frame, metres
     track_id: int | None = None
+    # joint -> scale of its subtree (the model's ``scales``), for joints the fit scaled; empty: none
+    bone_scales: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +93,7 @@ def person_to_json(person: PersonResult) -> dict:
         "reprojection_error_px": round(float(person.reprojection_error), 2),
         "hands": {side: hand_to_json(h) for side, h in person.hands.items()},
         "absent_joints": list(person.absent_joints),
+        "bone_scales": {n: round(float(v), 4) for n, v in person.bone_scales.items()},
     }
 
 

@@ -9,7 +9,6 @@ proportions), each in [0, 1], neutral 0.5.
 
 from __future__ import annotations
 
-import dataclasses
 from functools import lru_cache
 
 import torch
@@ -20,6 +19,8 @@ from hmrkit.body.anny_snapshot import AnnyData, load_anny_data
 from hmrkit.body.base import BodyModel, BodyOutput, check_pose_inputs
 from hmrkit.body.kinematics import KinematicTree, forward_kinematics, homogeneous, skin, skinning_transforms
 from hmrkit.body.keypoints import KeypointMap
+from hmrkit.body.keypoint_skinning import (  # KeypointParts: re-exported for existing imports
+    KeypointParts, compile_skinned_keypoints, skinned_keypoint_parts, skinned_keypoints)
 
 
 def bone_subtree(data: AnnyData, root_bone: str) -> set[int]:
@@ -44,6 +45,8 @@ def bone_owners(data: AnnyData, joints: tuple[RigJoint, ...]) -> torch.Tensor:
 
 class AnnyModel(BodyModel):
     """Anny reduced to an hmrkit skeleton; see the module docstring."""
+
+    shape_range = (0.0, 1.0)  # phenotypes; the fitter keeps shape inside (see BodyFitter)
 
     def __init__(self, data: AnnyData, joints: tuple[RigJoint, ...] = BODY_JOINTS, vertex_ids: torch.Tensor | None = None):
         super().__init__()
@@ -152,23 +155,30 @@ class AnnyModel(BodyModel):
             ids = kmap.vertex_ids
             picked = skin(self.rest_vertices(coefficients, ids), self.skin_weights[ids].to(joints), transforms)
             return kmap.apply(joints, picked)
-        # keypoint = sum_j T_j (sum_v w_v W_vj [v_rest; 1]): exact, and no vertex is skinned
-        batch, k, j = coefficients.shape[0], *kmap.skinned_base.shape[:2]
-        points = kmap.skinned_base.expand(batch, -1, -1, -1)
-        offsets = (coefficients @ kmap.skinned_blend).reshape(batch, k, j, 3)
-        points = torch.cat([points[..., :3] + offsets, points[..., 3:]], dim=-1)
-        surface = torch.einsum("bjrc,bkjc->bkr", transforms, points)
-        return kmap.joint_weights @ joints + surface
+        return skinned_keypoints(kmap, coefficients, joints, transforms)  # exact, and no vertex is skinned
+
+    def keypoint_parts(self, rotations: torch.Tensor, shape: torch.Tensor, kmap: KeypointMap,
+                       scales: torch.Tensor | None = None) -> KeypointParts:
+        """Each keypoint split into the parts each joint carries (for analytic Jacobians).
+
+        ``kmap`` must come from :meth:`compile_keypoints`; ``scales`` as in :meth:`forward`.
+        No translation: add it to the keypoints.
+        """
+        if kmap.skinned_base is None:
+            raise ValueError("keypoint_parts needs a map from compile_keypoints")
+        check_pose_inputs(rotations, shape, None, self.num_joints, self.num_shape)
+        kmap = kmap.to(rotations.device, rotations.dtype)
+        coefficients = self.blend_coefficients(shape.to(rotations.dtype))
+        rest_joints = self.rest_joints(coefficients)
+        world_r, posed = forward_kinematics(rotations, rest_joints, self.tree, scales)
+        transforms = skinning_transforms(world_r, posed, rest_joints)
+        return skinned_keypoint_parts(kmap, coefficients, world_r, posed, transforms)
 
     def compile_keypoints(self, kmap: KeypointMap) -> KeypointMap:
         """Pre-skin the vertex part of ``kmap`` per joint (see :meth:`_keypoints`)."""
         ids = kmap.vertex_ids
-        per_joint = kmap.vertex_weights[:, :, None] * self.skin_weights[ids][None]  # (K, S, J)
-        rest = torch.cat([self.template_vertices[ids], torch.ones(len(ids), 1)], dim=1)
-        base = torch.einsum("ksj,sc->kjc", per_joint, rest)
         directions = self.vertex_blendshapes.reshape(self.vertex_blendshapes.shape[0], -1, 3)[:, ids]
-        blend = torch.einsum("ksj,nsc->nkjc", per_joint, directions)
-        return dataclasses.replace(kmap, skinned_base=base, skinned_blend=blend.reshape(blend.shape[0], -1))
+        return compile_skinned_keypoints(kmap, self.skin_weights[ids], self.template_vertices[ids], directions)
 
 
 @lru_cache(maxsize=1)

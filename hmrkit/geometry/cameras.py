@@ -41,7 +41,7 @@ def _batch_field(value: Scalar, batch: int, like: torch.Tensor, name: str) -> to
     return v.expand(batch)
 
 
-def _per_sample(value: Scalar, points: torch.Tensor, name: str) -> torch.Tensor:
+def per_sample(value: Scalar, points: torch.Tensor, name: str) -> torch.Tensor:
     """A float or (B,) camera field as a (B, 1) tensor that broadcasts against (B, N)."""
     return _batch_field(value, points.shape[0], points, name)[:, None]
 
@@ -104,16 +104,16 @@ def perspective_project(
             raise ValueError(f"translation must have shape ({points.shape[0]}, 3), got {tuple(translation.shape)}")
         points = points + translation[:, None, :]
     x, y, z = points.unbind(-1)
-    u = _per_sample(camera.fx, points, "fx") * x / z + _per_sample(camera.cx, points, "cx")
-    v = _per_sample(camera.fy, points, "fy") * y / z + _per_sample(camera.cy, points, "cy")
+    u = per_sample(camera.fx, points, "fx") * x / z + per_sample(camera.cx, points, "cx")
+    v = per_sample(camera.fy, points, "fy") * y / z + per_sample(camera.cy, points, "cy")
     return torch.stack([u, v], -1)
 
 
 def weak_perspective_project(points: torch.Tensor, camera: WeakPerspectiveCamera) -> torch.Tensor:
     """(B, N, 3) points -> (B, N, 2) normalized crop coords ``s * (X_xy + t)``."""
     _check_points(points, 3)
-    s = _per_sample(camera.s, points, "s")
-    tx, ty = _per_sample(camera.tx, points, "tx"), _per_sample(camera.ty, points, "ty")
+    s = per_sample(camera.s, points, "s")
+    tx, ty = per_sample(camera.tx, points, "tx"), per_sample(camera.ty, points, "ty")
     return torch.stack([s * (points[..., 0] + tx), s * (points[..., 1] + ty)], -1)
 
 
