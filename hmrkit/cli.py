@@ -75,8 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--side-view", action="store_true", help="also render a side view PNG")
     run.add_argument("--max-people", type=int, default=8, help="most people per image (default 8)")
     run.add_argument("--fov", type=float, default=None, help="camera field of view along the long side, degrees (default 60)")
-    run.add_argument("--body-model", choices=["anny"], default="anny",
-                     help="body model (anny: embedded, free for any use)")
+    run.add_argument("--body-model", choices=["anny", "smpl", "smplx"], default="anny",
+                     help="body model (anny: embedded, free for any use; smpl/smplx: your own licensed files, "
+                          "with --model-dir)")
+    run.add_argument("--model-dir", type=Path, default=None,
+                     help="folder holding your SMPL or SMPL-X files (e.g. SMPL_NEUTRAL.pkl, smplx/SMPLX_NEUTRAL.npz); "
+                          "hmrkit never ships or downloads them")
     run.add_argument("--estimator", choices=["optimization", "hkmr"], default=DEFAULT_ESTIMATOR,
                      help="body estimator: the learned HKMR regressor then a short refinement, or the "
                           f"optimization from MediaPipe's 3D landmarks (default {DEFAULT_ESTIMATOR})")
@@ -119,6 +123,7 @@ def _check_out_dir(out: Path) -> str | None:
 def command_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from hmrkit.body.selection import BodyModelChoice, BodyModelKind, load_body
     from hmrkit.errors import HmrkitError
     from hmrkit.io.images import ImageError, VideoError, load_image
     from hmrkit.pipeline import Pipeline, PipelineConfig
@@ -142,7 +147,20 @@ def command_run(args: argparse.Namespace) -> int:
         json=not args.no_json, npz=not args.no_npz, mesh_format=None if args.mesh_format == "none" else args.mesh_format,
         overlay=not args.no_overlay, side_view=args.side_view, overwrite=args.overwrite,
     )
-    config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine)
+    if args.body_model == "anny" and args.model_dir is not None:
+        _error("--model-dir is for --body-model smpl or smplx (Anny is embedded)")
+        return 2
+    if args.body_model != "anny" and args.estimator == "hkmr":
+        _error(f"--estimator hkmr predicts Anny poses; use --estimator optimization with --body-model {args.body_model}")
+        return 2
+    body = BodyModelChoice(BodyModelKind(args.body_model), args.model_dir)
+    config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body)
+    if body.kind is not BodyModelKind.ANNY:
+        try:  # check the user's files first: one clear line, before any input is read
+            load_body(body)
+        except (HmrkitError, ValueError) as error:
+            _error(str(error))
+            return 1
     if args.estimator == "hkmr":
         from hmrkit.estimators import HkmrEstimator
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from hmrkit.body.anny_model import AnnyModel
+from hmrkit.body.base import BodyModel
 from hmrkit.fitting.body_fit import FixedJoints, solve_translation
 from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 from hmrkit.hands.biomech import ANGLE_NAMES
@@ -65,9 +66,13 @@ class HandSolver:
                     fit.angles, fit.shape, fit.global_rotation, fit.translation, fit.joints, fit.vertices)))
         return solved
 
-    def fixed_fingers(self, model: AnnyModel, solved: list[dict[str, HandFit]]) -> FixedJoints | None:
-        """The solved fingers as joints the body fit holds fixed (None when there is no hand)."""
-        if not any(solved):
+    def fixed_fingers(self, model: BodyModel, solved: list[dict[str, HandFit]]) -> FixedJoints | None:
+        """The solved fingers as joints the body fit holds fixed (None when there is no hand).
+
+        Only for Anny: the IK's rotations are in the Anny hand's rest frames. SMPL-X's rest hand
+        (flat, in a T-pose) differs, so mapping by joint name would bend its fingers wrongly;
+        SMPL-family fingers stay at rest (None) and the hands are reported as landmarks."""
+        if not any(solved) or not isinstance(model, AnnyModel):
             return None
         batch = len(solved)
         rotations = model.identity_pose(batch).clone()
