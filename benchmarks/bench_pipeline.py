@@ -57,7 +57,8 @@ def write(name: str, payload: dict, table: str) -> None:
 def latency(args) -> None:
     images = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     pipeline = Pipeline(make_config(args))
-    pipeline.run(load_image(images[0]))  # warm-up: graphs, numba cache
+    first = load_image(images[0])
+    render_result_overlay(pipeline.run(first), first.rgb)  # warm-up: graphs, numba cache, renderer
     rows = []
     for path in images:
         loaded = load_image(path)

@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from hmrkit.body.amputation import absent_joints
-from hmrkit.body.anny_keypoints import anny_keypoint_library, anny_keypoint_map
-from hmrkit.body.anny_model import AnnyModel, load_anny_body
+from hmrkit.body.base import BodyModel
 from hmrkit.body.conventions import BODY_OUTPUT
-from hmrkit.body.keypoints import build_keypoint_map
+from hmrkit.body.selection import BodyModelChoice, load_body
 from hmrkit.fitting.body_fit import BodyEstimator, BodyFit, BodyFitConfig, BodyFitter, FitInit
 from hmrkit.fitting.targets import FIT_KEYPOINTS, HAND_SLICES, targets_from_detections
 from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, perspective_project
@@ -54,8 +53,10 @@ class PipelineConfig:
     # with ``refine`` a short fit to the 2D landmarks follows (HKMR's "MF": regressor + optimizer)
     estimator: BodyEstimator | None = None
     refine: bool = True
-    refine_iterations: int = 20
+    refine_iterations: int = 10  # Levenberg-Marquardt steps after the regressor
     fit: BodyFitConfig = field(default_factory=BodyFitConfig)
+    # Anny (default) or the user's SMPL / SMPL-X files (hmrkit.body.selection)
+    body_model: BodyModelChoice = field(default_factory=BodyModelChoice)
 
 
 class Pipeline:
@@ -63,13 +64,15 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig | None = None, video: bool = False):
         self.config = config or PipelineConfig()
+        self.body = load_body(self.config.body_model)  # first: a missing SMPL folder fails before anything loads
+        if self.config.estimator is not None and self.body.name != "anny":
+            raise ValueError(f"the learned estimator predicts Anny poses; with the {self.body.name} body model use the optimization")
         self.backend = MediaPipeBackend(MediaPipeConfig(video=video, max_people=self.config.max_people, hands=self.config.hands))
-        self.model: AnnyModel = load_anny_body()
-        self.fit_keypoints = self.model.compile_keypoints(
-            build_keypoint_map(anny_keypoint_library(), self.model.skeleton, FIT_KEYPOINTS)
-        )
-        self.output_keypoints = anny_keypoint_map(self.model, BODY_OUTPUT)
-        self.fitter = BodyFitter(self.model, self.fit_keypoints, self.config.fit, load_pose_prior())
+        self.model: BodyModel = self.body.model
+        self.fit_keypoints = self.body.fit_keypoints
+        self.output_keypoints = self.body.output_keypoints
+        self.fitter = BodyFitter(self.model, self.fit_keypoints, self.config.fit,
+                                 load_pose_prior() if self.body.use_pose_prior else None)
         self.hand_solver = HandSolver()
 
     def close(self) -> None:
@@ -128,7 +131,7 @@ class Pipeline:
         scale = loaded.scale
         cam = {"fx": float(camera.fx) / scale, "fy": float(camera.fy) / scale, "cx": (float(camera.cx) + 0.5) / scale - 0.5,
                "cy": (float(camera.cy) + 0.5) / scale - 0.5}
-        result = ImageResult(source, loaded.original_size[0], loaded.original_size[1], cam, "anny", people,
+        result = ImageResult(source, loaded.original_size[0], loaded.original_size[1], cam, self.body.name, people,
                              self.model.faces.numpy(), notes, timings, frame_index, people_in, hands_only)
         return result, fit
 
@@ -142,7 +145,7 @@ class Pipeline:
         warm = init if init is not None and init.rotations.shape[0] == len(detections) else None
         estimator = self.config.estimator
         if warm is not None:
-            fit = self.fitter.fit(targets, camera, FitInit(warm.rotations, warm.shape), fixed=fixed)
+            fit = self.fitter.fit(targets, camera, FitInit(warm.rotations, warm.shape, scales=warm.scales), fixed=fixed)
         elif estimator is None:
             fit = self.fitter.fit(targets, camera, fixed=fixed)
         else:
@@ -157,7 +160,7 @@ class Pipeline:
                     translation = self.fitter.solve_translation(guess.rotations, guess.shape, targets, camera)
                 fit = self.fitter.evaluate(guess.rotations, guess.shape, translation, targets, camera)
         if smoother is not None:
-            fit = self.fitter.evaluate(*smoother(fit), targets, camera)
+            fit = self.fitter.evaluate(*smoother(fit), targets, camera, fit.scales)
         timings["fit"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
         people = self._people(detections, fit, camera, scale, solved)
@@ -173,7 +176,7 @@ class Pipeline:
                 solved: list[dict]) -> list[PersonResult]:
         with torch.no_grad():
             out = self.model(fit.rotations, fit.shape, fit.translation, with_vertices=self.config.with_vertices,
-                             keypoints=self.output_keypoints)
+                             keypoints=self.output_keypoints, scales=fit.scales)
             joints2d = perspective_project(out.keypoints, camera)
         to_original = lambda xy: (xy + 0.5) / scale - 0.5  # noqa: E731 - pixel centres at integers
         people = []
@@ -201,6 +204,8 @@ class Pipeline:
                 absent_joints=absent_joints(self.model.skeleton, []),
                 vertices=None if out.vertices is None else out.vertices[i].numpy(),
                 track_id=det.track_id,
+                bone_scales={} if fit.scales is None else {
+                    n: float(fit.scales[i, self.model.skeleton.index(n)]) for n in self.config.fit.bone_scale_joints},
             ))
         return people
 
