@@ -108,3 +108,39 @@ def test_fixed_joints_stay_and_unseen_limbs_stay_plausible(anny_body):
     assert bend < 1.0  # near rest, not folded or flung
     assert torch.isfinite(fit.keypoints).all()
     assert (fit.reprojection_error < 3.0).all()
+
+
+def test_shape_jacobian_matches_forward_mode_autodiff(anny_body):
+    from hmrkit.fitting.body_fit import _FitState, _Problem
+
+    fitter = fitter_for(anny_body)
+    rotations = random_pose(anny_body, 2, seed=3)
+    targets, _ = make_targets(anny_body, fitter, rotations, torch.full((2, 6), 0.5), torch.tensor([[0.0, 0.0, 4.0]] * 2))
+    logit = torch.tensor([[0.3, -0.5, 0.1, 0.8, -0.2, 0.0], [0.0, 0.4, -0.7, 0.2, 0.5, -0.3]])
+    state = _FitState(rotations[:, 0], torch.zeros(2, 22, 3), rotations[:, 22:], torch.zeros(2, 3), logit, torch.zeros(2, 0), [])
+    state.theta[:, 1:] = roma.rotmat_to_rotvec(rotations[:, 1:22])
+    ours = _Problem(fitter, targets, CAMERA, torch.ones(2, 22, dtype=torch.bool)).shape_jacobian(state)
+
+    def keypoints(lg: torch.Tensor) -> torch.Tensor:
+        return anny_body(state.rotations(), 0.5 + 0.5 * torch.tanh(lg), with_vertices=False, keypoints=fitter.keypoints).keypoints
+
+    reference = torch.stack([torch.func.jvp(keypoints, (logit,), (torch.eye(6)[k].expand(2, 6),))[1] for k in range(6)], dim=-1)
+    assert (ours - reference).abs().max() < 2e-3 * reference.abs().max()
+
+
+def test_vae_prior_mean_jacobian_matches_autograd(anny_body):
+    from hmrkit.fitting.body_fit import _Problem
+
+    fitter = fitter_for(anny_body)
+    problem = object.__new__(_Problem)  # only the prior is exercised: no targets needed
+    problem.fitter = fitter
+    theta = torch.randn(2, 21, 3, generator=torch.Generator().manual_seed(4)) * 0.4
+    mean, ours = problem.latent_mean(theta)
+
+    def encode(t: torch.Tensor) -> torch.Tensor:
+        return fitter.pose_prior.encode(roma.rotvec_to_rotmat(t))[0]
+
+    assert torch.allclose(mean, encode(theta), atol=1e-5)
+    full = torch.autograd.functional.jacobian(encode, theta)  # (B, L, B, 21, 3)
+    reference = torch.stack([full[b, :, b].flatten(1) for b in range(2)])
+    assert (ours - reference).abs().max() < 1e-4 * reference.abs().max().clamp(min=1)

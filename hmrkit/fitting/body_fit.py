@@ -26,7 +26,7 @@ from hmrkit.body.conventions import MEDIAPIPE33
 from hmrkit.body.keypoints import KeypointMap
 from hmrkit.fitting.targets import BODY, FIT_KEYPOINTS, HAND_SLICES, FitTargets
 from hmrkit.models.pose_prior import PosePrior
-from hmrkit.fitting.levenberg import damped_step, levers, projection_jacobian, rotation_jacobian, subtree_matrix
+from hmrkit.fitting.levenberg import damped_step, levers, projection_jacobian, rotation_jacobian, skew, so3_right_jacobian, subtree_matrix
 from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 
 
@@ -375,18 +375,19 @@ class _Problem:
             jacobians.append(prior_jacobian)
         return cost, torch.cat(residuals, dim=1), torch.cat(jacobians, dim=1) if with_jacobian else None
 
-    def shape_jacobian(self, state: _FitState) -> torch.Tensor:
-        """(B, K, 3, S) d keypoints / d phenotype logits (forward-mode, one pass per phenotype)."""
-        model, kmap, rotations, scales = self.fitter.model, self.fitter.keypoints, state.rotations(), state.scales()
-
-        def keypoints(logit: torch.Tensor) -> torch.Tensor:
-            return model(rotations, self.fitter.model_shape(0.5 + 0.5 * torch.tanh(logit)), with_vertices=False, keypoints=kmap,
-                         scales=scales).keypoints
-
-        n = state.shape_logit.shape[1]
-        tangents = torch.eye(n)[:, None].expand(n, state.shape_logit.shape[0], n)
-        out = torch.func.vmap(lambda t: torch.func.jvp(keypoints, (state.shape_logit,), (t,))[1])(tangents)
-        return out.permute(1, 2, 3, 0)
+    def shape_jacobian(self, state: _FitState, step: float = 1e-2) -> torch.Tensor:
+        """(B, K, 3, S) d keypoints / d phenotype logits, by central differences in one batched
+        keypoints-only forward (forward-mode AD of the phenotype basis costs ~4x more here)."""
+        fitter = self.fitter
+        batch, n = state.shape_logit.shape
+        offsets = step * torch.cat([torch.eye(n), -torch.eye(n)])  # (2S, S)
+        logits = (state.shape_logit[None] + offsets[:, None]).reshape(-1, n)  # (2S * B, S)
+        rotations = state.rotations().repeat(2 * n, 1, 1, 1)
+        scales = state.scales()
+        points = fitter.model(rotations, fitter.model_shape(0.5 + 0.5 * torch.tanh(logits)), with_vertices=False,
+                              keypoints=fitter.keypoints, scales=None if scales is None else scales.repeat(2 * n, 1)).keypoints
+        points = points.reshape(2, n, batch, *points.shape[1:])
+        return ((points[0] - points[1]) / (2 * step)).permute(1, 2, 3, 0)
 
     def priors(self, state: _FitState, with_jacobian: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Prior residuals (B, Q) and their Jacobian (B, Q, P): pose L2, knee/elbow hinge
@@ -401,7 +402,8 @@ class _Problem:
                      cfg.weight_shape**0.5 * (state.shape() - 0.5), cfg.weight_bone_scale**0.5 * state.log_scale]
         vae = fitter.pose_prior is not None and cfg.weight_vae_prior > 0
         if vae:
-            residuals.append((cfg.weight_vae_prior / 2) ** 0.5 * self.latent_mean(body))
+            latent, d_latent = self.latent_mean(state.theta[:, 1:])
+            residuals.append((cfg.weight_vae_prior / 2) ** 0.5 * latent)
         if not with_jacobian:
             return torch.cat(residuals, dim=1), None
         d_body = torch.zeros(batch, body.shape[1], n_params)
@@ -416,13 +418,19 @@ class _Problem:
         d_scale[:, :, n_theta + 3 + n_shape :] = cfg.weight_bone_scale**0.5 * torch.eye(state.log_scale.shape[1])
         jacobians = [d_body, d_limits, d_shape, d_scale]
         if vae:
-            per_sum = torch.func.jacrev(lambda b: self.latent_mean(b).sum(0))(body)  # (L, B, 63): people are independent
-            d_vae = torch.zeros(batch, per_sum.shape[0], n_params)
-            d_vae[:, :, 3:n_theta] = (cfg.weight_vae_prior / 2) ** 0.5 * per_sum.permute(1, 0, 2)
+            d_vae = torch.zeros(batch, d_latent.shape[1], n_params)
+            d_vae[:, :, 3:n_theta] = (cfg.weight_vae_prior / 2) ** 0.5 * d_latent
             jacobians.append(d_vae)
         return torch.cat(residuals, dim=1), torch.cat(jacobians, dim=1)
 
-    def latent_mean(self, body: torch.Tensor) -> torch.Tensor:
-        """(B, 63) body axis-angles -> (B, L) the VAE prior's posterior mean."""
-        rotations = roma.rotvec_to_rotmat(body.reshape(body.shape[0], -1, 3))
-        return self.fitter.pose_prior.encode(rotations)[0]
+    def latent_mean(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 21, 3) body axis-angles -> the VAE prior's posterior mean (B, L) and its
+        Jacobian (B, L, 63): the encoder's closed form chained with d 6D / d theta."""
+        rotations = roma.rotvec_to_rotmat(theta)
+        mean, d_sixd = self.fitter.pose_prior.mean_with_jacobian(rotations)
+        # d R / d theta_k = R skew(Jr e_k); the 6D input is R's first two columns, row by row
+        turns = skew(so3_right_jacobian(theta).transpose(-1, -2))  # (B, 21, 3 [k], 3, 3)
+        d_rotation = rotations[:, :, None] @ turns
+        d_input = d_rotation[..., :2].reshape(*theta.shape[:2], 3, 6).transpose(-1, -2)  # (B, 21, 6, 3)
+        d_mean = torch.einsum("bljs,bjsk->bljk", d_sixd.reshape(*mean.shape, theta.shape[1], 6), d_input)
+        return mean, d_mean.flatten(2)

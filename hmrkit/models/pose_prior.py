@@ -84,6 +84,25 @@ class PosePrior(nn.Module):
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar.clamp(-20.0, 10.0)
 
+    def mean_with_jacobian(self, rotations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean ``(B, L)`` and its closed-form Jacobian with respect to the 6D inputs
+        ``(B, L, 21 * 6)`` (order of :func:`matrix_to_sixd`): what a Gauss-Newton fit needs,
+        without autograd transforms (the encoder is three linear layers with leaky ReLUs)."""
+        self._check(rotations)
+        x = (matrix_to_sixd(rotations).reshape(rotations.shape[0], -1) - self.input_mean) / self.input_std
+        first, _, second, _, third = self.encoder
+        h1 = first(x)
+        h2 = second(torch.nn.functional.leaky_relu(h1, 0.2))
+        out = third(torch.nn.functional.leaky_relu(h2, 0.2))
+        latent = self.config.latent_dim
+
+        def slope(h: torch.Tensor) -> torch.Tensor:
+            return torch.where(h > 0, 1.0, 0.2)
+
+        jacobian = (third.weight[:latent][None] * slope(h2)[:, None]) @ second.weight
+        jacobian = ((jacobian * slope(h1)[:, None]) @ first.weight) / self.input_std
+        return out[:, :latent], jacobian
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, latent_dim)`` -> ``(B, 21, 3, 3)`` rotations."""
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
