@@ -2,6 +2,7 @@
 
     hmrkit run PATH... --out DIR     photos, folders (recursive) and videos
     hmrkit doctor                    check the installation, model assets and cache
+    hmrkit train hkmr|hand-ik|pose-prior [OPTIONS]   retrain a shipped model (options: --help)
     hmrkit --version
 
 Every failure is one line on stderr; the batch goes on; the exit status is 1 if any input
@@ -89,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
 
     sub.add_parser("doctor", help="check the installation, the model assets and the cache")
+    train = sub.add_parser("train", help="retrain a shipped model on this machine (see its model card)")
+    models = train.add_subparsers(dest="model", required=True)
+    for name, what in (("hkmr", "the HKMR body regressor (or --model flat)"), ("hand-ik", "the 23-DoF hand IK net"),
+                       ("pose-prior", "the VAE pose prior")):
+        models.add_parser(name, help=what, add_help=False)  # every option, --help too, goes to the trainer
     return parser
 
 
@@ -206,6 +212,18 @@ def command_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def command_train(args: argparse.Namespace, options: list[str]) -> int:
+    """Hand the options to the trainer's own command line (the same as ``python -m hmrkit.train.<model>``)."""
+    if args.model == "hkmr":
+        from hmrkit.train.hkmr import main as train
+    elif args.model == "hand-ik":
+        from hmrkit.train.hand_ik import main as train
+    else:
+        from hmrkit.train.pose_prior import main as train
+    status = train(options)
+    return int(status or 0)
+
+
 def command_doctor(args: argparse.Namespace) -> int:
     from hmrkit.doctor import run_checks
 
@@ -216,12 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the console script; in-process callers keep their own stderr
         _quiet_native_logs()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "run":
             return command_run(args)
         if args.command == "doctor":
             return command_doctor(args)
+        if args.command == "train":
+            return command_train(args, extra)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130

@@ -128,7 +128,7 @@ def train(cfg: HandIKTrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m hmrkit.train.hand_ik", description=__doc__.splitlines()[0])
     for f in fields(HandIKTrainConfig):
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     train(HandIKTrainConfig(**vars(parser.parse_args(argv))))
