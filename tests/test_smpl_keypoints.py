@@ -13,7 +13,7 @@ from hmrkit.body.conventions import BODY_OUTPUT, MEDIAPIPE33
 from hmrkit.body.smpl_family import SMPL, SMPLH, SMPLX, SMPLX_SKELETON
 from hmrkit.body.smpl_keypoints import SURFACE_VERTICES, smpl_keypoint_library, smpl_keypoint_map
 from hmrkit.fitting.body_fit import BodyFitConfig, BodyFitter, hinge_axes
-from hmrkit.fitting.levenberg import levers, rotation_jacobian, subtree_matrix
+from jacobian_check import assert_rotation_jacobian_matches_autograd
 from hmrkit.fitting.targets import FIT_KEYPOINTS, FitTargets
 from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 
@@ -83,19 +83,7 @@ def test_rotation_jacobian_matches_autograd_on_smplx():
     theta = torch.randn(batch, len(joints), 3, generator=g, dtype=torch.float64) * 0.5
     shape = torch.randn(batch, model.num_shape, generator=g, dtype=torch.float64)
 
-    def keypoints(t: torch.Tensor) -> torch.Tensor:
-        rot = base.clone()
-        rot[:, joints] = roma.rotvec_to_rotmat(t)
-        return model(rot, shape, with_vertices=False, keypoints=kmap).keypoints
-
-    rot = base.clone()
-    rot[:, joints] = roma.rotvec_to_rotmat(theta)
-    parts = model.keypoint_parts(rot, shape, kmap)
-    lever = levers(parts, subtree_matrix(model.skeleton.parents, joints), joints)
-    ours = rotation_jacobian(parts, lever, joints, theta)
-    full = torch.autograd.functional.jacobian(keypoints, theta)
-    reference = torch.stack([full[b, :, :, b] for b in range(batch)])
-    assert torch.allclose(ours, reference, atol=1e-9)
+    assert_rotation_jacobian_matches_autograd(model, kmap, base, theta, shape, joints)
 
 
 def test_library_uses_the_published_vertex_ids():
