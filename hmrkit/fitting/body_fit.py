@@ -1,17 +1,20 @@
-"""Whole-body fitting: Anny's pose, shape and translation in a perspective camera, to landmarks.
+"""Whole-body fitting: a body model's pose, shape and translation in a perspective camera, to landmarks.
 
 Optimization-only estimation (issue 3, version 1), and the refinement step after a regressor.
-All people of an image are fitted together as one batch. Every iteration runs the
-keypoints-only forward (no mesh), the mesh is built once at the end.
+All people of an image are fitted together as one batch, each with its own Levenberg-Marquardt
+damping (:mod:`hmrkit.fitting.levenberg`: exact Jacobians from the model's per-joint keypoint
+parts). Every iteration runs the keypoints-only forward (no mesh); the mesh is built once.
+Works for any model with ``compile_keypoints`` / ``keypoint_parts`` and the 22 core joints
+first (Anny; the user's SMPL / SMPL-X).
 
 Stages:
 1. *3D*: orientation and limbs to MediaPipe's metric 3D landmarks (hip-centred), starting
    from the torso frame those landmarks give (or from an initial pose, e.g. a regressor's).
 2. *Translation*: solved in closed form so the posed keypoints project onto the 2D landmarks.
-3. *2D + 3D*: everything, including hands and phenotypes, to robust 2D reprojection plus the
-   3D term, with a pose prior, hinge limits for knees and elbows, and a shape prior.
+3. *2D + 3D*: pose, translation and phenotypes to robust 2D reprojection (hands included; the
+   fingers are held at the hand IK's answer) plus the annealed 3D term, with the pose priors,
+   hinge limits for knees and elbows, and a shape prior.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from typing import Protocol
 import roma
 import torch
 
-from hmrkit.body.anny_model import AnnyModel
+from hmrkit.body.base import BodyModel
 from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.body.conventions import MEDIAPIPE33
 from hmrkit.body.keypoints import KeypointMap
@@ -122,7 +125,7 @@ def solve_translation(points: torch.Tensor, xy: torch.Tensor, weight: torch.Tens
     return t
 
 
-def hinge_axes(model: AnnyModel) -> tuple[list[int], torch.Tensor]:
+def hinge_axes(model: BodyModel) -> tuple[list[int], torch.Tensor]:
     """Knees and elbows, and for each the rest-pose axis whose positive rotation flexes it."""
     rest = model.template_joints
     names = ("left_knee", "right_knee", "left_elbow", "right_elbow")
@@ -153,7 +156,7 @@ def centring_matrix() -> torch.Tensor:
 class BodyFitter:
     """Holds the model and the fit keypoint map; ``fit`` runs the stages for one image's people."""
 
-    def __init__(self, model: AnnyModel, keypoints: KeypointMap, config: BodyFitConfig | None = None,
+    def __init__(self, model: BodyModel, keypoints: KeypointMap, config: BodyFitConfig | None = None,
                  pose_prior: PosePrior | None = None):
         if keypoints.names != FIT_KEYPOINTS.names:
             raise ValueError("BodyFitter needs the FIT_KEYPOINTS map")
