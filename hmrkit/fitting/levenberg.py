@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from hmrkit.body.anny_model import KeypointParts
+from hmrkit.body.keypoint_skinning import KeypointParts
 from hmrkit.geometry.cameras import PerspectiveCamera, per_sample
 
 
