@@ -217,7 +217,8 @@ def flags(args) -> str:
 
 
 def suffix(args) -> str:
-    return ("_hkmr" if args.estimator == "hkmr" else "") + ("_norefine" if args.no_refine else "")
+    limit = getattr(args, "limit", None)  # a subset gets its own file: the whole-set results stay
+    return ("_hkmr" if args.estimator == "hkmr" else "") + ("_norefine" if args.no_refine else "") + (f"_first{limit}" if limit else "")
 
 
 def main() -> None:
