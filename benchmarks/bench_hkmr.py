@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -40,9 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
+from bench_common import DATA, RESULTS, ROOT, machine, write  # the script's own folder
+
 sys.path.insert(0, str(ROOT))
 
 from hmrkit.body.anny_model import load_anny_body  # noqa: E402
@@ -53,7 +50,7 @@ from hmrkit.estimators import load_regressor  # noqa: E402
 from hmrkit.geometry.cameras import PerspectiveCamera  # noqa: E402
 from hmrkit.eval.metrics import mpjpe, pa_mpjpe, pve  # noqa: E402
 from hmrkit.models.encoders import BodyKeypoints  # noqa: E402
-from hmrkit.models.hkmr import BodyRegressor, HkmrConfig  # noqa: E402
+from hmrkit.models.hkmr import BodyRegressor  # noqa: E402
 from hmrkit.paths import cache_dir, weights_dir  # noqa: E402
 
 ABLATION_DIR = cache_dir() / "hkmr_ablations"
@@ -74,10 +71,6 @@ LIMB_JOINTS = {f"{side}_{part}": [CORE_NAMES.index(j) for j in KINEMATIC_CHAINS[
                for side in ("left", "right") for part in ("arm", "leg")}
 
 
-def machine() -> str:
-    return f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), CPU only, torch {torch.__version__}"
-
-
 def git_commit() -> str:
     """The checkout's commit (short), with '+dirty' when tracked files differ from it."""
     import subprocess
@@ -86,13 +79,6 @@ def git_commit() -> str:
         return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
     return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
-def write(name: str, payload: dict, table: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1))
-    (RESULTS / f"{name}.md").write_text(table)
-    print(table)
 
 
 # -- training the equal-budget models ------------------------------------------------------------

@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
+from bench_common import DATA, ROOT, machine, write  # the script's own folder
+
 sys.path.insert(0, str(ROOT))
 
 from hmrkit.body.anny_keypoints import anny_keypoint_map  # noqa: E402
@@ -38,19 +34,6 @@ from hmrkit.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from hmrkit.writers import render_result_overlay  # noqa: E402
 
 LIMBS = tuple(f"{s}_{j}" for s in ("left", "right") for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"))
-
-
-def machine() -> str:
-    load = os.getloadavg()[0]
-    return (f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), CPU only, torch {torch.__version__}, "
-            f"load average {load:.1f} at the start (other jobs share the cores when it is above ~1)")
-
-
-def write(name: str, payload: dict, table: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1))
-    (RESULTS / f"{name}.md").write_text(table)
-    print(table)
 
 
 # -- latency -----------------------------------------------------------------------------------
@@ -77,9 +60,9 @@ def latency(args) -> None:
     with_people = [r for r in rows if r["people"]]
     per_person = {k: float(np.sum([r.get(k, 0) for r in with_people]) / max(1, sum(r["people"] for r in with_people)))
                   for k in ("perception", "hands", "fit", "mesh", "render", "total")}
-    payload = {"machine": machine(), "command": f"python benchmarks/bench_pipeline.py{flags(args)} latency", "images": rows,
+    payload = {"machine": machine(with_load=True), "command": f"python benchmarks/bench_pipeline.py{flags(args)} latency", "images": rows,
                "per_person_ms": per_person}
-    lines = [f"# Pipeline latency ({describe(args)})", "", f"Machine: {machine()}. Demo photos in `../shared/data/demo_images`; "
+    lines = [f"# Pipeline latency ({describe(args)})", "", f"Machine: {machine(with_load=True)}. Demo photos in `../shared/data/demo_images`; "
              "one warm-up image first; times in ms; 'total' = perception + fit + mesh + overlay rendering.", "",
              "| image | px | people | hands found | perception | hand IK | fit | mesh | render | total |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -180,12 +163,12 @@ def pck(args) -> None:
             for a in alphas}
         for m in ("mediapipe", "mesh")
     }
-    payload = {"machine": machine(), "dataset": args.dataset, "images": len(items), "people_labelled": people_total,
+    payload = {"machine": machine(with_load=True), "dataset": args.dataset, "images": len(items), "people_labelled": people_total,
                "people_found": people_found, "command": f"python benchmarks/bench_pipeline.py{flags(args)} pck --dataset {args.dataset}"
                + (f" --limit {args.limit}" if args.limit else ""), "seconds": round(time.time() - start), "results": summary}
     other_names = ", ".join(conv.names[j] for j in extra)
     lines = [f"# PCK on {args.dataset}, {describe(args)} ({len(items)} images, {people_total} labelled people, {people_found} found)", "",
-             f"Machine: {machine()}. Torso-normalized (left shoulder to right hip), labelled joints only; missed people count as wrong.", "",
+             f"Machine: {machine(with_load=True)}. Torso-normalized (left shoulder to right hip), labelled joints only; missed people count as wrong.", "",
              "| method | PCK@0.1 (12 limb joints) | PCK@0.2 (12 limb joints) |" + (f" PCK@0.1 ({other_names}) | PCK@0.2 |" if extra else ""),
              "|---|---|---|" + ("---|---|" if extra else "")]
     for m, label in (("mediapipe", "MediaPipe raw landmarks"), ("mesh", "hmrkit mesh (projected joints)")):

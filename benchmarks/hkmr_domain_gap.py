@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_hkmr import lsp_items, machine, write  # noqa: E402
+from bench_common import machine, write  # noqa: E402
+from bench_hkmr import lsp_items  # noqa: E402
 from hmrkit.body.conventions import LSP14, MEDIAPIPE33  # noqa: E402
 from hmrkit.fitting.targets import MIN_VISIBILITY  # noqa: E402
 from hmrkit.models.encoders import BodyKeypoints, person_box  # noqa: E402

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_hkmr import ABLATION_DIR, git_commit, machine, write  # noqa: E402
+from bench_common import machine, write  # noqa: E402
+from bench_hkmr import ABLATION_DIR, git_commit  # noqa: E402
 from hkmr_domain_gap import LIMB_JOINTS, real_landmarks  # noqa: E402
 from hmrkit.body.conventions import LSP14, MEDIAPIPE33  # noqa: E402
 from hmrkit.data.synth_keypoints import V1_NOISE, SynthConfig  # noqa: E402
