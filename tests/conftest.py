@@ -23,3 +23,16 @@ def anny_body():
     from hmrkit.body.anny_model import load_anny_body
 
     return load_anny_body()
+
+
+def assert_joints3d_project_onto_joints2d(data: dict, person: dict, atol: float = 0.2) -> None:
+    """A result JSON's promise: ``joints3d`` projected with its ``camera`` land on ``joints2d``."""
+    import numpy as np
+
+    from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
+
+    cam = data["camera"]
+    names = list(person["joints3d"])
+    p3 = torch.tensor([[person["joints3d"][n] for n in names]], dtype=torch.float64)
+    p2 = perspective_project(p3, PerspectiveCamera(cam["fx"], cam["fy"], cam["cx"], cam["cy"]))[0].numpy()
+    np.testing.assert_allclose(p2, [person["joints2d"][n] for n in names], atol=atol)

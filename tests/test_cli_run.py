@@ -11,9 +11,8 @@ import trimesh
 from PIL import Image
 
 from hmrkit.cli import main
-from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 
-from conftest import ROOT
+from conftest import ROOT, assert_joints3d_project_onto_joints2d
 
 SAMPLE = ROOT / "assets" / "samples" / "astronaut.png"
 pytestmark = pytest.mark.slow
@@ -34,11 +33,7 @@ def test_outputs_exist_and_agree(sample_run):
                  "right_ankle", "left_heel", "right_big_toe", "neck", "head_top", "pelvis"):
         assert name in person["joints2d"] and name in person["joints3d"]
     # joints3d projected with the written camera land on joints2d
-    cam = data["camera"]
-    names = list(person["joints3d"])
-    p3 = torch.tensor([[person["joints3d"][n] for n in names]], dtype=torch.float64)
-    p2 = perspective_project(p3, PerspectiveCamera(cam["fx"], cam["fy"], cam["cx"], cam["cy"]))[0].numpy()
-    np.testing.assert_allclose(p2, [person["joints2d"][n] for n in names], atol=0.2)
+    assert_joints3d_project_onto_joints2d(data, person)
     # the face is in the upper half of the portrait, where the astronaut's face is
     assert 150 < person["joints2d"]["nose"][0] < 300 and 60 < person["joints2d"]["nose"][1] < 200
     assert person["reprojection_error_px"] < 25

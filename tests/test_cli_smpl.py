@@ -7,18 +7,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import trimesh
 from PIL import Image
 from smpl_fixtures import synth_model, write_npz
 from smpl_humanoid import write_humanoid_folder
 
-from conftest import ROOT
+from conftest import ROOT, assert_joints3d_project_onto_joints2d
 from hmrkit.body.conventions import BODY_OUTPUT
 from hmrkit.body.selection import BodyModelChoice, BodyModelKind, load_body
 from hmrkit.body.smpl_family import SMPLX_SKELETON, ModelFileError
 from hmrkit.cli import main
-from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 
 SAMPLE = ROOT / "assets" / "samples" / "astronaut.png"
 
@@ -88,11 +86,7 @@ def test_smplx_end_to_end_on_the_sample_photo(tmp_path):
     (person,) = data["people"]
     assert list(person["joints2d"]) == list(BODY_OUTPUT.names) == list(person["joints3d"])
     assert len(person["pose"]["matrices"]) == 55 and len(person["shape"]) == 10
-    cam = data["camera"]
-    names = list(person["joints3d"])
-    p3 = torch.tensor([[person["joints3d"][n] for n in names]], dtype=torch.float64)
-    p2 = perspective_project(p3, PerspectiveCamera(cam["fx"], cam["fy"], cam["cx"], cam["cy"]))[0].numpy()
-    np.testing.assert_allclose(p2, [person["joints2d"][n] for n in names], atol=0.2)
+    assert_joints3d_project_onto_joints2d(data, person)
     # the synthetic body is person-shaped: its face lands on the astronaut's face
     assert 150 < person["joints2d"]["nose"][0] < 300 and 60 < person["joints2d"]["nose"][1] < 200
     assert person["reprojection_error_px"] < 40
