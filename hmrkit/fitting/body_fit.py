@@ -55,7 +55,7 @@ class BodyFitConfig:
     fit_shape: bool = True
     # limb proportions the phenotypes cannot express: each joint named here may scale its subtree
     # (e.g. "left_elbow": forearm and hand), with an L2 prior on the log-scale. Off by default:
-    # shoulders, elbows, hips and knees gained +0.006 limb PCK@0.1 on 200 LSPET photos, within noise
+    # shoulders, elbows, hips and knees gained +0.006 limb PCK@0.1 on 200 LSPET photos (development run), within noise
     bone_scale_joints: tuple[str, ...] = ()
     weight_bone_scale: float = 0.3
 
