@@ -105,3 +105,27 @@ def test_finger_swap_and_noise():
     std = noisy.std(0)  # (21, 3)
     assert float(std[8, 2]) > float(std[8, 0]) * 1.5  # depth noisier than the image plane
     assert float(std[8, 0]) > float(std[5, 0])  # tips noisier than knuckles
+
+
+def test_pipeline_solves_both_sides_in_one_batch_like_each_side_alone(clean):
+    """HandSolver.solve_people mirrors right hands through the left IK: same answer as the right IK."""
+    import numpy as np
+
+    from hmrkit.fitting.hands import HandSolver
+    from hmrkit.perception.types import HandLandmarks, PersonDetection
+
+    def landmarks(side: str, joints: torch.Tensor) -> HandLandmarks:
+        world = joints - joints.mean(0)
+        return HandLandmarks(side, np.zeros((21, 2)), world.numpy(), 0.9, "pose")
+
+    lefts, rights = clean.joints[:3], mirror_points(clean.joints[3:6])  # right hands: mirrored synthetic ones
+    people = [PersonDetection((0, 0, 1, 1), 1.0, None, {"left": landmarks("left", lefts[i]), "right": landmarks("right", rights[i])})
+              for i in range(3)]
+    solver = HandSolver(iterations=5)
+    together = solver.solve_people(people)
+    for side, joints in (("left", lefts), ("right", rights)):
+        alone = HandIK.load(side).solve(torch.stack([torch.from_numpy(p.hands[side].world).float() for p in people]), iterations=5)
+        for i in range(3):
+            assert torch.allclose(together[i][side].angles[0], alone.angles[i], atol=1e-4)
+            assert torch.allclose(together[i][side].joints[0], alone.joints[i], atol=1e-5)
+            assert torch.allclose(together[i][side].global_rotation[0], alone.global_rotation[i], atol=1e-4)

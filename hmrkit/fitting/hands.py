@@ -18,7 +18,7 @@ from hmrkit.body.base import BodyModel
 from hmrkit.fitting.body_fit import FixedJoints, solve_translation
 from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 from hmrkit.hands.biomech import ANGLE_NAMES
-from hmrkit.hands.hand_model import HandFit
+from hmrkit.hands.hand_model import HandFit, mirror_points, mirror_rotation
 from hmrkit.hands.ik_net import HandIK
 from hmrkit.perception.types import HandLandmarks, PersonDetection
 
@@ -54,16 +54,26 @@ class HandSolver:
         return self.ik(side).solve(world, refine=self.refine, iterations=self.iterations, with_vertices=with_vertices)
 
     def solve_people(self, people: list[PersonDetection]) -> list[dict[str, HandFit]]:
-        """Per person, side -> its solved hand (batch of one)."""
+        """Per person, side -> its solved hand (batch of one).
+
+        Every hand goes through the left IK in ONE batch, a right hand as its mirror image (the
+        right Anny hand is exactly the mirrored left, tested in test_hand_biomech), and its
+        placement is mirrored back: one post-optimization loop instead of one per side (the
+        loop is bound by per-step overhead, not by the batch size)."""
         solved: list[dict[str, HandFit]] = [{} for _ in people]
-        for side in SIDES:
-            owners = [i for i, p in enumerate(people) if side in p.hands]
-            if not owners:
-                continue
-            fit = self.solve([people[i].hands[side] for i in owners], side)
-            for row, i in enumerate(owners):
-                solved[i][side] = HandFit(*(None if t is None else t[row : row + 1] for t in (
-                    fit.angles, fit.shape, fit.global_rotation, fit.translation, fit.joints, fit.vertices)))
+        entries = [(i, side) for i, p in enumerate(people) for side in SIDES if side in p.hands]
+        if not entries:
+            return solved
+        world = torch.from_numpy(np.stack([people[i].hands[side].world for i, side in entries])).float()
+        right = torch.tensor([side == "right" for _, side in entries])
+        world = torch.where(right[:, None, None], mirror_points(world), world)
+        fit = self.ik("left").solve(world, refine=self.refine, iterations=self.iterations)
+        for row, (i, side) in enumerate(entries):
+            one = slice(row, row + 1)
+            rotation, translation, joints = fit.global_rotation[one], fit.translation[one], fit.joints[one]
+            if side == "right":
+                rotation, translation, joints = mirror_rotation(rotation), mirror_points(translation), mirror_points(joints)
+            solved[i][side] = HandFit(fit.angles[one], fit.shape[one], rotation, translation, joints)
         return solved
 
     def fixed_fingers(self, model: BodyModel, solved: list[dict[str, HandFit]]) -> FixedJoints | None:
