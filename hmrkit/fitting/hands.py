@@ -37,7 +37,7 @@ class PlacedHand:
 
 
 class HandSolver:
-    """One IK net per side (loaded on first use); a body's hands are solved in one batch (see solve_people)."""
+    """One IK net per side (loaded on first use); all people's hands, both sides, go in one batch (see solve_people)."""
 
     def __init__(self, refine: bool = True, iterations: int = 20):
         self.refine = refine
