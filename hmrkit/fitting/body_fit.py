@@ -345,8 +345,13 @@ class _Problem:
         fitter, targets = self.fitter, self.targets
         weight_2d, weight_3d, sigma = weights
         batch = targets.batch
-        parts = fitter.model.keypoint_parts(state.rotations(), fitter.model_shape(state.shape()), fitter.keypoints, state.scales())
-        points = parts.keypoints + state.translation[:, None]
+        rotations, shape, scales = state.rotations(), fitter.model_shape(state.shape()), state.scales()
+        if with_jacobian:  # the per-joint parts only where the Jacobian needs them
+            parts = fitter.model.keypoint_parts(rotations, shape, fitter.keypoints, scales)
+            points = parts.keypoints + state.translation[:, None]
+        else:
+            points = fitter.model(rotations, shape, state.translation, with_vertices=False, keypoints=fitter.keypoints,
+                                  scales=scales).keypoints
         residuals, jacobians = [], []
         cost = torch.zeros(batch)
         if with_jacobian:
@@ -354,7 +359,7 @@ class _Problem:
             d_theta = rotation_jacobian(parts, lever, fitter.core, state.theta).flatten(3)
             d_translation = torch.eye(3).expand(batch, points.shape[1], 3, 3)
             d_scale = lever[:, :, fitter.scaled].transpose(2, 3)  # d / d log-scale: the lever itself
-            d_points = torch.cat([d_theta, d_translation, self.shape_jacobian(state), d_scale], dim=-1)  # (B, K, 3, P)
+            d_points = torch.cat([d_theta, d_translation, self.shape_jacobian(state, rotations, scales), d_scale], dim=-1)  # (B, K, 3, P)
         if weight_2d > 0:
             error = perspective_project(points, self.camera) - targets.xy
             d2 = error.square().sum(-1)
@@ -378,16 +383,16 @@ class _Problem:
             jacobians.append(prior_jacobian)
         return cost, torch.cat(residuals, dim=1), torch.cat(jacobians, dim=1) if with_jacobian else None
 
-    def shape_jacobian(self, state: _FitState, step: float = 1e-2) -> torch.Tensor:
-        """(B, K, 3, S) d keypoints / d phenotype logits, by central differences in one batched
-        keypoints-only forward (forward-mode AD of the phenotype basis costs ~4x more here)."""
+    def shape_jacobian(self, state: _FitState, rotations: torch.Tensor, scales: torch.Tensor | None,
+                       step: float = 1e-2) -> torch.Tensor:
+        """(B, K, 3, S) d keypoints / d phenotype logits at ``state`` (whose ``rotations`` and
+        ``scales`` the caller has), by central differences in one batched keypoints-only forward
+        (forward-mode AD of the phenotype basis costs ~4x more here)."""
         fitter = self.fitter
         batch, n = state.shape_logit.shape
         offsets = step * torch.cat([torch.eye(n), -torch.eye(n)])  # (2S, S)
         logits = (state.shape_logit[None] + offsets[:, None]).reshape(-1, n)  # (2S * B, S)
-        rotations = state.rotations().repeat(2 * n, 1, 1, 1)
-        scales = state.scales()
-        points = fitter.model(rotations, fitter.model_shape(0.5 + 0.5 * torch.tanh(logits)), with_vertices=False,
+        points = fitter.model(rotations.repeat(2 * n, 1, 1, 1), fitter.model_shape(0.5 + 0.5 * torch.tanh(logits)), with_vertices=False,
                               keypoints=fitter.keypoints, scales=None if scales is None else scales.repeat(2 * n, 1)).keypoints
         points = points.reshape(2, n, batch, *points.shape[1:])
         return ((points[0] - points[1]) / (2 * step)).permute(1, 2, 3, 0)
