@@ -20,7 +20,7 @@ from hmrkit.body.base import BodyModel
 from hmrkit.body.conventions import BODY_OUTPUT
 from hmrkit.body.selection import BodyModelChoice, load_body
 from hmrkit.fitting.body_fit import BodyEstimator, BodyFit, BodyFitConfig, BodyFitter, FitInit
-from hmrkit.fitting.targets import FIT_KEYPOINTS, HAND_SLICES, targets_from_detections
+from hmrkit.fitting.targets import HAND_SLICES, targets_from_detections
 from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, perspective_project
 from hmrkit.models.pose_prior import load_pose_prior
 from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image

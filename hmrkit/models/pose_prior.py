@@ -76,11 +76,14 @@ class PosePrior(nn.Module):
                 f"(core joints 1..{self.config.num_joints}, no global orientation), got {tuple(rotations.shape)}"
             )
 
+    def _encoder_input(self, rotations: torch.Tensor) -> torch.Tensor:
+        """(B, 21, 3, 3) -> (B, 126) standardized 6D: what the encoder reads."""
+        self._check(rotations)
+        return (matrix_to_sixd(rotations).reshape(rotations.shape[0], -1) - self.input_mean) / self.input_std
+
     def encode(self, rotations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior ``(mu, logvar)``, each ``(B, latent_dim)``."""
-        self._check(rotations)
-        x = matrix_to_sixd(rotations).reshape(rotations.shape[0], -1)
-        h = self.encoder((x - self.input_mean) / self.input_std)
+        h = self.encoder(self._encoder_input(rotations))
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar.clamp(-20.0, 10.0)
 
@@ -88,8 +91,7 @@ class PosePrior(nn.Module):
         """Posterior mean ``(B, L)`` and its closed-form Jacobian with respect to the 6D inputs
         ``(B, L, 21 * 6)`` (order of :func:`matrix_to_sixd`): what a Gauss-Newton fit needs,
         without autograd transforms (the encoder is three linear layers with leaky ReLUs)."""
-        self._check(rotations)
-        x = (matrix_to_sixd(rotations).reshape(rotations.shape[0], -1) - self.input_mean) / self.input_std
+        x = self._encoder_input(rotations)
         first, _, second, _, third = self.encoder
         h1 = first(x)
         h2 = second(torch.nn.functional.leaky_relu(h1, 0.2))
