@@ -35,7 +35,7 @@ class KeypointParts:
 def compile_skinned_keypoints(
     kmap: KeypointMap, skin_weights: torch.Tensor, rest_vertices: torch.Tensor, directions: torch.Tensor
 ) -> KeypointMap:
-    """``kmap`` with ``skinned_base`` and ``skinned_blend`` filled.
+    """``kmap`` with ``skinned_pairs``, ``skinned_base`` and ``skinned_blend`` filled.
 
     Args:
         skin_weights: (S, J) skinning weights of the map's ``vertex_ids``.
@@ -43,36 +43,41 @@ def compile_skinned_keypoints(
         directions: (C, S, 3) their offsets per unit of each shape coefficient.
     """
     per_joint = kmap.vertex_weights[:, :, None] * skin_weights[None]  # (K, S, J)
+    pairs = torch.nonzero(per_joint.abs().sum(1) > 0)  # (P, 2): keypoint, joint
+    per_pair = per_joint[pairs[:, 0], :, pairs[:, 1]]  # (P, S)
     rest = torch.cat([rest_vertices, torch.ones_like(rest_vertices[:, :1])], dim=1)
-    base = torch.einsum("ksj,sc->kjc", per_joint, rest)
-    blend = torch.einsum("ksj,nsc->nkjc", per_joint, directions)
-    return dataclasses.replace(kmap, skinned_base=base, skinned_blend=blend.reshape(blend.shape[0], -1))
+    base = per_pair @ rest
+    blend = torch.einsum("ps,nsc->npc", per_pair, directions)
+    return dataclasses.replace(kmap, skinned_pairs=pairs, skinned_base=base, skinned_blend=blend.reshape(blend.shape[0], -1))
 
 
-def _skinned_points(kmap: KeypointMap, coefficients: torch.Tensor) -> torch.Tensor:
-    """(B, K, J, 4) the shaped, pre-skinned homogeneous rest points of a compiled map."""
+def _skinned_surface(kmap: KeypointMap, coefficients: torch.Tensor, transforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posed vertex part of each (keypoint, joint) pair of a compiled map, (B, P, 3), and the
+    pairs' homogeneous weights (B or 1, P)."""
     if kmap.skinned_base is None:
         raise ValueError("this keypoint map is not compiled: pass it through the model's compile_keypoints")
-    k, j = kmap.skinned_base.shape[:2]
-    offsets = (coefficients @ kmap.skinned_blend).reshape(-1, k, j, 3)
-    base = kmap.skinned_base.expand(offsets.shape[0], -1, -1, -1)
-    return torch.cat([base[..., :3] + offsets, base[..., 3:]], dim=-1)
+    pairs = kmap.skinned_pairs
+    offsets = (coefficients @ kmap.skinned_blend).reshape(coefficients.shape[0], -1, 3)
+    points = kmap.skinned_base[:, :3] + offsets  # (B or 1, P, 3)
+    pair_transforms = transforms[:, pairs[:, 1], :3, :]  # (B, P, 3, 4)
+    surface = (pair_transforms[..., :3] @ points[..., None])[..., 0] + pair_transforms[..., 3] * kmap.skinned_base[:, 3:]
+    return surface, kmap.skinned_base[None, :, 3]
 
 
 def skinned_keypoints(kmap: KeypointMap, coefficients: torch.Tensor, joints: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     """(B, K, 3) keypoints of a compiled map: ``coefficients`` (B or 1, C), posed ``joints``
     (B, J, 3), rest-to-posed ``transforms`` (B, J, 3, 4 or 4, 4). Exact; no vertex is skinned."""
-    points = _skinned_points(kmap, coefficients)
-    surface = torch.einsum("bjrc,bkjc->bkr", transforms[..., :3, :], points)
-    return kmap.joint_weights @ joints + surface
+    surface, _ = _skinned_surface(kmap, coefficients, transforms)
+    return (kmap.joint_weights @ joints).index_add(1, kmap.skinned_pairs[:, 0], surface)
 
 
 def skinned_keypoint_parts(
     kmap: KeypointMap, coefficients: torch.Tensor, world_rotations: torch.Tensor, joints: torch.Tensor, transforms: torch.Tensor
 ) -> KeypointParts:
     """:func:`skinned_keypoints` kept split per joint (same arguments, plus the world rotations)."""
-    points = _skinned_points(kmap, coefficients)
-    surface = torch.einsum("bjrc,bkjc->bkjr", transforms[..., :3, :], points)
-    parts = kmap.joint_weights[None, :, :, None] * joints[:, None] + surface
-    weights = (kmap.joint_weights[None] + points[..., 3]).expand(joints.shape[0], -1, -1)
+    surface, pair_weights = _skinned_surface(kmap, coefficients, transforms)
+    k, j = kmap.skinned_pairs.unbind(1)
+    parts = kmap.joint_weights[None, :, :, None] * joints[:, None]
+    parts = parts.index_put((torch.arange(parts.shape[0])[:, None], k, j), surface, accumulate=True)
+    weights = kmap.joint_weights.index_put((k, j), pair_weights[0], accumulate=True).expand(joints.shape[0], -1, -1)
     return KeypointParts(world_rotations, joints, parts, weights)

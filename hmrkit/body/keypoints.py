@@ -55,9 +55,11 @@ class KeypointMap:
     vertex_weights: torch.Tensor  # (K, S)
     notes: dict[str, str] = field(default_factory=dict)  # name -> how it approximates the convention
     # Optional, set by a model whose rest mesh is linear in its shape coefficients: the vertex
-    # part pre-skinned per joint, so keypoints cost no vertex skinning (see AnnyModel).
-    skinned_base: torch.Tensor | None = None  # (K, J, 4) homogeneous weighted rest points
-    skinned_blend: torch.Tensor | None = None  # (C, K * J * 3) their shape directions
+    # part pre-skinned per joint, so keypoints cost no vertex skinning (see AnnyModel). Only the
+    # few (keypoint, joint) pairs whose skinning weight is not zero are kept (~125 of 75 x 52).
+    skinned_pairs: torch.Tensor | None = None  # (P, 2) long: keypoint index, joint index
+    skinned_base: torch.Tensor | None = None  # (P, 4) homogeneous weighted rest points
+    skinned_blend: torch.Tensor | None = None  # (C, P * 3) their shape directions
 
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "KeypointMap":
         if self.joint_weights.device == torch.device(device) and self.joint_weights.dtype == dtype:
@@ -72,6 +74,7 @@ class KeypointMap:
             self.vertex_ids.to(device),
             self.vertex_weights.to(device, dtype),
             self.notes,
+            None if self.skinned_pairs is None else self.skinned_pairs.to(device),
             move(self.skinned_base),
             move(self.skinned_blend),
         )

@@ -409,11 +409,14 @@ class _Problem:
         residuals = [cfg.weight_pose_prior**0.5 * body, cfg.weight_limits**0.5 * torch.relu(-flex),
                      cfg.weight_shape**0.5 * (state.shape() - 0.5), cfg.weight_bone_scale**0.5 * state.log_scale]
         vae = fitter.pose_prior is not None and cfg.weight_vae_prior > 0
+        if vae and not with_jacobian:  # the trial steps need only the value: the encoder alone
+            latent = fitter.pose_prior.encode(roma.rotvec_to_rotmat(state.theta[:, 1:]))[0]
+            return torch.cat(residuals + [(cfg.weight_vae_prior / 2) ** 0.5 * latent], dim=1), None
+        if not with_jacobian:
+            return torch.cat(residuals, dim=1), None
         if vae:
             latent, d_latent = self.latent_mean(state.theta[:, 1:])
             residuals.append((cfg.weight_vae_prior / 2) ** 0.5 * latent)
-        if not with_jacobian:
-            return torch.cat(residuals, dim=1), None
         d_body = torch.zeros(batch, body.shape[1], n_params)
         d_body[:, :, 3:n_theta] = cfg.weight_pose_prior**0.5 * torch.eye(body.shape[1])
         d_limits = torch.zeros(batch, len(fitter.hinges), n_params)
