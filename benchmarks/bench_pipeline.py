@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,7 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from hmrkit.body.anny_keypoints import anny_keypoint_map  # noqa: E402
 from hmrkit.body.conventions import COCO17, LSP14, MEDIAPIPE33, Convention  # noqa: E402
-from hmrkit.geometry.cameras import perspective_project  # noqa: E402
+from hmrkit.fitting.body_fit import BodyFit  # noqa: E402
+from hmrkit.fitting.targets import FIT_KEYPOINTS  # noqa: E402
+from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project  # noqa: E402
 from hmrkit.io.images import load_image  # noqa: E402
 from hmrkit.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from hmrkit.writers import render_result_overlay  # noqa: E402
@@ -103,80 +106,133 @@ def torso(points: np.ndarray, labelled: np.ndarray, conv: Convention) -> float:
     return float(np.linalg.norm(points[a] - points[b])) if labelled[a] and labelled[b] else 0.0
 
 
-def pck(args) -> None:
-    conv, items = (load_lsp if args.dataset == "lsp" else load_coco)(args.limit)
-    pipeline = Pipeline(make_config(args, with_vertices=False))
-    mesh_map = anny_keypoint_map(pipeline.model, conv)
+@dataclass
+class LabelledPerson:
+    """A labelled person of a PCK data set (torso labels present) and what hmrkit made of them."""
+
+    image: int  # index of the photo in the data set
+    gt: np.ndarray  # (N, 2) labels in original pixels, convention order
+    labelled: np.ndarray  # (N,) bool
+    torso: float  # pixels
+    fit: BodyFit | None = None  # the image's fit; None when nobody matched this person
+    index: int = -1  # the matched person in ``fit``
+    camera: PerspectiveCamera | None = None
+    scale: float = 1.0  # loaded / original pixels
+    mediapipe: np.ndarray | None = None  # (N, 2) MediaPipe's landmarks named as ``gt`` (inf where it has none)
+
+    def project(self, points: torch.Tensor) -> np.ndarray:
+        """Camera-frame points of this person -> original pixels."""
+        return (perspective_project(points, self.camera).numpy() + 0.5) / self.scale - 0.5
+
+
+def labelled_people(pipeline: Pipeline, conv: Convention, items, progress: bool = True):
+    """Run ``pipeline`` on each image of ``items`` and yield every labelled person, matched to the
+    found person whose MediaPipe landmarks lie nearest their labels (mean distance under one
+    torso, each found person matched once)."""
     mp_index = [MEDIAPIPE33.index(n) if n in MEDIAPIPE33.names else -1 for n in conv.names]
-    alphas = (0.1, 0.2)
-    correct = {m: {a: np.zeros(len(conv)) for a in alphas} for m in ("mediapipe", "mesh")}
-    counted = np.zeros(len(conv))
-    people_total = people_found = 0
+    has_mp = np.array(mp_index) >= 0
     start = time.time()
     for n_img, (path, labels) in enumerate(items):
         loaded = load_image(path)
         result, fit = pipeline.run_with_fit(loaded, str(path))
-        cam = pipeline.camera(loaded.rgb.shape[1], loaded.rgb.shape[0])
-        mesh2d = mp2d = None
-        if fit is not None:
-            with torch.no_grad():
-                kp = pipeline.model(fit.rotations, fit.shape, fit.translation, with_vertices=False, keypoints=mesh_map).keypoints
-            mesh2d = ((perspective_project(kp, cam).numpy() + 0.5) / loaded.scale - 0.5)
-            mp2d = (np.stack([d.body.xy for d in result.detections]) + 0.5) / loaded.scale - 0.5
+        camera = pipeline.camera(loaded.rgb.shape[1], loaded.rgb.shape[0])
+        mp2d = None if fit is None else (np.stack([d.body.xy for d in result.detections]) + 0.5) / loaded.scale - 0.5
         used: set[int] = set()
         for gt, labelled in labels:
             size = torso(gt, labelled, conv)
             if size <= 0:
                 continue
-            people_total += 1
-            counted += labelled
+            person = LabelledPerson(n_img, gt, labelled, size)
             best = None
-            if mp2d is not None:
-                for i in range(len(mp2d)):
-                    if i in used:
-                        continue
-                    mp_named = np.array([mp2d[i, j] if j >= 0 else [np.nan, np.nan] for j in mp_index])
-                    ok = labelled & (np.array(mp_index) >= 0)
-                    d = np.nanmean(np.linalg.norm(mp_named[ok] - gt[ok], axis=1)) / size
-                    if d < 1.0 and (best is None or d < best[1]):
-                        best = (i, d)
-            if best is None:
-                continue
-            people_found += 1
-            i = best[0]
-            used.add(i)
-            mp_named = np.array([mp2d[i, j] if j >= 0 else [np.inf, np.inf] for j in mp_index])
-            for a in alphas:
-                correct["mesh"][a] += labelled & (np.linalg.norm(mesh2d[i] - gt, axis=1) <= a * size)
-                correct["mediapipe"][a] += labelled & (np.linalg.norm(mp_named - gt, axis=1) <= a * size)
-        if (n_img + 1) % 50 == 0:
+            for i in range(0 if mp2d is None else len(mp2d)):
+                if i in used:
+                    continue
+                ok = labelled & has_mp
+                d = np.mean(np.linalg.norm(mp2d[i, np.array(mp_index)[ok]] - gt[ok], axis=1)) / size
+                if d < 1.0 and (best is None or d < best[1]):
+                    best = (i, d)
+            if best is not None:
+                used.add(best[0])
+                named = np.array([mp2d[best[0], j] if j >= 0 else [np.inf, np.inf] for j in mp_index])
+                person = LabelledPerson(n_img, gt, labelled, size, fit, best[0], camera, loaded.scale, named)
+            yield person
+        if progress and (n_img + 1) % 50 == 0:
             print(f"{n_img + 1}/{len(items)} images, {time.time() - start:.0f} s", flush=True)
+
+
+def pck(args) -> None:
+    conv, items = (load_lsp if args.dataset == "lsp" else load_coco)(args.limit)
+    pipeline = Pipeline(make_config(args, with_vertices=False))
+    maps = {"mesh": anny_keypoint_map(pipeline.model, conv), "mesh_fitted": pipeline.fit_keypoints}
+    fitted = np.array([n in FIT_KEYPOINTS.names for n in conv.names])
+    fitted_index = [FIT_KEYPOINTS.index(n) if n in FIT_KEYPOINTS.names else 0 for n in conv.names]
+    alphas = (0.1, 0.2)
+    methods = ("mediapipe", "mesh", "mesh_fitted")
+    # per photo parity: the LSP hips were calibrated on the even photos (calib_lsp_hips.py)
+    correct = {m: {a: np.zeros((2, len(conv))) for a in alphas} for m in methods}
+    counted = np.zeros((2, len(conv)))
+    people_total = people_found = 0
+    start = time.time()
+    for person in labelled_people(pipeline, conv, items):
+        people_total += 1
+        parity = person.image % 2
+        counted[parity] += person.labelled
+        if person.fit is None:
+            continue
+        people_found += 1
+        fit, i = person.fit, person.index
+        points = {}
+        with torch.no_grad():
+            for m, kmap in maps.items():
+                points[m] = person.project(pipeline.model(fit.rotations[i : i + 1], fit.shape[i : i + 1], fit.translation[i : i + 1],
+                                                          with_vertices=False, keypoints=kmap,
+                                                          scales=None if fit.scales is None else fit.scales[i : i + 1]).keypoints)[0]
+        points["mesh_fitted"] = np.where(fitted[:, None], points["mesh_fitted"][fitted_index], np.inf)
+        points["mediapipe"] = person.mediapipe
+        for m in methods:
+            for a in alphas:
+                correct[m][a][parity] += person.labelled & (np.linalg.norm(points[m] - person.gt, axis=1) <= a * person.torso)
     limbs = [conv.index(n) for n in LIMBS]
     extra = [j for j, n in enumerate(conv.names) if MEDIAPIPE33.names.count(n) == 0]
 
-    def rate(method: str, a: float, joints: list[int]) -> float:
-        return float(correct[method][a][joints].sum() / max(counted[joints].sum(), 1))
+    def rate(method: str, a: float, joints: list[int], parities=(0, 1)) -> float:
+        hits = correct[method][a][list(parities)].sum(0)
+        return float(hits[joints].sum() / max(counted[list(parities)].sum(0)[joints].sum(), 1))
+
+    def per_joint(method: str, a: float) -> dict[str, float]:
+        hits, total = correct[method][a].sum(0), counted.sum(0)
+        return {n: float(hits[j] / max(total[j], 1)) for j, n in enumerate(conv.names)}
 
     summary = {
-        m: {f"pck@{a}": {"limbs12": rate(m, a, limbs), **({"others": rate(m, a, extra)} if m == "mesh" and extra else {}),
-                         "per_joint": {n: float(correct[m][a][j] / max(counted[j], 1)) for j, n in enumerate(conv.names)}}
+        m: {f"pck@{a}": {"limbs12": rate(m, a, limbs), "limbs12_odd_photos": rate(m, a, limbs, (1,)),
+                         **({"others": rate(m, a, extra)} if m == "mesh" and extra else {}), "per_joint": per_joint(m, a)}
             for a in alphas}
-        for m in ("mediapipe", "mesh")
+        for m in methods
     }
     payload = {"machine": machine(with_load=True), "dataset": args.dataset, "images": len(items), "people_labelled": people_total,
                "people_found": people_found, "command": f"python benchmarks/bench_pipeline.py{flags(args)} pck --dataset {args.dataset}"
                + (f" --limit {args.limit}" if args.limit else ""), "seconds": round(time.time() - start), "results": summary}
     other_names = ", ".join(conv.names[j] for j in extra)
+    odd = args.dataset == "lsp"
     lines = [f"# PCK on {args.dataset}, {describe(args)} ({len(items)} images, {people_total} labelled people, {people_found} found)", "",
              f"Machine: {machine(with_load=True)}. Torso-normalized (left shoulder to right hip), labelled joints only; missed people count as wrong.", "",
-             "| method | PCK@0.1 (12 limb joints) | PCK@0.2 (12 limb joints) |" + (f" PCK@0.1 ({other_names}) | PCK@0.2 |" if extra else ""),
-             "|---|---|---|" + ("---|---|" if extra else "")]
-    for m, label in (("mediapipe", "MediaPipe raw landmarks"), ("mesh", "hmrkit mesh (projected joints)")):
+             "| method | PCK@0.1 (12 limb joints) | PCK@0.2 (12 limb joints) |" + (" odd photos only: @0.1 | @0.2 |" if odd else "")
+             + (f" PCK@0.1 ({other_names}) | PCK@0.2 |" if extra else ""),
+             "|---|---|---|" + ("---|---|" if odd else "") + ("---|---|" if extra else "")]
+    labels = (("mediapipe", "MediaPipe raw landmarks"),
+              ("mesh_fitted", "hmrkit mesh, the points fitted to MediaPipe's landmarks"),
+              ("mesh", f"hmrkit mesh, {conv.name} joints (projected)"))
+    for m, label in labels:
         row = f"| {label} | {summary[m]['pck@0.1']['limbs12']:.3f} | {summary[m]['pck@0.2']['limbs12']:.3f} |"
+        if odd:
+            row += f" {summary[m]['pck@0.1']['limbs12_odd_photos']:.3f} | {summary[m]['pck@0.2']['limbs12_odd_photos']:.3f} |"
         if extra:
             row += (f" {summary[m]['pck@0.1']['others']:.3f} | {summary[m]['pck@0.2']['others']:.3f} |" if m == "mesh" else " n/a | n/a |")
         lines.append(row)
-    lines += ["", f"Command: `{payload['command']}` ({payload['seconds']} s).", ""]
+    lines += ["", "The fitted points are the mesh's MediaPipe-convention keypoints; the projected joints are the mesh's own "
+              f"{conv.name} joints" + (" (the hips: a point calibrated to LSP's labels on the even photos, "
+              "`benchmarks/calib_lsp_hips.py`; 'odd photos only' leaves those out)" if odd else "") + ".",
+              "", f"Command: `{payload['command']}` ({payload['seconds']} s).", ""]
     write(f"pipeline_pck_{args.dataset}{suffix(args)}", payload, "\n".join(lines))
 
 

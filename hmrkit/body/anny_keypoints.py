@@ -13,6 +13,7 @@ import torch
 from hmrkit.body.anny_model import AnnyModel, anny_data, load_anny_body
 from hmrkit.body.anny_rig import SIDES
 from hmrkit.body.conventions import FINGERS, HAND21, Convention
+from hmrkit.body.base import Skeleton
 from hmrkit.body.keypoints import KeypointMap, KeypointSpec, build_keypoint_map, fingertip_vertex
 
 NOTES = {
@@ -31,8 +32,9 @@ NOTES = {
     "left_hand": "smpl24 'hand': the middle-finger knuckle (MCP)",
     "left_hand:thumb_tip": "fingertips: the farthest vertex along the last phalanx (Anny has no tip bones)",
     "left_hand:wrist": "MediaPipe's hand wrist, a point fixed on the palm (WRIST_PALM_COORDS), not Anny's wrist joint",
+    "lsp14:left_hip": "LSP's hip: the hip joint plus an offset fixed to the pelvis, calibrated on LSP labels (LSP_HIP_COORDS)",
 }
-NOTES.update({k.replace("left", "right", 1): v for k, v in list(NOTES.items()) if k.startswith("left_")})
+NOTES.update({k.replace("left", "right", 1): v for k, v in list(NOTES.items()) if "left_" in k})
 
 # Where MediaPipe Hands puts the hand21 wrist, in the palm frame of the Anny hand (origin the
 # wrist JOINT; y towards the middle MCP joint, x towards the index side, z out of the back of
@@ -43,6 +45,13 @@ NOTES.update({k.replace("left", "right", 1): v for k, v in list(NOTES.items()) i
 WRIST_PALM_COORDS = (0.032, 0.095, 0.057)
 # the joints rigid on the hand's wrist bone that carry the point (their affine combination)
 PALM_RIGID = ("index1", "middle1", "pinky1", "ring1", "thumb1")
+# Where Leeds Sports Pose annotators put the hips: the hip joint plus a fixed offset that turns
+# with the pelvis, given in ``pelvis_frame`` (outwards, up, forwards; in hip-joint distances of
+# the neutral body). Learned from fitted meshes on half of the LSPET development photos and
+# checked on the other half (benchmarks/calib_lsp_hips.py, results/lsp_hip_calibration.md):
+# LSP's hips lie higher and further out than MediaPipe's, which the fit aims at.
+LSP_HIP_COORDS = (0.099, 0.053, 0.124)
+PELVIS_FRAME_JOINTS = ("pelvis", "left_hip", "right_hip", "spine1")
 HAND_JOINT_NAMES = {"cmc": 1, "mcp": 2, "ip": 3}  # thumb: Anny's finger1-1/2/3 heads
 FINGER_JOINT_NAMES = {"mcp": 1, "pip": 2, "dip": 3}
 
@@ -88,6 +97,8 @@ def anny_keypoint_library() -> dict[str, KeypointSpec]:
         lib[f"{side}_thumb"] = KeypointSpec.joint(f"{side}_thumb2")
         lib[f"{side}_foot_index"] = lib[f"{side}_big_toe"]
         lib[f"{side}_hand"] = KeypointSpec.joint(f"{side}_middle1")
+        lib[f"lsp14:{side}_hip"] = KeypointSpec(joints=((f"{side}_hip", 1.0),),
+                                                offsets=(("pelvis", tuple(lsp_hip_offset(model, side, LSP_HIP_COORDS).tolist())),))
         _add_hand21(lib, model, side, rest, owners)
     lib["spine"] = KeypointSpec.joint("spine2")
     lib["thorax"] = KeypointSpec.joint("neck")
@@ -109,6 +120,12 @@ def _add_hand21(lib: dict[str, KeypointSpec], model: AnnyModel, side: str, rest:
         lib[f"{side}_hand:{finger}_tip"] = KeypointSpec.vertex(tip)
 
 
+def rest_joints(model: AnnyModel) -> torch.Tensor:
+    """(J, 3) joint positions of the neutral body at rest, float64."""
+    with torch.no_grad():
+        return model(model.identity_pose(1), model.default_shape(1)).joints[0].double()
+
+
 def palm_point(model: AnnyModel, side: str, coords: tuple[float, float, float]) -> KeypointSpec:
     """A point fixed on the palm, given in palm-frame coordinates (see ``WRIST_PALM_COORDS``).
 
@@ -117,8 +134,7 @@ def palm_point(model: AnnyModel, side: str, coords: tuple[float, float, float]) 
     weights are the smallest ones that put the point at ``coords`` on the neutral rest hand
     (default phenotypes; the point then stays within ~1 mm of ``coords`` for other shapes).
     """
-    with torch.no_grad():
-        joints = model(model.identity_pose(1), model.default_shape(1)).joints[0].double()
+    joints = rest_joints(model)
     wrist = joints[model.skeleton.index(f"{side}_wrist")]
     rel = torch.stack([joints[model.skeleton.index(f"{side}_{n}")] - wrist for n in PALM_RIGID])  # (5, 3)
     y = rel[1] / rel[1].norm()
@@ -131,6 +147,29 @@ def palm_point(model: AnnyModel, side: str, coords: tuple[float, float, float]) 
     w = a.T @ torch.linalg.solve(a @ a.T, target)  # least-norm weights
     return KeypointSpec(joints=((f"{side}_wrist", 1.0 - float(w.sum())),) + tuple(
         (f"{side}_{n}", float(v)) for n, v in zip(PALM_RIGID, w)))
+
+
+def pelvis_frame(joints: torch.Tensor, skeleton: Skeleton, side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The frame ``LSP_HIP_COORDS`` are given in, from (..., J, 3) joints: origin the ``side`` hip
+    joint; rows of the (..., 3, 3) axes: outwards (towards the person's ``side``), up (towards
+    spine1), forwards; unit: the distance between the hip joints."""
+    at = {n: joints[..., skeleton.index(n), :] for n in PELVIS_FRAME_JOINTS}
+    across = at["left_hip"] - at["right_hip"]
+    unit = across.norm(dim=-1, keepdim=True)
+    left = across / unit
+    up = at["spine1"] - at["pelvis"]
+    up = up - (up * left).sum(-1, keepdim=True) * left
+    up = up / up.norm(dim=-1, keepdim=True)
+    forward = torch.linalg.cross(left, up, dim=-1)
+    outwards = left if side == "left" else -left
+    return at[f"{side}_hip"], torch.stack([outwards, up, forward], dim=-2), unit
+
+
+def lsp_hip_offset(model: AnnyModel, side: str, coords: tuple[float, float, float] | torch.Tensor) -> torch.Tensor:
+    """(3,) ``coords`` in :func:`pelvis_frame` as a vector in the pelvis' rest axes, metres on the
+    neutral body: what the ``lsp14`` hip adds to the hip joint, turned with the pelvis."""
+    _, axes, unit = pelvis_frame(rest_joints(model), model.skeleton, side)
+    return unit * (torch.as_tensor(coords, dtype=axes.dtype) @ axes)
 
 
 def anny_keypoint_map(model: AnnyModel, convention: Convention, side: str | None = None) -> KeypointMap:

@@ -150,11 +150,11 @@ class AnnyModel(BodyModel):
 
     def _keypoints(self, kmap: KeypointMap, joints, vertices, transforms, coefficients) -> torch.Tensor:
         if vertices is not None:
-            return kmap.from_mesh(joints, vertices)
+            return kmap.from_mesh(joints, vertices, transforms)
         if kmap.skinned_base is None:
             ids = kmap.vertex_ids
             picked = skin(self.rest_vertices(coefficients, ids), self.skin_weights[ids].to(joints), transforms)
-            return kmap.apply(joints, picked)
+            return kmap.apply(joints, picked, transforms)
         return skinned_keypoints(kmap, coefficients, joints, transforms)  # exact, and no vertex is skinned
 
     def keypoint_parts(self, rotations: torch.Tensor, shape: torch.Tensor, kmap: KeypointMap,

@@ -1,6 +1,7 @@
 """Keypoints of a linear-blend-skinned model without skinning any vertex, shared by every body model.
 
-A keypoint is ``sum_j w_j joint_j + sum_v a_v vertex_v`` (:class:`~hmrkit.body.keypoints.KeypointMap`).
+A keypoint is ``sum_j w_j joint_j + sum_v a_v vertex_v`` (:class:`~hmrkit.body.keypoints.KeypointMap`),
+plus any offsets fixed in a joint's frame (pre-skinned points of homogeneous weight 0).
 When the rest mesh is linear in the shape coefficients (Anny's phenotype basis, SMPL's betas)
 and the skinning weights are fixed, the vertex part can be pre-skinned per joint once:
 ``sum_v a_v vertex_v = sum_j T_j (sum_v a_v W_vj [rest_v; 1])`` with ``T_j`` joint ``j``'s
@@ -43,10 +44,12 @@ def compile_skinned_keypoints(
         directions: (C, S, 3) their offsets per unit of each shape coefficient.
     """
     per_joint = kmap.vertex_weights[:, :, None] * skin_weights[None]  # (K, S, J)
-    pairs = torch.nonzero(per_joint.abs().sum(1) > 0)  # (P, 2): keypoint, joint
+    offsets = torch.zeros(per_joint.shape[0], per_joint.shape[2], 3) if kmap.offsets is None else kmap.offsets.to(per_joint)
+    pairs = torch.nonzero((per_joint.abs().sum(1) > 0) | (offsets.abs().sum(-1) > 0))  # (P, 2): keypoint, joint
     per_pair = per_joint[pairs[:, 0], :, pairs[:, 1]]  # (P, S)
     rest = torch.cat([rest_vertices, torch.ones_like(rest_vertices[:, :1])], dim=1)
-    base = per_pair @ rest
+    # an offset is a pre-skinned point of homogeneous weight 0: it turns with the joint, no shift
+    base = per_pair @ rest + torch.cat([offsets[pairs[:, 0], pairs[:, 1]], torch.zeros(len(pairs), 1)], dim=1)
     blend = torch.einsum("ps,nsc->npc", per_pair, directions)
     return dataclasses.replace(kmap, skinned_pairs=pairs, skinned_base=base, skinned_blend=blend.reshape(blend.shape[0], -1))
 

@@ -18,10 +18,15 @@ from hmrkit.body.conventions import Convention
 
 @dataclass(frozen=True)
 class KeypointSpec:
-    """One keypoint: ``sum(w * joint) + sum(w * vertex)``; weights sum to 1."""
+    """One keypoint: ``sum(w * joint) + sum(w * vertex) + sum(R_j @ offset_j)``; weights sum to 1.
+
+    An offset is a fixed vector (metres, in the joint's rest axes) that turns with the joint's
+    world rotation ``R_j``: a marker placed beside a joint, as motion capture places them.
+    """
 
     joints: tuple[tuple[str, float], ...] = ()
     vertices: tuple[tuple[int, float], ...] = ()
+    offsets: tuple[tuple[str, tuple[float, float, float]], ...] = ()
 
     @staticmethod
     def joint(name: str) -> "KeypointSpec":
@@ -41,7 +46,8 @@ class KeypointSpec:
                 joints[name] = joints.get(name, 0.0) + w * a
             for index, a in spec.vertices:
                 vertices[index] = vertices.get(index, 0.0) + w * a
-        return KeypointSpec(tuple(joints.items()), tuple(vertices.items()))
+        offsets = tuple((name, tuple(w * v for v in offset)) for spec, w in parts for name, offset in spec.offsets)
+        return KeypointSpec(tuple(joints.items()), tuple(vertices.items()), offsets)
 
 
 @dataclass
@@ -54,6 +60,7 @@ class KeypointMap:
     vertex_ids: torch.Tensor  # (S,) mesh vertices the keypoints read
     vertex_weights: torch.Tensor  # (K, S)
     notes: dict[str, str] = field(default_factory=dict)  # name -> how it approximates the convention
+    offsets: torch.Tensor | None = None  # (K, J, 3) joint-frame offsets (see KeypointSpec); None: none
     # Optional, set by a model whose rest mesh is linear in its shape coefficients: the vertex
     # part pre-skinned per joint, so keypoints cost no vertex skinning (see AnnyModel). Only the
     # few (keypoint, joint) pairs whose skinning weight is not zero are kept (~125 of 75 x 52).
@@ -74,20 +81,27 @@ class KeypointMap:
             self.vertex_ids.to(device),
             self.vertex_weights.to(device, dtype),
             self.notes,
+            move(self.offsets),
             None if self.skinned_pairs is None else self.skinned_pairs.to(device),
             move(self.skinned_base),
             move(self.skinned_blend),
         )
 
-    def apply(self, joints: torch.Tensor, picked_vertices: torch.Tensor | None) -> torch.Tensor:
-        """(B, J, 3) joints and (B, S, 3) vertices at ``vertex_ids`` -> (B, K, 3)."""
+    def apply(self, joints: torch.Tensor, picked_vertices: torch.Tensor | None,
+              world_rotations: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, J, 3) joints, (B, S, 3) vertices at ``vertex_ids`` and, for a map with offsets,
+        (B, J, 3, 3) world rotations (or (B, J, 3, 4) transforms) -> (B, K, 3)."""
         out = self.joint_weights @ joints
         if self.vertex_ids.numel():
             out = out + self.vertex_weights @ picked_vertices
+        if self.offsets is not None:
+            if world_rotations is None:
+                raise ValueError(f"the {self.convention} keypoints need the joints' world rotations (they hold offsets)")
+            out = out + torch.einsum("kjc,bjrc->bkr", self.offsets, world_rotations[..., :3, :3])
         return out
 
-    def from_mesh(self, joints: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
-        return self.apply(joints, vertices[:, self.vertex_ids])
+    def from_mesh(self, joints: torch.Tensor, vertices: torch.Tensor, world_rotations: torch.Tensor | None = None) -> torch.Tensor:
+        return self.apply(joints, vertices[:, self.vertex_ids], world_rotations)
 
 
 def build_keypoint_map(
@@ -97,20 +111,27 @@ def build_keypoint_map(
     prefix: str = "",
     notes: dict[str, str] | None = None,
 ) -> KeypointMap:
-    """Stack ``library[prefix + name]`` for each name of ``convention``."""
-    missing = [n for n in convention.names if prefix + n not in library]
+    """Stack ``library[prefix + name]`` for each name of ``convention``; an entry named
+    ``"<convention>:<prefix><name>"`` (e.g. ``"lsp14:left_hip"``) takes precedence: that
+    convention's own definition of a joint other conventions share."""
+    keys = [f"{convention.name}:{prefix}{n}" if f"{convention.name}:{prefix}{n}" in library else prefix + n
+            for n in convention.names]
+    missing = [n for n, key in zip(convention.names, keys) if key not in library]
     if missing:
         raise KeyError(f"no keypoint definition for {convention.name} joints: {', '.join(missing)}")
-    specs = [library[prefix + n] for n in convention.names]
+    specs = [library[key] for key in keys]
     ids = sorted({i for s in specs for i, _ in s.vertices})
     slot = {v: k for k, v in enumerate(ids)}
     jw = torch.zeros(len(specs), len(skeleton))
     vw = torch.zeros(len(specs), len(ids))
+    offsets = torch.zeros(len(specs), len(skeleton), 3)
     for k, spec in enumerate(specs):
         for name, w in spec.joints:
             jw[k, skeleton.index(name)] += w
         for index, w in spec.vertices:
             vw[k, slot[index]] += w
+        for name, offset in spec.offsets:
+            offsets[k, skeleton.index(name)] += torch.tensor(offset)
     notes = notes or {}
     return KeypointMap(
         convention.name,
@@ -118,7 +139,8 @@ def build_keypoint_map(
         jw,
         torch.tensor(ids, dtype=torch.long),
         vw,
-        {n: notes[prefix + n] for n in convention.names if prefix + n in notes},
+        {n: notes[key] for n, key in zip(convention.names, keys) if key in notes},
+        offsets if offsets.any() else None,
     )
 
 

@@ -301,14 +301,14 @@ class SmplFamilyModel(BodyModel):
         if keypoints is not None:
             kmap = keypoints.to(rotations.device, rotations.dtype)
             if vertices is not None:
-                points = kmap.from_mesh(joints, vertices)
+                points = kmap.from_mesh(joints, vertices, transforms)
             elif kmap.skinned_base is not None:
                 points = skinned_keypoints(kmap, shape, joints, transforms)
             else:
                 ids = kmap.vertex_ids
                 rest = (self.v_template[ids] + blend_shapes(shape, self.shapedirs[ids])
                         + blend_shapes(pose_features(rotations), self.posedirs[ids]))
-                points = kmap.apply(joints, skin(rest, transforms, self.lbs_weights[ids]))
+                points = kmap.apply(joints, skin(rest, transforms, self.lbs_weights[ids]), transforms)
         if translation is not None:
             offset = translation.expand(rotations.shape[0], 3)[:, None]  # (B, 1, 3)
             joints = joints + offset

@@ -38,7 +38,7 @@ class BodyFitConfig:
     # Levenberg-Marquardt iterations: (3D stage, 2D stage); with an initial pose (a regressor's,
     # or the previous video frame's) fewer are needed
     iterations_3d: int = 4
-    iterations_2d: int = 10
+    iterations_2d: int = 20
     warm_iterations_3d: int = 2
     warm_iterations_2d: int = 5
     damping: float = 0.01  # initial Levenberg-Marquardt damping (relative to the Hessian's diagonal)
@@ -54,9 +54,9 @@ class BodyFitConfig:
     robust_sigma: tuple[float, float] = (0.3, 0.05)
     fit_shape: bool = True
     # limb proportions the phenotypes cannot express: each joint named here may scale its subtree
-    # (e.g. "left_elbow": forearm and hand), with an L2 prior on the log-scale. Off by default:
-    # shoulders, elbows, hips and knees gained +0.006 limb PCK@0.1 on 200 LSPET photos (development run), within noise
-    bone_scale_joints: tuple[str, ...] = ()
+    # (e.g. "left_elbow": forearm and hand), with an L2 prior on the log-scale
+    bone_scale_joints: tuple[str, ...] = tuple(f"{side}_{joint}" for side in ("left", "right")
+                                               for joint in ("shoulder", "elbow", "hip", "knee"))
     weight_bone_scale: float = 0.3
 
 
@@ -253,7 +253,7 @@ class BodyFitter:
         """The :class:`BodyFit` of given parameters (e.g. smoothed ones) against ``targets``."""
         points = self.model(rotations, shape, translation, with_vertices=False, keypoints=self.keypoints, scales=scales).keypoints
         xy = perspective_project(points, camera)
-        seen = targets.xy_weight > 0
+        seen = targets.seen_mask() & (targets.xy_weight > 0)
         error = ((xy - targets.xy).norm(dim=-1) * seen).sum(1) / seen.sum(1).clamp(min=1)
         return BodyFit(rotations, shape, translation, points, xy, error, scales)
 
@@ -320,7 +320,7 @@ class _Problem:
         columns = self.columns(with_camera)
         for i in range(iterations):
             weights = schedule(i / max(iterations - 1, 1))
-            cost, residual, jacobian = self.evaluate(state, weights, with_jacobian=True)
+            cost, residual, jacobian = self.evaluate(state, weights, with_jacobian=True, shape_moves=with_camera and self.fitter.config.fit_shape)
             step = damped_step(jacobian * columns[:, None], residual, damping)
             trial = state.moved(step)
             better = self.evaluate(trial, weights, with_jacobian=False)[0] < cost
@@ -337,11 +337,13 @@ class _Problem:
             camera[:, 3 : 3 + self.fitter.model.num_shape] = 0
         return torch.cat([theta, camera], dim=1)
 
-    def evaluate(self, state: _FitState, weights: tuple[float, float, float], with_jacobian: bool):
+    def evaluate(self, state: _FitState, weights: tuple[float, float, float], with_jacobian: bool, shape_moves: bool = True):
         """(cost (B,), residuals (B, R), Jacobian (B, R, P) or None) at ``state``.
 
         The 2D term is Geman-McClure robust; its residuals carry iteratively reweighted
-        least-squares weights, so Gauss-Newton on them follows the robust cost's gradient."""
+        least-squares weights, so Gauss-Newton on them follows the robust cost's gradient.
+        ``shape_moves=False``: the phenotype columns of the Jacobian are left zero (a stage that
+        holds the shape need not pay for them)."""
         fitter, targets = self.fitter, self.targets
         weight_2d, weight_3d, sigma = weights
         batch = targets.batch
@@ -359,7 +361,9 @@ class _Problem:
             d_theta = rotation_jacobian(parts, lever, fitter.core, state.theta).flatten(3)
             d_translation = torch.eye(3).expand(batch, points.shape[1], 3, 3)
             d_scale = lever[:, :, fitter.scaled].transpose(2, 3)  # d / d log-scale: the lever itself
-            d_points = torch.cat([d_theta, d_translation, self.shape_jacobian(state, rotations, scales), d_scale], dim=-1)  # (B, K, 3, P)
+            d_shape = (self.shape_jacobian(state, rotations, scales) if shape_moves
+                       else torch.zeros(*points.shape, state.shape_logit.shape[1]))
+            d_points = torch.cat([d_theta, d_translation, d_shape, d_scale], dim=-1)  # (B, K, 3, P)
         if weight_2d > 0:
             error = perspective_project(points, self.camera) - targets.xy
             d2 = error.square().sum(-1)

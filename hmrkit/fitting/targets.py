@@ -22,7 +22,11 @@ FIT_KEYPOINTS = Convention(
 )
 BODY = slice(0, 33)
 HAND_SLICES = {"left": slice(33, 54), "right": slice(54, 75)}
-MIN_VISIBILITY = 0.2  # MediaPipe visibility below this is treated as "not seen"
+MIN_VISIBILITY = 0.2  # MediaPipe visibility below this counts as "not seen" (``FitTargets.seen``)
+# The pose's knuckle points ('pinky', 'index', 'thumb') lie nearer the wrist than Anny's
+# knuckle joints: at full weight they pull the fitted wrist back along the forearm
+# (benchmarks/bench_fit_ablation.py). They keep a fifth of their visibility weight.
+POSE_HAND_POINT_WEIGHT = 0.2
 
 
 @dataclass
@@ -34,6 +38,12 @@ class FitTargets:
     world: torch.Tensor  # (B, K, 3) metres, camera-aligned axes; body part hip-centred, hands centroid-centred
     world_weight: torch.Tensor  # (B, K)
     box_size: torch.Tensor  # (B,) pixels, the scale of the 2D residuals
+    # (B, K) landmarks the detector calls seen (what a regressor reads as visible); None: weight > 0.
+    # The fit weights every landmark by its visibility, the unseen ones too (MediaPipe's guesses).
+    seen: torch.Tensor | None = None
+
+    def seen_mask(self) -> torch.Tensor:
+        return self.xy_weight > 0 if self.seen is None else self.seen
 
     @property
     def batch(self) -> int:
@@ -48,22 +58,25 @@ def targets_from_detections(people: list[PersonDetection]) -> FitTargets:
     world = np.zeros((n, k, 3), np.float32)
     world_w = np.zeros((n, k), np.float32)
     box = np.zeros(n, np.float32)
+    seen = np.zeros((n, k), bool)
     for i, person in enumerate(people):
         x0, y0, x1, y1 = person.box
         box[i] = max(x1 - x0, y1 - y0, 1.0)
         if person.body is not None:
-            vis = np.where(person.body.visibility >= MIN_VISIBILITY, person.body.visibility, 0.0)
+            vis = person.body.visibility
+            seen[i, BODY] = vis >= MIN_VISIBILITY
             xy[i, BODY] = person.body.xy
             xy_w[i, BODY] = vis
             world[i, BODY] = person.body.world
             world_w[i, BODY] = vis
+            for side in SIDES:
+                for name in ("pinky", "index", "thumb"):
+                    xy_w[i, MEDIAPIPE33.index(f"{side}_{name}")] *= POSE_HAND_POINT_WEIGHT
         for side, hand in person.hands.items():
             part = HAND_SLICES[side]
             xy[i, part] = hand.xy
             xy_w[i, part] = 1.0
             world[i, part] = hand.world - hand.world.mean(axis=0)
             world_w[i, part] = 1.0
-            if person.body is not None:  # the pose's own hand points are less precise than the hand model's
-                for name in ("pinky", "index", "thumb"):
-                    xy_w[i, MEDIAPIPE33.index(f"{side}_{name}")] *= 0.2
-    return FitTargets(*(torch.from_numpy(a) for a in (xy, xy_w, world, world_w, box)))
+            seen[i, part] = True
+    return FitTargets(*(torch.from_numpy(a) for a in (xy, xy_w, world, world_w, box, seen)))

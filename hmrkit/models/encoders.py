@@ -44,9 +44,8 @@ class BodyKeypoints:
 
     @classmethod
     def from_targets(cls, targets: FitTargets) -> BodyKeypoints:
-        """The body part of the fit targets; a landmark with any positive weight counts as seen
-        (the pipeline down-weights the pose's hand points when a hand was found: still seen)."""
-        return cls(targets.xy[:, BODY].float(), targets.xy_weight[:, BODY] > 0, targets.world[:, BODY].float())
+        """The body part of the fit targets, seen as the targets say (``FitTargets.seen_mask``)."""
+        return cls(targets.xy[:, BODY].float(), targets.seen_mask()[:, BODY], targets.world[:, BODY].float())
 
     @property
     def batch(self) -> int:
