@@ -361,7 +361,7 @@ class _Problem:
             d_theta = rotation_jacobian(parts, lever, fitter.core, state.theta).flatten(3)
             d_translation = torch.eye(3).expand(batch, points.shape[1], 3, 3)
             d_scale = lever[:, :, fitter.scaled].transpose(2, 3)  # d / d log-scale: the lever itself
-            d_shape = (self.shape_jacobian(state, rotations, scales) if shape_moves
+            d_shape = (self.shape_jacobian(state, rotations, scales, parts.keypoints) if shape_moves
                        else torch.zeros(*points.shape, state.shape_logit.shape[1]))
             d_points = torch.cat([d_theta, d_translation, d_shape, d_scale], dim=-1)  # (B, K, 3, P)
         if weight_2d > 0:
@@ -387,19 +387,19 @@ class _Problem:
             jacobians.append(prior_jacobian)
         return cost, torch.cat(residuals, dim=1), torch.cat(jacobians, dim=1) if with_jacobian else None
 
-    def shape_jacobian(self, state: _FitState, rotations: torch.Tensor, scales: torch.Tensor | None,
-                       step: float = 1e-2) -> torch.Tensor:
-        """(B, K, 3, S) d keypoints / d phenotype logits at ``state`` (whose ``rotations`` and
-        ``scales`` the caller has), by central differences in one batched keypoints-only forward
-        (forward-mode AD of the phenotype basis costs ~4x more here)."""
+    def shape_jacobian(self, state: _FitState, rotations: torch.Tensor, scales: torch.Tensor | None, points: torch.Tensor,
+                       step: float = 2e-3) -> torch.Tensor:
+        """(B, K, 3, S) d keypoints / d phenotype logits at ``state`` (whose ``rotations``, ``scales``
+        and keypoints without translation, ``points``, the caller has), by forward differences in
+        one batched keypoints-only forward (forward-mode AD of the phenotype basis costs ~4x more
+        here; Anny's phenotype blend is piecewise linear, so one-sided slopes are exact between
+        its anchors)."""
         fitter = self.fitter
         batch, n = state.shape_logit.shape
-        offsets = step * torch.cat([torch.eye(n), -torch.eye(n)])  # (2S, S)
-        logits = (state.shape_logit[None] + offsets[:, None]).reshape(-1, n)  # (2S * B, S)
-        points = fitter.model(rotations.repeat(2 * n, 1, 1, 1), fitter.model_shape(0.5 + 0.5 * torch.tanh(logits)), with_vertices=False,
-                              keypoints=fitter.keypoints, scales=None if scales is None else scales.repeat(2 * n, 1)).keypoints
-        points = points.reshape(2, n, batch, *points.shape[1:])
-        return ((points[0] - points[1]) / (2 * step)).permute(1, 2, 3, 0)
+        logits = (state.shape_logit[None] + step * torch.eye(n)[:, None]).reshape(-1, n)  # (S * B, S)
+        moved = fitter.model(rotations.repeat(n, 1, 1, 1), fitter.model_shape(0.5 + 0.5 * torch.tanh(logits)), with_vertices=False,
+                             keypoints=fitter.keypoints, scales=None if scales is None else scales.repeat(n, 1)).keypoints
+        return ((moved.reshape(n, batch, *moved.shape[1:]) - points) / step).permute(1, 2, 3, 0)
 
     def priors(self, state: _FitState, with_jacobian: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Prior residuals (B, Q) and their Jacobian (B, Q, P): pose L2, knee/elbow hinge
