@@ -101,9 +101,13 @@ def test_console_script_version_and_quiet_errors(tmp_path):
 def test_json_parameters_rebuild_the_written_mesh(sample_run, anny_body):
     """The documented way of reading the pose back (docs/output.md) gives the .npz mesh."""
     person = json.loads((sample_run / "astronaut.json").read_text())["people"][0]
+    assert set(person["bone_scales"]) == {f"{s}_{j}" for s in ("left", "right") for j in ("shoulder", "elbow", "hip", "knee")}
+    scales = torch.ones(1, anny_body.num_joints)
+    for name, value in person["bone_scales"].items():
+        scales[0, anny_body.skeleton.index(name)] = value
     out = anny_body(torch.tensor(person["pose"]["matrices"])[None].float(),
                     torch.tensor([list(person["shape"].values())]).float(),
-                    torch.tensor([person["translation"]]).float())
+                    torch.tensor([person["translation"]]).float(), scales=scales)
     written = np.load(sample_run / "astronaut.npz")["vertices"][0]
     assert np.abs(out.vertices[0].numpy() - written).max() < 2e-3  # JSON rounds rotations to 1e-5
 
