@@ -136,6 +136,15 @@ def test_hands_on_a_hands_photo(backend, rgb) -> None:
 
 
 @needs_demo
+def test_wrist_crops_below_the_minimum_size_are_not_searched(rgb) -> None:
+    """The same photo with hands found at full size, none when its wrist crops count as too small."""
+    image = rgb("hands/test5.jpg")
+    with MediaPipeBackend(MediaPipeConfig(max_people=1, min_hand_crop_px=100_000, hands_fallback=False)) as be:
+        (person,) = be.detect(image).people
+    assert person.body is not None and person.hands == {}
+
+
+@needs_demo
 def test_hands_only_sides_from_the_hand_model_match_the_pose(rgb) -> None:
     """MediaPipe's handedness label is mirrored; after our swap it agrees with the pose."""
     image = rgb("hands/test5.jpg")
