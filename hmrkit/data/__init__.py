@@ -1,18 +1,39 @@
-"""Data for training and checks: CMU motion capture, read and retargeted to hmrkit's skeleton."""
+"""Data for training and checks: motion capture (CMU, HDM05), read and retargeted to hmrkit's skeleton."""
 
+from hmrkit.data.asf_amc import AmcMotion, AsfSkeleton, asf_forward_kinematics, read_amc, read_asf
 from hmrkit.data.cmu import CMU_SKELETON, CmuMotion, cmu_data_dir, cmu_forward_kinematics, cmu_sequence_files, read_cmu_values
-from hmrkit.data.retarget import CmuPoses, load_cmu_poses, mirror_core_rotations, retarget_cmu, rotations_from_positions
+from hmrkit.data.hdm05 import hdm05_data_dir, hdm05_sequence_files, load_hdm05_poses, read_hdm05_motion
+from hmrkit.data.retarget import (
+    CmuPoses,
+    load_cmu_poses,
+    mirror_core_rotations,
+    retarget_cmu,
+    retarget_motion,
+    rotations_from_positions,
+)
+from hmrkit.data.skeleton_motion import SkeletonMotion
 
 __all__ = [
     "CMU_SKELETON",
+    "AmcMotion",
+    "AsfSkeleton",
     "CmuMotion",
     "CmuPoses",
+    "SkeletonMotion",
+    "asf_forward_kinematics",
     "cmu_data_dir",
     "cmu_forward_kinematics",
     "cmu_sequence_files",
+    "hdm05_data_dir",
+    "hdm05_sequence_files",
     "load_cmu_poses",
+    "load_hdm05_poses",
     "mirror_core_rotations",
+    "read_amc",
+    "read_asf",
     "read_cmu_values",
+    "read_hdm05_motion",
     "retarget_cmu",
+    "retarget_motion",
     "rotations_from_positions",
 ]

@@ -1,7 +1,10 @@
-"""CMU motion on hmrkit's 22 core body joints, by matching bone directions.
+"""Mocap on hmrkit's 22 core body joints, by matching bone directions.
 
-Both skeletons use world-aligned axes at rest in the same canonical frame (x = the body's
-left, y up, z forward), so each of our joints is driven by one CMU segment:
+Any source works that gives, as a :class:`~hmrkit.data.skeleton_motion.SkeletonMotion`, the
+CMU ASF segments the core bones read (:func:`source_segments`): CMU's exponential-map files,
+HDM05's ASF/AMC, iClone BVH after renaming its bones. Source and target use world-aligned axes
+at rest in the same canonical frame (x = the body's left, y up, z forward), so each of our
+joints is driven by one source segment (named here by its CMU name):
 
 - *Limbs* (hips, knees, shoulders, elbows, wrists) are matched exactly: our bone is pointed
   along its CMU counterpart (e.g. our knee->ankle along CMU's knee->ankle). Positions alone
@@ -16,6 +19,11 @@ left, y up, z forward), so each of our joints is driven by one CMU segment:
   standing body. The pelvis is CMU's root: its frame is the hips line and the pelvis's up.
 - Fingers and toes stay at rest (CMU has no finger motion to speak of).
 
+Limb rest directions come from the source's own rest pose, so any limb rest works (T-pose,
+legs apart or not), as long as the rest body stands upright facing +z (torso, head and feet
+rotations are carried over as a whole) and its limb segments' rest +z is "forward" for thighs,
+shins and upper arms and the thumb side for forearms and hands (a T-pose with palms down).
+
 The solver itself is generic: each joint's world rotation takes a rest (primary, secondary)
 direction pair onto a target pair (primary exact, secondary projected perpendicular), and
 local rotations follow SMPL-style (``R_j = G_parent^T G_j``). :func:`rotations_from_positions`
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +51,7 @@ from hmrkit.data.cmu import (
     cmu_sequence_files,
     read_cmu_values,
 )
+from hmrkit.data.skeleton_motion import SkeletonMotion
 from hmrkit.paths import cache_dir
 
 BODY = skeleton_of(BODY_JOINTS)  # 52 joints: the 22 core ones, then the fingers
@@ -168,40 +178,66 @@ def anny_rest_joints() -> torch.Tensor:
     return model.rest_joints(model.blend_coefficients(model.default_shape(1)))[0].detach()
 
 
-# -- CMU -> core -------------------------------------------------------------------------------
+# -- any source skeleton -> core ----------------------------------------------------------------
 
 
-def cmu_direction_targets(motion: CmuMotion, rest_joints: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Rest and target (primary, secondary) directions of the 22 core joints for CMU frames."""
+def source_segments() -> tuple[str, ...]:
+    """The source joints (CMU ASF segment names) the retargeting reads, in first-use order."""
+    names: list[str] = []
+    for bone in CORE_BONES:
+        for name in (bone.segment, *(bone.cmu_bone or ())):
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def direction_targets(motion: SkeletonMotion, rest_joints: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Rest and target (primary, secondary) directions of the 22 core joints for a source's frames.
+
+    ``motion`` names its joints like the CMU ASF segments (:func:`source_segments`); its own rest
+    pose gives the limb bones' rest directions, so any skeleton that provides these segments works.
+    """
     dtype = motion.rotations.dtype
     rest_primary, rest_secondary = rest_directions(rest_joints.to(dtype))
-    cmu_rest = cmu_rest_joints(dtype)
-    segments = [CMU_SKELETON.index(b.segment) for b in CORE_BONES]
+    source_rest = motion.rest
+    index = motion.skeleton.index
+    segments = [index(b.segment) for b in CORE_BONES]
     seg_rot = motion.rotations[:, segments]  # (T, 22, 3, 3)
-    # torso & co: carry our rest directions by the CMU segment (the joint takes its rotation)
+    # torso & co: carry our rest directions by the source segment (the joint takes its rotation)
     primary = (seg_rot @ rest_primary[:, :, None])[..., 0]
     secondary = (seg_rot @ rest_secondary[:, :, None])[..., 0]
     rest_primary, rest_secondary = rest_primary.clone(), rest_secondary.clone()
     for j, bone in enumerate(CORE_BONES):
         if bone.cmu_bone is None:
             continue
-        start, end = (CMU_SKELETON.index(n) for n in bone.cmu_bone)
-        cmu_dir = _unit(cmu_rest[end] - cmu_rest[start])
+        start, end = (index(n) for n in bone.cmu_bone)
+        source_dir = _unit(source_rest[end] - source_rest[start])
         twist = torch.tensor(bone.cmu_twist, dtype=dtype)
         primary[:, j] = _unit(motion.positions[:, end] - motion.positions[:, start])
-        secondary[:, j] = seg_rot[:, j] @ (twist - (twist @ cmu_dir) * cmu_dir)
+        secondary[:, j] = seg_rot[:, j] @ (twist - (twist @ source_dir) * source_dir)
     return rest_primary, rest_secondary, primary, secondary
 
 
-def retarget_cmu(motion: CmuMotion, rest_joints: torch.Tensor | None = None) -> torch.Tensor:
-    """(T, 22, 3, 3) local rotations of our core joints reproducing ``motion``'s bone directions.
+def retarget_motion(motion: SkeletonMotion, rest_joints: torch.Tensor | None = None) -> torch.Tensor:
+    """(T, 22, 3, 3) local rotations of our core joints reproducing ``motion``'s limb directions.
 
+    ``motion``: any source with the CMU segment names (CMU, HDM05, iClone BVH after renaming).
     ``rest_joints``: (52, 3) rest joints of the target body (default: Anny's neutral shape).
     Joint 0 is the global orientation in the canonical frame (y up).
     """
     rest = anny_rest_joints() if rest_joints is None else rest_joints
-    world = solve_world_rotations(*cmu_direction_targets(motion, rest))
+    world = solve_world_rotations(*direction_targets(motion, rest))
     return world_to_local(world, CORE_PARENTS)
+
+
+def cmu_skeleton_motion(motion: CmuMotion) -> SkeletonMotion:
+    """CMU frames as a :class:`SkeletonMotion` (the 38-joint skeleton and its T-pose rest)."""
+    return SkeletonMotion(CMU_SKELETON, motion.positions, motion.rotations, cmu_rest_joints(motion.rotations.dtype))
+
+
+def retarget_cmu(motion: CmuMotion, rest_joints: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`retarget_motion` for CMU frames: (T, 22, 3, 3) local rotations of our core joints."""
+    return retarget_motion(cmu_skeleton_motion(motion), rest_joints)
 
 
 # -- our own skeleton's positions -> rotations -------------------------------------------------
@@ -271,74 +307,51 @@ CACHE_VERSION = "cmu-core22-v1"
 
 @dataclass(frozen=True)
 class CmuPoses:
-    """Retargeted CMU frames, one row per kept frame."""
+    """Retargeted mocap frames, one row per kept frame (CMU, and HDM05 and iClone BVH alike)."""
 
     rotations: np.ndarray  # (N, 22, 3, 3) float32 local rotations, joint 0 = global orientation (y up)
-    root_positions: np.ndarray  # (N, 3) float32 CMU root position, metres, y up, floor near y = 0
+    root_positions: np.ndarray  # (N, 3) float32 source root (pelvis) position, metres, y up, floor near y = 0
     actions: np.ndarray  # (N,) str
     sequence_ids: np.ndarray  # (N,) int64 index into ``sequence_names``
     frames: np.ndarray  # (N,) int64 frame number in its file (0 = first motion frame)
-    sequence_names: tuple[str, ...]  # "<action>_<n>"
+    sequence_names: tuple[str, ...]  # CMU: "<action>_<n>"; others: the file's stem
 
     def __len__(self) -> int:
         return self.rotations.shape[0]
 
 
-def _cache_path(split: str, stride: int, files: list) -> Path:
-    h = hashlib.sha1(CACHE_VERSION.encode())
-    for f in files:
-        st = f.path.stat()
-        h.update(f"{f.action}/{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return cache_dir() / "cmu_mocap" / f"{split}_stride{stride}_{h.hexdigest()[:16]}.npz"
+def stamped_cache_path(folder: str, prefix: str, version: str, files: list[tuple[str, Path]]) -> Path:
+    """``cache_dir()/folder/prefix_<hash>.npz``, the hash over ``version`` and each (label, file)'s
+    size and modification time: a changed source file or a new version builds a new cache."""
+    h = hashlib.sha1(version.encode())
+    for label, path in files:
+        st = path.stat()
+        h.update(f"{label}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return cache_dir() / folder / f"{prefix}_{h.hexdigest()[:16]}.npz"
 
 
-def _build(files, stride: int) -> CmuPoses:
-    rest = anny_rest_joints()
-    rotations, roots, actions, ids, frames = [], [], [], [], []
-    for i, f in enumerate(files):
-        values = torch.from_numpy(read_cmu_values(f.path)[::stride].copy())
-        motion = cmu_forward_kinematics(values)
-        rotations.append(retarget_cmu(motion, rest).float().numpy())
-        roots.append(motion.positions[:, 0].float().numpy())
-        n = values.shape[0]
-        actions += [f.action] * n
-        ids.append(np.full(n, i, dtype=np.int64))
-        frames.append(np.arange(n, dtype=np.int64) * stride)
-    return CmuPoses(
-        rotations=np.concatenate(rotations),
-        root_positions=np.concatenate(roots),
-        actions=np.array(actions, dtype=str),
-        sequence_ids=np.concatenate(ids),
-        frames=np.concatenate(frames),
-        sequence_names=tuple(f.name for f in files),
-    )
+def _read_cached(path: Path) -> CmuPoses | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return CmuPoses(
+                rotations=z["rotations"],
+                root_positions=z["root_positions"],
+                actions=z["actions"],
+                sequence_ids=z["sequence_ids"],
+                frames=z["frames"],
+                sequence_names=tuple(z["sequence_names"].tolist()),
+            )
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable cache: the caller rebuilds it
 
 
-def load_cmu_poses(split: str, stride: int = 4, actions: tuple[str, ...] | list[str] | None = None, root=None) -> CmuPoses:
-    """CMU frames of ``split`` ("train" or "test", the held-out set) retargeted to the core joints.
-
-    Every ``stride``-th frame is kept (the files are 120 Hz). Results are cached as .npz under
-    ``hmrkit.paths.cache_dir()/cmu_mocap``, keyed by the files' sizes and times, so a second
-    call reads no text. ``root``: the ``cmu_mocap`` folder (see :func:`cmu_data_dir`).
-    """
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    files = cmu_sequence_files(split, actions, root)
-    path = _cache_path(split, stride, files)
+def cached_poses(path: Path, build: Callable[[], CmuPoses]) -> CmuPoses:
+    """The poses cached at ``path``, else ``build()`` them and write the cache (atomically)."""
     if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return CmuPoses(
-                    rotations=z["rotations"],
-                    root_positions=z["root_positions"],
-                    actions=z["actions"],
-                    sequence_ids=z["sequence_ids"],
-                    frames=z["frames"],
-                    sequence_names=tuple(z["sequence_names"].tolist()),
-                )
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable cache: rebuild it below
-    poses = _build(files, stride)
+        poses = _read_cached(path)
+        if poses is not None:
+            return poses
+    poses = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
     np.savez(
@@ -352,3 +365,48 @@ def load_cmu_poses(split: str, stride: int = 4, actions: tuple[str, ...] | list[
     )
     os.replace(tmp, path)
     return poses
+
+
+def poses_from_sequences(sequences: Iterable[tuple[str, str, Callable[[], SkeletonMotion]]], stride: int) -> CmuPoses:
+    """Retarget sequences (name, action, a loader of its kept frames) onto Anny's neutral core joints.
+
+    Each loader returns the sequence's every ``stride``-th frame (so the caller can skip reading
+    or forward kinematics of dropped frames); ``frames`` numbers them in the full sequence.
+    """
+    rest = anny_rest_joints()
+    rotations, roots, actions, ids, frames, names = [], [], [], [], [], []
+    for i, (name, action, load) in enumerate(sequences):
+        motion = load()
+        rotations.append(retarget_motion(motion, rest).float().numpy())
+        roots.append(motion.positions[:, 0].float().numpy())
+        n = len(motion)
+        actions += [action] * n
+        ids.append(np.full(n, i, dtype=np.int64))
+        frames.append(np.arange(n, dtype=np.int64) * stride)
+        names.append(name)
+    return CmuPoses(
+        rotations=np.concatenate(rotations),
+        root_positions=np.concatenate(roots),
+        actions=np.array(actions, dtype=str),
+        sequence_ids=np.concatenate(ids),
+        frames=np.concatenate(frames),
+        sequence_names=tuple(names),
+    )
+
+
+def _cmu_frames(path: Path, stride: int) -> Callable[[], SkeletonMotion]:
+    return lambda: cmu_skeleton_motion(cmu_forward_kinematics(torch.from_numpy(read_cmu_values(path)[::stride].copy())))
+
+
+def load_cmu_poses(split: str, stride: int = 4, actions: tuple[str, ...] | list[str] | None = None, root=None) -> CmuPoses:
+    """CMU frames of ``split`` ("train" or "test", the held-out set) retargeted to the core joints.
+
+    Every ``stride``-th frame is kept (the files are 120 Hz). Results are cached as .npz under
+    ``hmrkit.paths.cache_dir()/cmu_mocap``, keyed by the files' sizes and times, so a second
+    call reads no text. ``root``: the ``cmu_mocap`` folder (see :func:`cmu_data_dir`).
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    files = cmu_sequence_files(split, actions, root)
+    path = stamped_cache_path("cmu_mocap", f"{split}_stride{stride}", CACHE_VERSION, [(f"{f.action}/{f.name}", f.path) for f in files])
+    return cached_poses(path, lambda: poses_from_sequences([(f.name, f.action, _cmu_frames(f.path, stride)) for f in files], stride))
