@@ -8,6 +8,7 @@ figures beside the posed Anny mesh, in the same camera.
 
     python benchmarks/bench_retarget.py               # CMU test split -> results/retarget.{json,md,png}
     python benchmarks/bench_retarget.py --set hdm05   # HDM05 test split -> results/retarget_hdm05.{json,md,png}
+    python benchmarks/bench_retarget.py --set iclone  # all iClone BVH files -> results/retarget_iclone.{json,md,png}
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class MotionSet:
     shots: Callable[[list[Sequence]], list[tuple[str, int, str]]]  # (sequence, frame, caption) to draw
     about: list[str] = field(default_factory=list)  # lines for the report
     drawn_only: list[Sequence] = field(default_factory=list)  # other sequences the picture shows (not measured)
+    split: str = "test split"  # what was measured
 
 
 def matched_exactly(our_bone: tuple[str, str]) -> bool:
@@ -165,7 +167,51 @@ def hdm05_shots(sequences: list[Sequence]) -> list[tuple[str, int, str]]:
     return shots
 
 
-MOTION_SETS = {"cmu": cmu_set, "hdm05": hdm05_set}
+def iclone_set() -> MotionSet:
+    from hmrkit.data.iclone import find_iclone_rest, iclone_sequence_files, iclone_skeleton_motion
+    from hmrkit.data.bvh import read_bvh
+
+    files = iclone_sequence_files()
+    rest = find_iclone_rest(files)
+    return MotionSet(
+        key="retarget_iclone",
+        title="iClone CMU",
+        sequences=[Sequence(f.name, f.action, iclone_skeleton_motion(read_bvh(f.path), rest)) for f in files],
+        shots=iclone_shots,
+        split="all files",
+        about=[
+            "All 61 files (the set has no split; 60 fps). The source skeleton is the CC_Base rig mapped to CMU",
+            "segment roles (hmrkit.data.iclone.ICLONE_SEGMENTS); its rest is the rig's T-pose. The source's",
+            "`head_end` is a point 20 cm above the head joint (the rig has no head-top joint). CC's own spine is",
+            "curved too: its lumbar leans ~20 deg forward from the Hip to Spine01 in the T-pose (the lower-spine row).",
+        ],
+    )
+
+
+def iclone_shots(sequences: list[Sequence]) -> list[tuple[str, int, str]]:
+    """Frames chosen by what happens in them: upside down, sitting, lunging, a leg raised, bending, hanging."""
+    by_name = {s.name: s for s in sequences}
+    shots = []
+
+    def add(name: str, t: torch.Tensor, what: str) -> None:
+        shots.append((name, int(t), f"{name} f{int(t)} ({what})"))
+
+    def pos(name: str, joint: str) -> torch.Tensor:
+        motion = by_name[name].motion
+        return motion.positions[:, motion.skeleton.index(joint)]
+
+    add("005_06", (pos("005_06", "head")[:, 1] - pos("005_06", "root")[:, 1]).argmin(), "cartwheel, most upside down")
+    thighs = sum((unit(pos("001_08", f"{s}tibia") - pos("001_08", f"{s}femur"))[:, 1]).abs() for s in "lr")
+    add("001_08", thighs.argmin(), "sitting: thighs most level")
+    add("002_07", pos("002_07", "root")[:, 1].argmin(), "swordplay, pelvis lowest")
+    add("005_05", torch.maximum(pos("005_05", "ltoes")[:, 1], pos("005_05", "rtoes")[:, 1]).argmax(), "dance, a foot highest")
+    add("002_06", pos("002_06", "rfingers")[:, 1].argmin(), "bend over and scoop up, right hand lowest")
+    hands = torch.minimum(pos("001_14", "lfingers")[:, 1], pos("001_14", "rfingers")[:, 1]) - pos("001_14", "root")[:, 1]
+    add("001_14", hands.argmax(), "playground, both hands highest above the pelvis")
+    return shots
+
+
+MOTION_SETS = {"cmu": cmu_set, "hdm05": hdm05_set, "iclone": iclone_set}
 
 
 # -- checks -------------------------------------------------------------------------------------
@@ -227,14 +273,15 @@ def camera_axes(toward: np.ndarray, image_up: np.ndarray) -> np.ndarray:
 
 
 def views(motion: SkeletonMotion, t: int) -> list[tuple[str, np.ndarray]]:
-    """Two cameras for frame t: front and left side of the pelvis for an upright body (world up
-    kept up); from above (head at the top) and the left side for a body lying on its back or front."""
+    """Two cameras for frame t, world up kept up: front and left side of the hips line (any
+    posture but lying, upside down included); a body lying on its back or front is seen from
+    above (head at the top) and from its left side."""
     pelvis = motion.rotations[t, 0].numpy()  # columns: the pelvis's left, up, forward
     up = np.array([0.0, 1.0, 0.0])
-    if abs(pelvis[1, 2]) < 0.7:
-        forward = horizontal(pelvis[:, 2])
-        return [("front", camera_axes(forward, up)), ("left side", camera_axes(np.cross(up, forward), up))]
-    return [("above", camera_axes(up, horizontal(pelvis[:, 1]))), ("left side", camera_axes(horizontal(pelvis[:, 0]), up))]
+    if abs(pelvis[1, 1]) < 0.5 and abs(pelvis[1, 2]) > 0.7:
+        return [("above", camera_axes(up, horizontal(pelvis[:, 1]))), ("left side", camera_axes(horizontal(pelvis[:, 0]), up))]
+    forward = horizontal(np.cross(pelvis[:, 0], up))  # where the hips line faces
+    return [("front", camera_axes(forward, up)), ("left side", camera_axes(np.cross(up, forward), up))]
 
 
 def project(points: np.ndarray, focal: float, distance: float, size: int) -> np.ndarray:
@@ -352,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     frames = checks["frames"]
     result = {
         "set": motion_set.title,
-        "split": "test",
+        "split": motion_set.split,
         "sequences": [s.name for s in sequences],
         "source_checks": checks,
         "bone_direction_error": errors,
@@ -370,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         f"# {motion_set.title} -> core-joint retargeting",
         "",
-        f"{motion_set.title} test split ({frames} frames, {len(sequences)} sequences, every frame), retargeted to",
+        f"{motion_set.title} {motion_set.split} ({frames} frames, {len(sequences)} sequences, every frame), retargeted to",
         "hmrkit's 22 core joints and posed on Anny's neutral body. Angle between each of our bones and",
         "its source counterpart, degrees. *Exact* bones are matched by construction (a check of the solver);",
         "the others follow their source segment's rotation, so the angle is the rigs' rest-anatomy difference",
