@@ -32,7 +32,8 @@ import torch.distributed as dist
 
 from hmrkit.body.anny_model import AnnyModel, load_anny_body
 from hmrkit.body.anny_rig import NUM_BODY_CORE
-from hmrkit.data.retarget import load_cmu_poses, mirror_core_rotations
+from hmrkit.data.retarget import mirror_core_rotations
+from hmrkit.data.training_motion import parse_motion_sets, training_poses
 from hmrkit.data.synth_keypoints import V1_NOISE, SynthBatch, SynthConfig, SynthKeypoints, batch_to, crop_box_of, render_person_crops
 from hmrkit.estimators import RegressorSpec, build_regressor, save_regressor
 from hmrkit.eval.metrics import mpjpe, pa_mpjpe
@@ -60,7 +61,8 @@ class TrainConfig:
     warmup: int = 100
     seed: int = 0
     threads: int = 1
-    stride: int = 2  # CMU frames kept (every n-th of 120 Hz)
+    stride: int = 2  # motion frames kept (every n-th of 120 Hz)
+    motion: str = "cmu"  # training motion sets, comma-separated: cmu, hdm05, iclone (hmrkit.data.training_motion)
     val_size: int = 1024
     val_every: int = 250
     checkpoint_every: int = 250
@@ -278,9 +280,9 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def real_poses(stride: int) -> torch.Tensor:
-    """(N, 21, 3, 3) CMU train body poses and their mirrors: the discriminator's real samples."""
-    poses = torch.from_numpy(load_cmu_poses("train", stride=stride).rotations)
+def real_poses(cfg: TrainConfig) -> torch.Tensor:
+    """(N, 21, 3, 3) the training motion's body poses and their mirrors: the discriminator's real samples."""
+    poses = training_poses(parse_motion_sets(cfg.motion), cfg.stride)
     return torch.cat([poses, mirror_core_rotations(poses)])[:, 1:NUM_BODY_CORE].float()
 
 
@@ -300,7 +302,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     spec = cfg.spec()
 
     body = load_anny_body().to(device)
-    train_data = SynthKeypoints(body, "train", cfg.stride, cfg.synth_config())
+    train_data = SynthKeypoints(body, config=cfg.synth_config(), poses=training_poses(parse_motion_sets(cfg.motion), cfg.stride))
     val_data = SynthKeypoints(body, "test", 1, cfg.synth_config())
     val_batch = batch_to(val_data.sample(cfg.val_size, torch.Generator().manual_seed(12345)), device)
     val_inputs, _ = model_inputs(cfg, val_batch, body, torch.Generator().manual_seed(12346))
@@ -316,7 +318,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         disc_model = torch.nn.parallel.DistributedDataParallel(discriminator) if cfg.ddp else discriminator
         disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr)
         modules["disc"], optimizers["disc"] = discriminator, disc_optimizer
-        reals = real_poses(cfg.stride)
+        reals = real_poses(cfg)
 
     step, elapsed, history = 0, 0.0, []
     if cfg.resume and (run / "checkpoint.safetensors").exists():
