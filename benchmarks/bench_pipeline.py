@@ -124,40 +124,55 @@ class LabelledPerson:
         """Camera-frame points of this person -> original pixels."""
         return (perspective_project(points, self.camera).numpy() + 0.5) / self.scale - 0.5
 
+    def keypoints2d(self, model, kmap) -> np.ndarray:
+        """(K, 2) this person's fitted mesh keypoints of ``kmap``, original pixels."""
+        fit, i = self.fit, self.index
+        with torch.no_grad():
+            out = model(fit.rotations[i : i + 1], fit.shape[i : i + 1], fit.translation[i : i + 1], with_vertices=False,
+                        keypoints=kmap, scales=None if fit.scales is None else fit.scales[i : i + 1])
+        return self.project(out.keypoints)[0]
+
 
 def labelled_people(pipeline: Pipeline, conv: Convention, items, progress: bool = True):
-    """Run ``pipeline`` on each image of ``items`` and yield every labelled person, matched to the
-    found person whose MediaPipe landmarks lie nearest their labels (mean distance under one
-    torso, each found person matched once)."""
-    mp_index = [MEDIAPIPE33.index(n) if n in MEDIAPIPE33.names else -1 for n in conv.names]
-    has_mp = np.array(mp_index) >= 0
+    """Run ``pipeline`` on each image of ``items`` and yield every labelled person (see :func:`match_labels`)."""
     start = time.time()
     for n_img, (path, labels) in enumerate(items):
         loaded = load_image(path)
         result, fit = pipeline.run_with_fit(loaded, str(path))
-        camera = pipeline.camera(loaded.rgb.shape[1], loaded.rgb.shape[0])
-        mp2d = None if fit is None else (np.stack([d.body.xy for d in result.detections]) + 0.5) / loaded.scale - 0.5
-        used: set[int] = set()
-        for gt, labelled in labels:
-            size = torso(gt, labelled, conv)
-            if size <= 0:
-                continue
-            person = LabelledPerson(n_img, gt, labelled, size)
-            best = None
-            for i in range(0 if mp2d is None else len(mp2d)):
-                if i in used:
-                    continue
-                ok = labelled & has_mp
-                d = np.mean(np.linalg.norm(mp2d[i, np.array(mp_index)[ok]] - gt[ok], axis=1)) / size
-                if d < 1.0 and (best is None or d < best[1]):
-                    best = (i, d)
-            if best is not None:
-                used.add(best[0])
-                named = np.array([mp2d[best[0], j] if j >= 0 else [np.inf, np.inf] for j in mp_index])
-                person = LabelledPerson(n_img, gt, labelled, size, fit, best[0], camera, loaded.scale, named)
-            yield person
+        yield from match_labels(n_img, labels, conv, result, fit, pipeline.camera(loaded.rgb.shape[1], loaded.rgb.shape[0]), loaded.scale)
         if progress and (n_img + 1) % 50 == 0:
             print(f"{n_img + 1}/{len(items)} images, {time.time() - start:.0f} s", flush=True)
+
+
+def match_labels(n_img: int, labels, conv: Convention, result, fit: BodyFit | None, camera: PerspectiveCamera,
+                 scale: float) -> list[LabelledPerson]:
+    """Every labelled person of photo ``n_img`` (torso labels present), matched to the found
+    person whose MediaPipe landmarks lie nearest their labels (mean distance under one torso,
+    each found person matched once)."""
+    mp_index = [MEDIAPIPE33.index(n) if n in MEDIAPIPE33.names else -1 for n in conv.names]
+    has_mp = np.array(mp_index) >= 0
+    mp2d = None if fit is None else (np.stack([d.body.xy for d in result.detections]) + 0.5) / scale - 0.5
+    used: set[int] = set()
+    people = []
+    for gt, labelled in labels:
+        size = torso(gt, labelled, conv)
+        if size <= 0:
+            continue
+        person = LabelledPerson(n_img, gt, labelled, size)
+        best = None
+        for i in range(0 if mp2d is None else len(mp2d)):
+            if i in used:
+                continue
+            ok = labelled & has_mp
+            d = np.mean(np.linalg.norm(mp2d[i, np.array(mp_index)[ok]] - gt[ok], axis=1)) / size
+            if d < 1.0 and (best is None or d < best[1]):
+                best = (i, d)
+        if best is not None:
+            used.add(best[0])
+            named = np.array([mp2d[best[0], j] if j >= 0 else [np.inf, np.inf] for j in mp_index])
+            person = LabelledPerson(n_img, gt, labelled, size, fit, best[0], camera, scale, named)
+        people.append(person)
+    return people
 
 
 def pck(args) -> None:
@@ -180,13 +195,7 @@ def pck(args) -> None:
         if person.fit is None:
             continue
         people_found += 1
-        fit, i = person.fit, person.index
-        points = {}
-        with torch.no_grad():
-            for m, kmap in maps.items():
-                points[m] = person.project(pipeline.model(fit.rotations[i : i + 1], fit.shape[i : i + 1], fit.translation[i : i + 1],
-                                                          with_vertices=False, keypoints=kmap,
-                                                          scales=None if fit.scales is None else fit.scales[i : i + 1]).keypoints)[0]
+        points = {m: person.keypoints2d(pipeline.model, kmap) for m, kmap in maps.items()}
         points["mesh_fitted"] = np.where(fitted[:, None], points["mesh_fitted"][fitted_index], np.inf)
         points["mediapipe"] = person.mediapipe
         for m in methods:

@@ -25,7 +25,7 @@ from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, pers
 from hmrkit.models.pose_prior import load_pose_prior
 from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
-from hmrkit.perception.types import PersonDetection
+from hmrkit.perception.types import Perception, PersonDetection
 from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
 from hmrkit.results import HandResult, ImageResult, PersonResult
 
@@ -97,9 +97,11 @@ class Pipeline:
     def run_with_fit(self, image: np.ndarray | str | Path | LoadedImage, source: str = "<array>",
                      frame_index: int | None = None, init: BodyFit | None = None,
                      smoother: Callable[[BodyFit], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
-                     ) -> tuple[ImageResult, BodyFit | None]:
+                     perception: Perception | None = None) -> tuple[ImageResult, BodyFit | None]:
         """:meth:`run`, also returning the batched fit. For video: ``init`` warm-starts the fit
-        (the previous frame's), ``smoother`` maps a fit to filtered (rotations, shape, translation)."""
+        (the previous frame's), ``smoother`` maps a fit to filtered (rotations, shape, translation).
+        ``perception``: this image's detections, already made (e.g. to compare fit settings on
+        the same landmarks); None runs the perception backend."""
         if isinstance(image, (str, Path)):
             source = str(image)
             image = load_image(image)
@@ -107,9 +109,10 @@ class Pipeline:
         rgb = loaded.rgb
         height, width = rgb.shape[:2]
         timings: dict[str, float] = {}
-        start = time.perf_counter()
-        perception = self.backend.detect(rgb)
-        timings["perception"] = (time.perf_counter() - start) * 1000
+        if perception is None:
+            start = time.perf_counter()
+            perception = self.backend.detect(rgb)
+            timings["perception"] = (time.perf_counter() - start) * 1000
         camera = self.camera(width, height)
         notes = list(loaded.notes) + list(perception.notes)
         people_in = [p for p in perception.people if p.body is not None]
@@ -137,7 +140,7 @@ class Pipeline:
 
     def _fit_people(self, detections, camera, scale, init, smoother, timings) -> tuple[list[PersonResult], BodyFit]:
         start = time.perf_counter()
-        targets = targets_from_detections(detections)
+        targets = targets_from_detections(detections, self.config.fit.weigh_unseen, self.config.fit.pose_hand_point_weight)
         solved = self.hand_solver.solve_people(detections) if self.config.hands else [{} for _ in detections]
         fixed = self.hand_solver.fixed_fingers(self.model, solved)
         timings["hands"] = (time.perf_counter() - start) * 1000

@@ -27,7 +27,7 @@ from hmrkit.body.base import BodyModel
 from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.body.conventions import MEDIAPIPE33
 from hmrkit.body.keypoints import KeypointMap
-from hmrkit.fitting.targets import BODY, FIT_KEYPOINTS, HAND_SLICES, FitTargets
+from hmrkit.fitting.targets import BODY, FIT_KEYPOINTS, HAND_SLICES, POSE_HAND_POINT_WEIGHT, FitTargets
 from hmrkit.models.pose_prior import PosePrior
 from hmrkit.fitting.levenberg import damped_step, levers, projection_jacobian, rotation_jacobian, skew, so3_right_jacobian, subtree_matrix
 from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
@@ -58,6 +58,10 @@ class BodyFitConfig:
     bone_scale_joints: tuple[str, ...] = tuple(f"{side}_{joint}" for side in ("left", "right")
                                                for joint in ("shoulder", "elbow", "hip", "knee"))
     weight_bone_scale: float = 0.3
+    # the targets (hmrkit.fitting.targets.targets_from_detections): landmarks MediaPipe calls
+    # unseen still weigh their (low) visibility; the pose's knuckle points weigh a fifth
+    weigh_unseen: bool = True
+    pose_hand_point_weight: float = POSE_HAND_POINT_WEIGHT
 
 
 @dataclass

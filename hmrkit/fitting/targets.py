@@ -25,7 +25,7 @@ HAND_SLICES = {"left": slice(33, 54), "right": slice(54, 75)}
 MIN_VISIBILITY = 0.2  # MediaPipe visibility below this counts as "not seen" (``FitTargets.seen``)
 # The pose's knuckle points ('pinky', 'index', 'thumb') lie nearer the wrist than Anny's
 # knuckle joints: at full weight they pull the fitted wrist back along the forearm
-# (benchmarks/bench_fit_ablation.py). They keep a fifth of their visibility weight.
+# (benchmarks/bench_fit_ablation.py). By default they keep a fifth of their visibility weight.
 POSE_HAND_POINT_WEIGHT = 0.2
 
 
@@ -50,7 +50,11 @@ class FitTargets:
         return self.xy.shape[0]
 
 
-def targets_from_detections(people: list[PersonDetection]) -> FitTargets:
+def targets_from_detections(people: list[PersonDetection], weigh_unseen: bool = True,
+                            pose_hand_point_weight: float = POSE_HAND_POINT_WEIGHT) -> FitTargets:
+    """The fit's targets for ``people``. Body landmarks weigh their MediaPipe visibility; with
+    ``weigh_unseen=False`` those below ``MIN_VISIBILITY`` weigh nothing (the earlier rule).
+    Hand landmarks weigh 1."""
     n = len(people)
     k = len(FIT_KEYPOINTS)
     xy = np.zeros((n, k, 2), np.float32)
@@ -65,13 +69,15 @@ def targets_from_detections(people: list[PersonDetection]) -> FitTargets:
         if person.body is not None:
             vis = person.body.visibility
             seen[i, BODY] = vis >= MIN_VISIBILITY
+            if not weigh_unseen:
+                vis = np.where(seen[i, BODY], vis, 0.0)
             xy[i, BODY] = person.body.xy
             xy_w[i, BODY] = vis
             world[i, BODY] = person.body.world
             world_w[i, BODY] = vis
             for side in SIDES:
                 for name in ("pinky", "index", "thumb"):
-                    xy_w[i, MEDIAPIPE33.index(f"{side}_{name}")] *= POSE_HAND_POINT_WEIGHT
+                    xy_w[i, MEDIAPIPE33.index(f"{side}_{name}")] *= pose_hand_point_weight
         for side, hand in person.hands.items():
             part = HAND_SLICES[side]
             xy[i, part] = hand.xy
