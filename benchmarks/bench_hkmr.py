@@ -95,7 +95,7 @@ def train_ablations(args) -> None:
         if out.exists() and not args.force:
             print(f"{name}: {out} exists, skipped")
             continue
-        cfg = TrainConfig(model=variant, inner=inner, outer=outer, steps=args.steps, val_every=args.steps // 4, seed=args.seed, v1_noise=True,
+        cfg = TrainConfig(model=variant, inner=inner, outer=outer, steps=args.steps, val_every=args.steps // 4, seed=args.seed, v1_noise=True, motion="cmu",
                           checkpoint_every=args.steps // 4, run_dir=str(ABLATION_DIR / f"run_{tag}"), out=str(out))
         train(cfg)
 
@@ -485,7 +485,7 @@ def refine_study(args) -> None:
         camera = pipeline.camera(loaded.rgb.shape[1], loaded.rgb.shape[0])
         preds = {}
         for m, (est, refine, iterations) in methods.items():
-            pipeline.config.estimator, pipeline.config.refine, pipeline.config.refine_iterations = est, refine, iterations
+            pipeline.config.estimator, pipeline.config.refine, pipeline.config.refine_iterations = est, refine, (0, iterations)
             start = time.perf_counter()
             result, fit = pipeline.run_with_fit(loaded.rgb)
             tally[m][2] += (time.perf_counter() - start) * 1000

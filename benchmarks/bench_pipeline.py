@@ -246,32 +246,30 @@ def pck(args) -> None:
 
 
 def make_config(args, with_vertices: bool = True) -> PipelineConfig:
-    config = PipelineConfig(with_vertices=with_vertices, refine=not args.no_refine)
-    if args.estimator == "hkmr":
-        from hmrkit.estimators import HkmrEstimator
-
-        config.estimator = HkmrEstimator.load()
+    config = PipelineConfig(with_vertices=with_vertices, refine=not args.no_refine)  # HKMR by default
+    if args.estimator == "optimization":
+        config.estimator = None
     return config
 
 
 def describe(args) -> str:
     if args.estimator == "hkmr":
-        return "HKMR regressor" + (" alone" if args.no_refine else " + refinement")
+        return "HKMR regressor" + (" alone" if args.no_refine else f" + refinement {PipelineConfig.refine_iterations}")
     return "optimization-only body fit"
 
 
 def flags(args) -> str:
-    return (" --estimator hkmr" if args.estimator == "hkmr" else "") + (" --no-refine" if args.no_refine else "")
+    return (" --estimator optimization" if args.estimator == "optimization" else "") + (" --no-refine" if args.no_refine else "")
 
 
 def suffix(args) -> str:
     limit = getattr(args, "limit", None)  # a subset gets its own file: the whole-set results stay
-    return ("_hkmr" if args.estimator == "hkmr" else "") + ("_norefine" if args.no_refine else "") + (f"_first{limit}" if limit else "")
+    return ("_optimization" if args.estimator == "optimization" else "") + ("_norefine" if args.no_refine else "") + (f"_first{limit}" if limit else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--estimator", choices=["optimization", "hkmr"], default="optimization")
+    parser.add_argument("--estimator", choices=["optimization", "hkmr"], default="hkmr")
     parser.add_argument("--no-refine", action="store_true", help="with --estimator hkmr: the regressor alone")
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("latency")

@@ -2,7 +2,7 @@
 pipeline's 20 refinement steps, on the LSPET people of ``hkmr_domain_gap.py`` (its cached
 MediaPipe output), for several weights files at once.
 
-    python benchmarks/hkmr_real_probe.py [--images 300] [--weights A.safetensors B.safetensors ...] [--seen 0.2 0.5 0.8]
+    python benchmarks/hkmr_real_probe.py [--images 300] [--weights A.safetensors B.safetensors ...] [--seen 0.2 0.5 0.8] [--tag NAME]
 
 Default weights: the shipped ``hkmr.safetensors`` and every ``hkmr*_s500*`` model in the
 ablation cache. Every photo's landmarks are re-expressed in one common pinhole camera (exact:
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--seen", nargs="*", type=float, default=[MIN_VISIBILITY])
     parser.add_argument("--synthetic", type=int, default=0, help="instead of the photos: this many held-out synthetic samples")
     parser.add_argument("--synthetic-noise", choices=("v1", "v2"), default="v1")
+    parser.add_argument("--tag", default="", help="results file suffix (hkmr_real_probe_TAG), to keep other runs' results")
     parser.add_argument("--world-warp", nargs=5, type=float, default=None, metavar=("HIP", "THIGH", "SHIN", "UPPER_ARM", "FOREARM"),
                         help="scale the regressor's 3D landmarks' hip width and limb bones (a proportions test)")
     args = parser.parse_args()
@@ -214,6 +215,8 @@ def main() -> None:
     command = "python benchmarks/hkmr_real_probe.py --images %d" % args.images + (" --weights " + " ".join(args.weights) if args.weights else "")
     if args.seen != [MIN_VISIBILITY]:
         command += " --seen " + " ".join(f"{v:g}" for v in args.seen)
+    if args.tag:
+        command += f" --tag {args.tag}"
     if args.synthetic:
         command += f" --synthetic {args.synthetic} --synthetic-noise {args.synthetic_noise}"
     if args.world_warp:
@@ -234,7 +237,8 @@ def main() -> None:
         else:
             lines.append(f"| {name} | {r['pck@0.2']:.3f} | | " + " | ".join(f"{r['by group'][g]:.3f} | " for g in groups) + " |")
     name = "hkmr_real_probe" if not args.synthetic else f"hkmr_real_probe_synthetic_{args.synthetic_noise}"
-    write(name + ("_world_warp" if args.world_warp else "") + ("_seen" if args.seen != [MIN_VISIBILITY] else ""), payload, "\n".join(lines) + "\n")
+    name += ("_world_warp" if args.world_warp else "") + ("_seen" if args.seen != [MIN_VISIBILITY] else "") + (f"_{args.tag}" if args.tag else "")
+    write(name, payload, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import sys
 import warnings
 from pathlib import Path
 
-DEFAULT_ESTIMATOR = "optimization"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -82,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model-dir", type=Path, default=None,
                      help="folder holding your SMPL or SMPL-X files (e.g. SMPL_NEUTRAL.pkl, smplx/SMPLX_NEUTRAL.npz); "
                           "hmrkit never ships or downloads them")
-    run.add_argument("--estimator", choices=["optimization", "hkmr"], default=DEFAULT_ESTIMATOR,
-                     help="body estimator: the learned HKMR regressor then a short refinement, or the "
-                          f"optimization from MediaPipe's 3D landmarks (default {DEFAULT_ESTIMATOR})")
+    run.add_argument("--estimator", choices=["optimization", "hkmr"], default=None,
+                     help="body estimator: the learned HKMR regressor then a short refinement (default with "
+                          "Anny), or the optimization from MediaPipe's 3D landmarks (default with smpl/smplx)")
     run.add_argument("--no-refine", action="store_true", help="with --estimator hkmr: skip the refinement (faster)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
@@ -131,6 +130,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     from hmrkit.body.selection import BodyModelChoice, BodyModelKind, load_body
     from hmrkit.errors import HmrkitError
+    from hmrkit.estimators import HkmrEstimator
     from hmrkit.io.images import ImageError, VideoError, load_image
     from hmrkit.pipeline import Pipeline, PipelineConfig
     from hmrkit.video import run_video
@@ -159,18 +159,23 @@ def command_run(args: argparse.Namespace) -> int:
     if args.body_model != "anny" and args.estimator == "hkmr":
         _error(f"--estimator hkmr predicts Anny poses; use --estimator optimization with --body-model {args.body_model}")
         return 2
+    if args.no_refine and args.estimator == "optimization":
+        _error("--no-refine is for --estimator hkmr (the optimization is the refinement)")
+        return 2
+    estimator = args.estimator or ("hkmr" if args.body_model == "anny" else "optimization")
     body = BodyModelChoice(BodyModelKind(args.body_model), args.model_dir)
-    config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body)
+    try:
+        config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body,
+                                estimator=HkmrEstimator.load() if estimator == "hkmr" else None)
+    except HmrkitError as error:  # the shipped weights are missing or damaged
+        _error(str(error))
+        return 1
     if body.kind is not BodyModelKind.ANNY:
         try:  # check the user's files first: one clear line, before any input is read
             load_body(body)
         except (HmrkitError, ValueError) as error:
             _error(str(error))
             return 1
-    if args.estimator == "hkmr":
-        from hmrkit.estimators import HkmrEstimator
-
-        config.estimator = HkmrEstimator.load()
     if args.fov is not None:
         if not 1.0 < args.fov < 179.0:
             _error("--fov must lie between 1 and 179 degrees")

@@ -105,6 +105,7 @@ class RegressorEstimator:
     """
 
     DEFAULT_WEIGHTS: ClassVar[str] = "hkmr.safetensors"
+    name: ClassVar[str] = "hkmr"
 
     def __init__(self, regressor: BodyRegressor, body: AnnyModel | None = None, weak_translation: bool = False):
         self.regressor = regressor.eval()
@@ -162,3 +163,4 @@ class FlatEstimator(RegressorEstimator):
     """The HMR-style flat IEF baseline (the shipped ``hmr_flat.safetensors``), for comparison."""
 
     DEFAULT_WEIGHTS = "hmr_flat.safetensors"
+    name = "flat"

@@ -13,7 +13,7 @@ import roma
 import torch
 
 SCHEMA = "hmrkit.result"
-SCHEMA_VERSION = "1.1"  # 1.1: bone_scales
+SCHEMA_VERSION = "1.2"  # 1.1: bone_scales; 1.2: estimator
 
 
 @dataclass
@@ -64,6 +64,8 @@ class ImageResult:
     # the perception detections of ``people``, in the same order (not written to files)
     detections: list = field(default_factory=list, repr=False)
     hands_only: list[HandResult] = field(default_factory=list)  # hands seen without a body
+    # how the body was estimated: "hkmr+refine", "hkmr" (regressor alone), "optimization"
+    estimator: str = ""
 
 
 def _round(a: np.ndarray, digits: int) -> list:
@@ -119,6 +121,7 @@ def image_to_json(result: ImageResult) -> dict:
         "image": {"width": result.width, "height": result.height},
         "camera": {k: round(float(v), 3) for k, v in result.camera.items()},
         "body_model": result.body_model,
+        "estimator": result.estimator,
         "units": {"length": "metre", "angle": "radian", "pixels": "original image"},
         "people": [person_to_json(p) for p in result.people],
         "hands_only": [hand_to_json(h) for h in result.hands_only],

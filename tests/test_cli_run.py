@@ -28,6 +28,7 @@ def sample_run(tmp_path_factory):
 def test_outputs_exist_and_agree(sample_run):
     data = json.loads((sample_run / "astronaut.json").read_text())
     assert data["schema"] == "hmrkit.result" and data["image"] == {"width": 512, "height": 512}
+    assert data["estimator"] == "hkmr+refine"  # the default: HKMR's regressor, then the refinement
     (person,) = data["people"]
     for name in ("nose", "left_eye", "right_ear", "left_shoulder", "right_elbow", "left_wrist", "right_hip", "left_knee",
                  "right_ankle", "left_heel", "right_big_toe", "neck", "head_top", "pelvis"):
@@ -78,6 +79,25 @@ def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(tmp_path, capsys):
     assert any("missing.jpg" in l and "no such file" in l for l in lines)
     assert "Traceback" not in err
     assert (out / "gray.json").exists()  # a grayscale photo works, and the batch went on
+
+
+def test_each_estimator_lines_up_and_says_which_it_was(sample_run, tmp_path, capsys):
+    """The optimization alone and the regressor alone land on the photo like the default does."""
+    (default,) = json.loads((sample_run / "astronaut.json").read_text())["people"]
+    for flags, label in ((["--estimator", "optimization"], "optimization"), (["--no-refine"], "hkmr")):
+        out = tmp_path / label
+        assert main(["run", str(SAMPLE), "--out", str(out), "--no-overlay", "--mesh-format", "none", *flags]) == 0
+        data = json.loads((out / "astronaut.json").read_text())
+        (person,) = data["people"]
+        assert data["estimator"] == label
+        assert_joints3d_project_onto_joints2d(data, person)
+        nose = np.subtract(person["joints2d"]["nose"], default["joints2d"]["nose"])
+        assert np.linalg.norm(nose) < 30  # px on a 512 px photo: the same face
+    assert person["reprojection_error_px"] > default["reprojection_error_px"]  # the refinement is what fits the landmarks
+    capsys.readouterr()
+    assert main(["run", str(SAMPLE), "--out", str(tmp_path / "x"), "--estimator", "optimization", "--no-refine"]) == 2
+    err = capsys.readouterr().err
+    assert "--no-refine is for --estimator hkmr" in err and len(err.strip().splitlines()) == 1
 
 
 def test_unwritable_output_folder(tmp_path, capsys):

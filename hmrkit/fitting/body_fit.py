@@ -85,6 +85,8 @@ class FixedJoints:
 class BodyEstimator(Protocol):
     """A learned body estimator (e.g. HKMR): landmarks in, a starting pose out."""
 
+    name: str  # written to the results ("hkmr", "flat")
+
     def __call__(self, targets: FitTargets, camera: PerspectiveCamera) -> FitInit: ...
 
 

@@ -1,13 +1,15 @@
-"""Train HKMR, the flat HMR baseline or an HKMR ablation on synthetic landmarks from CMU mocap.
+"""Train HKMR, the flat HMR baseline or an HKMR ablation on synthetic landmarks from real mocap.
 
-    python -m hmrkit.train.hkmr --model hkmr                   # the shipped hkmr.safetensors
+    python -m hmrkit.train.hkmr --model hkmr                   # the shipped hkmr.safetensors (~22 min, 1 thread)
     python -m hmrkit.train.hkmr --model flat --out hmrkit/weights/hmr_flat.safetensors
     python -m hmrkit.train.hkmr --model forward_only --steps 1500 --run-dir /tmp/fwd --out /tmp/fwd.safetensors
     python -m hmrkit.train.hkmr --resume ...                   # continue a run from its checkpoint
     torchrun --nproc_per_node 4 -m hmrkit.train.hkmr --ddp ... # data-parallel (gloo on CPU, nccl on GPUs)
 
-Every step draws a fresh batch (:mod:`hmrkit.data.synth_keypoints`, CMU ``train`` split); the
-validation set is a fixed draw from the held-out ``test`` split. Losses (HKMR eq. 3), summed
+Every step draws a fresh batch (:mod:`hmrkit.data.synth_keypoints`) from the training motion
+(``--motion``, default CMU ``train`` + HDM05 ``train`` + the iClone takes unlike CMU's held-out
+activities: :mod:`hmrkit.data.training_motion`); the validation set is a fixed draw from the
+held-out CMU ``test`` split. Losses (HKMR eq. 3), summed
 over the outer iterations: L1 on the pelvis-centred 3D core joints and MediaPipe33 keypoints
 (cm), L1 on the keypoints' weak-perspective projections (box-normalized units), squared error
 on the rotation matrices and phenotypes, and the pose prior: the KL of the VAE encoder
@@ -54,7 +56,7 @@ class TrainConfig:
     model: Variant = "hkmr"
     inner: int = 4  # HKMR inner iterations (passes per chain)
     outer: int = 3  # HKMR outer iterations / flat IEF iterations
-    steps: int = 2500
+    steps: int = 5000
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -62,7 +64,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     stride: int = 2  # motion frames kept (every n-th of 120 Hz)
-    motion: str = "cmu"  # training motion sets, comma-separated: cmu, hdm05, iclone (hmrkit.data.training_motion)
+    motion: str = "cmu,hdm05,iclone"  # training motion sets, comma-separated: cmu, hdm05, iclone (hmrkit.data.training_motion)
     val_size: int = 1024
     val_every: int = 250
     checkpoint_every: int = 250
