@@ -1,5 +1,6 @@
 """What each choice of the body fit is worth on real photos: LSPET PCK per fit setting, every
-setting on the same MediaPipe landmarks (perception runs once per photo).
+setting on the same MediaPipe landmarks (perception runs once per photo), on the optimization-only
+path (`PipelineConfig(estimator=None)`; the HKMR path refines with the same fit).
 
     python benchmarks/bench_fit_ablation.py [--limit N]
 
@@ -51,7 +52,7 @@ def main() -> None:
     torch.set_num_threads(1)
     start = time.time()
     _, items = load_lsp(args.limit)
-    pipelines = {name: Pipeline(PipelineConfig(with_vertices=False, fit=fit)) for name, fit in SETTINGS.items()}
+    pipelines = {name: Pipeline(PipelineConfig(with_vertices=False, fit=fit, estimator=None)) for name, fit in SETTINGS.items()}
     first = next(iter(pipelines.values()))
     lsp_map = anny_keypoint_map(first.model, LSP14)
     limbs = [LSP14.index(n) for n in LIMBS]
@@ -103,7 +104,7 @@ def main() -> None:
     command = "python benchmarks/bench_fit_ablation.py" + (f" --limit {args.limit}" if args.limit else "")
     payload = {"machine": machine(with_load=True), "command": command, "images": len(items), "people_labelled": people,
                "people_found": found, "seconds": round(time.time() - start), "rows": rows}
-    lines = [f"# Body fit settings on LSPET ({len(items)} photos, {people} labelled people, {found} found)", "",
+    lines = [f"# Body fit settings on LSPET, optimization-only path ({len(items)} photos, {people} labelled people, {found} found)", "",
              f"Machine: {machine(with_load=True)}. 12 limb joints, torso-normalized PCK; every setting fits the same "
              "MediaPipe landmarks. 'fitted': the mesh's points aimed at MediaPipe's landmarks; 'lsp14': the mesh's LSP joints "
              "(calibrated hips). Distance and forearm ratio: the fitted limb points against MediaPipe's own.", "",

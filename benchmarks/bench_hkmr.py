@@ -52,6 +52,9 @@ from hmrkit.eval.metrics import mpjpe, pa_mpjpe, pve  # noqa: E402
 from hmrkit.models.encoders import BodyKeypoints  # noqa: E402
 from hmrkit.models.hkmr import BodyRegressor  # noqa: E402
 from hmrkit.paths import cache_dir, weights_dir  # noqa: E402
+from hmrkit.pipeline import PipelineConfig  # noqa: E402
+
+REFINE = PipelineConfig.refine_iterations  # the pipeline's refinement after a regressor: LM steps (3D stage, 2D stage)
 
 ABLATION_DIR = cache_dir() / "hkmr_ablations"
 # equal-budget models: name -> (train variant, inner, outer)
@@ -280,7 +283,7 @@ def fitted(body, batch: SynthBatch, occluded: SynthBatch, limbs: list[str], coun
                 if estimator is None:
                     fit = fitter.fit(targets, COMMON_CAMERA)
                 elif refine:
-                    fit = fitter.fit(targets, COMMON_CAMERA, estimator(targets, COMMON_CAMERA), iterations=(0, 20))
+                    fit = fitter.fit(targets, COMMON_CAMERA, estimator(targets, COMMON_CAMERA), iterations=REFINE)
                 else:
                     fit = estimator(targets, COMMON_CAMERA)
                 rotations.append(fit.rotations[:, :NUM_BODY_CORE])
@@ -327,7 +330,7 @@ def speed(args) -> None:
     from hmrkit.fitting.body_fit import BodyFitter
     from hmrkit.fitting.targets import FIT_KEYPOINTS
     from hmrkit.io.images import load_image
-    from hmrkit.pipeline import Pipeline, PipelineConfig
+    from hmrkit.pipeline import Pipeline
 
     torch.set_num_threads(1)
     body = load_anny_body()
@@ -344,9 +347,9 @@ def speed(args) -> None:
             est.predict(one.observed)
             regressor_ms.append((time.perf_counter() - start) * 1000)
             start = time.perf_counter()
-            fitter.fit(targets, one.camera, est(targets, one.camera), iterations=(0, 20))
+            fitter.fit(targets, one.camera, est(targets, one.camera), iterations=REFINE)
             refined_ms.append((time.perf_counter() - start) * 1000)
-        rows[name] = {"regressor_ms": float(np.median(regressor_ms[2:])), "regressor_plus_refine20_ms": float(np.median(refined_ms[2:]))}
+        rows[name] = {"regressor_ms": float(np.median(regressor_ms[2:])), "regressor_plus_refine_ms": float(np.median(refined_ms[2:]))}
         print(name, rows[name], flush=True)
 
     images = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -369,19 +372,54 @@ def speed(args) -> None:
         rows[name] = {"per_person_ms_mean": float(np.mean(per_person)), "per_person_ms_median": float(np.median(per_person)),
                       "images": len(images), "people": people, "hands": hands}
         print(name, rows[name], flush=True)
-    payload = {"machine": machine(), "command": "python benchmarks/bench_hkmr.py speed", "rows": rows,
-               "notes": "regressor: batch 1, no_grad, 1 torch thread, median over samples; pipeline: photos in "
-                        "../shared/data/demo_images, whole run() (MediaPipe pose + hands on wrist crops, fit, mesh) / people found"}
+    rows["video mode"] = video_speed(args.video_frames)
+    print("video mode", rows["video mode"], flush=True)
+    payload = {"machine": machine(with_load=True), "command": "python benchmarks/bench_hkmr.py speed", "rows": rows,
+               "notes": f"regressor: batch 1, no_grad, 1 torch thread, median over samples; refinement: the pipeline's {REFINE} "
+                        "Levenberg-Marquardt steps (3D stage, 2D stage); pipeline: photos in ../shared/data/demo_images, whole run() "
+                        "(MediaPipe pose + hands on wrist crops, fit, mesh) / people found; video mode: the frames of "
+                        "../shared/data/demo_images/sample_video.mp4 (1280x720) as `hmrkit run` reads a video (MediaPipe tracking, "
+                        "the fit warm-started from the previous frame, One-Euro smoothing, mesh), without writing files or "
+                        "rendering; the first frame (detection, HKMR) left out"}
     lines = ["# HKMR speed", "", f"Machine: {machine()}. Command: `{payload['command']}`. {payload['notes']}.", "",
              "| what | ms per person |", "|---|---|"]
     for name, r in rows.items():
         if "regressor_ms" in r:
             lines.append(f"| {name} regressor alone | {r['regressor_ms']:.1f} |")
-            lines.append(f"| {name} regressor + 20-iteration refinement | {r['regressor_plus_refine20_ms']:.1f} |")
+            lines.append(f"| {name} regressor + refinement {REFINE} | {r['regressor_plus_refine_ms']:.1f} |")
+        elif name == "video mode":
+            lines.append(f"| pipeline, video mode (mean / median over {r['frames']} frames, {r['people']} person-frames, "
+                         f"{r['hands']} hands) | {r['per_person_ms_mean']:.0f} / {r['per_person_ms_median']:.0f} |")
         else:
             lines.append(f"| {name} (mean / median over {r['images']} photos, {r['people']} people, {r['hands']} hands) | "
                          f"{r['per_person_ms_mean']:.0f} / {r['per_person_ms_median']:.0f} |")
     write("hkmr_speed", payload, "\n".join(lines) + "\n")
+
+
+def video_speed(frames: int) -> dict:
+    """Per-person time of the video path (``hmrkit.video.run_video`` without its file writing)."""
+    from hmrkit.io.images import VideoReader
+    from hmrkit.pipeline import Pipeline
+    from hmrkit.smoothing import FitSmoother
+
+    per_person, people, hands, done = [], 0, 0, 0
+    with VideoReader(DATA / "demo_images" / "sample_video.mp4") as reader, Pipeline(PipelineConfig(), video=True) as pipeline:
+        smoother, previous = FitSmoother(), None
+        for frame in reader:
+            if done >= frames:
+                break
+            if previous is None:
+                smoother = FitSmoother()
+            start = time.perf_counter()
+            result, previous = pipeline.run_with_fit(frame.rgb, init=previous, smoother=lambda f: smoother(f, 1.0 / reader.fps))
+            total = (time.perf_counter() - start) * 1000
+            done += 1
+            if result.people and done > 1:
+                per_person.append(total / len(result.people))
+                people += len(result.people)
+                hands += sum(len(p.hands) for p in result.people)
+    return {"per_person_ms_mean": float(np.mean(per_person)), "per_person_ms_median": float(np.median(per_person)),
+            "frames": done - 1, "people": people, "hands": hands}
 
 
 # -- occluders on real photos ----------------------------------------------------------------------
@@ -529,8 +567,10 @@ def occlusion(args) -> None:
     pipeline = Pipeline(PipelineConfig(with_vertices=False, hands=False))  # body PCK only: no hand models
     shared = SharedPerception(pipeline.backend)
     pipeline.backend = shared
-    methods = {"HKMR + refinement": HkmrEstimator.load(body=pipeline.model), "flat + refinement": FlatEstimator.load(body=pipeline.model),
-               "optimization only": None}
+    hkmr, flat = HkmrEstimator.load(body=pipeline.model), FlatEstimator.load(body=pipeline.model)
+    # method -> (estimator, refine): the pipeline's default, the baseline, the optimization alone, the regressor alone
+    methods = {"HKMR + refinement": (hkmr, True), "flat + refinement": (flat, True), "optimization only": (None, True),
+               "HKMR alone": (hkmr, False)}
     lsp_map = anny_keypoint_map(pipeline.model, LSP14)
     limbs = [LSP14.index(f"{s}_{j}") for s in ("left", "right") for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
     mp_index = np.array([MEDIAPIPE33.index(LSP14.names[j]) for j in limbs])
@@ -553,8 +593,8 @@ def occlusion(args) -> None:
             h, w = rgb.shape[:2]
             camera = pipeline.camera(w, h)
             predictions = {}
-            for method, estimator in methods.items():
-                pipeline.config.estimator = estimator
+            for method, (estimator, refine) in methods.items():
+                pipeline.config.estimator, pipeline.config.refine = estimator, refine
                 result, fit = pipeline.run_with_fit(rgb)
                 if fit is None:
                     break
@@ -592,10 +632,11 @@ def occlusion(args) -> None:
              "image; every method uses its landmarks. 'limbs': the 12 labelled limb joints; 'occl.': the joint under the occluder.", ""]
     for metric, label in (("pck_limbs", "12 limb joints"), ("pck_occluded_joint", "the occluded joint")):
         lines += [f"## PCK, {label}", "", "| method | none | " + " | ".join(f"{s} {dg}" for s in SHAPES for dg in DEGREES)
-                  + " | mean (all occluded) |", "|---|---|" + "---|" * (len(SHAPES) * len(DEGREES) + 1)]
+                  + " | mean (all occluded) | drop (none - mean) |", "|---|---|" + "---|" * (len(SHAPES) * len(DEGREES) + 2)]
         for m in names:
             vals = [results[m][f"{s}:{dg}"][metric] for s in SHAPES for dg in DEGREES]
-            lines.append(f"| {m} | {results[m]['none:0'][metric]:.3f} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |")
+            none = results[m]["none:0"][metric]
+            lines.append(f"| {m} | {none:.3f} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} | {none - np.mean(vals):.3f} |")
         lines.append("")
     write("hkmr_occlusion", payload, "\n".join(lines))
 
@@ -617,6 +658,7 @@ def main() -> None:
                    help="re-measure only the rows whose name contains one of these, merged into the existing results")
     p = sub.add_parser("speed")
     p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--video-frames", type=int, default=120)
     p = sub.add_parser("refine")
     p.add_argument("--images", type=int, default=30)
     p.add_argument("--start", type=int, default=100)

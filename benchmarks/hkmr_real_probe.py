@@ -189,7 +189,7 @@ def main() -> None:
                               "by group": pck(mp_xy, labels, real["labelled"], torso, groups=groups)}}
     opt = fitter.fit(targets, COMMON)
     opt_xy = project(opt.rotations, opt.shape, opt.translation)
-    rows["optimization only (15 + 60 steps)"] = {"pck@0.2": round(pck(opt_xy, labels, real["labelled"], torso), 3),
+    rows[f"optimization only ({fitter.config.iterations_3d} + {fitter.config.iterations_2d} steps)"] = {"pck@0.2": round(pck(opt_xy, labels, real["labelled"], torso), 3),
                                                  "by group": pck(opt_xy, labels, real["labelled"], torso, groups=groups)}
     print(rows, flush=True)
     for path in paths:
