@@ -25,6 +25,22 @@ def anny_body():
     return load_anny_body()
 
 
+def assert_pose_cache_is_read_and_rebuilt(cache_folder: Path, load, poses) -> None:
+    """A motion loader's one ``.npz`` cache in ``cache_folder``: a second ``load()`` reads it (a
+    marked cache comes back marked) and an unreadable one is rebuilt to ``poses``."""
+    import numpy as np
+
+    cached = list(cache_folder.glob("*.npz"))
+    assert len(cached) == 1
+    with np.load(cached[0], allow_pickle=False) as z:
+        content = dict(z)
+    content["rotations"] = content["rotations"] * 0 + 7
+    np.savez(cached[0], **content)
+    assert float(load().rotations.mean()) == 7.0
+    cached[0].write_bytes(b"not an npz")
+    np.testing.assert_array_equal(load().rotations, poses.rotations)
+
+
 def assert_joints3d_project_onto_joints2d(data: dict, person: dict, atol: float = 0.2) -> None:
     """A result JSON's promise: ``joints3d`` projected with its ``camera`` land on ``joints2d``."""
     import numpy as np
