@@ -381,7 +381,7 @@ def speed(args) -> None:
                         "../shared/data/demo_images/sample_video.mp4 (1280x720) as `hmrkit run` reads a video (MediaPipe tracking, "
                         "the fit warm-started from the previous frame, One-Euro smoothing, mesh), without writing files or "
                         "rendering; the first frame (detection, HKMR) left out"}
-    lines = ["# HKMR speed", "", f"Machine: {machine()}. Command: `{payload['command']}`. {payload['notes']}.", "",
+    lines = ["# HKMR speed", "", f"Machine: {payload['machine']}. Command: `{payload['command']}`. {payload['notes']}.", "",
              "| what | ms per person |", "|---|---|"]
     for name, r in rows.items():
         if "regressor_ms" in r:
@@ -568,9 +568,9 @@ def occlusion(args) -> None:
     shared = SharedPerception(pipeline.backend)
     pipeline.backend = shared
     hkmr, flat = HkmrEstimator.load(body=pipeline.model), FlatEstimator.load(body=pipeline.model)
-    # method -> (estimator, refine): the pipeline's default, the baseline, the optimization alone, the regressor alone
+    # method -> (estimator, refine): the pipeline's default, the baseline, the optimization alone, the regressors alone
     methods = {"HKMR + refinement": (hkmr, True), "flat + refinement": (flat, True), "optimization only": (None, True),
-               "HKMR alone": (hkmr, False)}
+               "HKMR alone": (hkmr, False), "flat alone": (flat, False)}
     lsp_map = anny_keypoint_map(pipeline.model, LSP14)
     limbs = [LSP14.index(f"{s}_{j}") for s in ("left", "right") for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
     mp_index = np.array([MEDIAPIPE33.index(LSP14.names[j]) for j in limbs])

@@ -20,7 +20,7 @@ from hmrkit.body.base import BodyModel
 from hmrkit.body.conventions import BODY_OUTPUT
 from hmrkit.body.selection import BodyModelChoice, load_body
 from hmrkit.estimators import HkmrEstimator
-from hmrkit.fitting.body_fit import BodyEstimator, BodyFit, BodyFitConfig, BodyFitter, FitInit
+from hmrkit.fitting.body_fit import BodyEstimator, BodyFit, BodyFitConfig, BodyFitter
 from hmrkit.fitting.targets import HAND_SLICES, targets_from_detections
 from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, perspective_project
 from hmrkit.models.pose_prior import load_pose_prior
@@ -158,10 +158,11 @@ class Pipeline:
         fixed = self.hand_solver.fixed_fingers(self.model, solved)
         timings["hands"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
-        warm = init if init is not None and init.rotations.shape[0] == len(detections) else None
+        track_ids = tuple(d.track_id for d in detections)
+        warm = None if init is None else init.warm_start_for(track_ids)
         estimator = self.config.estimator
         if warm is not None:
-            fit = self.fitter.fit(targets, camera, FitInit(warm.rotations, warm.shape, scales=warm.scales), fixed=fixed)
+            fit = self.fitter.fit(targets, camera, warm, fixed=fixed)
         elif estimator is None:
             fit = self.fitter.fit(targets, camera, fixed=fixed)
         else:
@@ -175,8 +176,10 @@ class Pipeline:
                 if translation is None:
                     translation = self.fitter.solve_translation(guess.rotations, guess.shape, targets, camera)
                 fit = self.fitter.evaluate(guess.rotations, guess.shape, translation, targets, camera)
+        fit.track_ids = track_ids
         if smoother is not None:
             fit = self.fitter.evaluate(*smoother(fit), targets, camera, fit.scales)
+            fit.track_ids = track_ids
         timings["fit"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
         people = self._people(detections, fit, camera, scale, solved)

@@ -59,7 +59,12 @@ class FitSmoother:
         self.rotations = OneEuroFilter(config)
         self.translation = OneEuroFilter(config)
         self.shape = OneEuroFilter(OneEuroConfig(min_cutoff=0.2, beta=0.0))  # a person's build barely changes
+        self.track_ids: tuple[int | None, ...] = ()  # whose parameters the filters hold, in order
 
     def __call__(self, fit: BodyFit, dt: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if fit.track_ids != self.track_ids:  # other people (or the same in another order): start afresh
+            for f in (self.rotations, self.translation, self.shape):
+                f.reset()
+            self.track_ids = fit.track_ids
         rotations = sixd_to_matrix(self.rotations(matrix_to_sixd(fit.rotations), dt))
         return rotations, self.shape(fit.shape, dt), self.translation(fit.translation, dt)

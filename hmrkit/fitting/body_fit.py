@@ -101,6 +101,19 @@ class BodyFit:
     keypoints2d: torch.Tensor  # (B, 75, 2) pixels
     reprojection_error: torch.Tensor  # (B,) mean visible 2D error in pixels
     scales: torch.Tensor | None = None  # (B, J) bone scales (model ``forward``'s ``scales``); None: all 1
+    track_ids: tuple[int | None, ...] = ()  # video: each person's perception track (empty for photos)
+
+    def warm_start_for(self, track_ids: tuple[int | None, ...]) -> FitInit | None:
+        """This fit as the start of the next frame's, reordered to ``track_ids`` (the next
+        frame's people); None when someone new is there (or the people cannot be matched)."""
+        if track_ids and None not in track_ids and set(track_ids) <= set(self.track_ids):
+            order = [self.track_ids.index(t) for t in track_ids]
+        elif all(t is None for t in track_ids + self.track_ids) and len(track_ids) == self.rotations.shape[0]:  # untracked: by order
+            order = list(range(len(track_ids)))
+        else:
+            return None
+        scales = None if self.scales is None else self.scales[order]
+        return FitInit(self.rotations[order], self.shape[order], scales=scales)
 
 
 def torso_frame(world: torch.Tensor) -> torch.Tensor:
