@@ -105,7 +105,7 @@ class RegressorEstimator:
     """
 
     DEFAULT_WEIGHTS: ClassVar[str] = "hkmr.safetensors"
-    name: ClassVar[str] = "hkmr"
+    name: str = "hkmr"  # written to the results; ``load`` sets it from the file's regressor head
 
     def __init__(self, regressor: BodyRegressor, body: AnnyModel | None = None, weak_translation: bool = False):
         self.regressor = regressor.eval()
@@ -116,8 +116,10 @@ class RegressorEstimator:
     def load(cls, path: str | Path | None = None, body: AnnyModel | None = None, weak_translation: bool = False):
         """The shipped weights (``hmrkit/weights/<DEFAULT_WEIGHTS>``) or the file at ``path``.
         ``body``: an Anny body to share (else one is loaded on first use, for the translation)."""
-        regressor, _, _ = load_regressor(Path(path) if path is not None else weights_dir() / cls.DEFAULT_WEIGHTS)
-        return cls(regressor, body, weak_translation)
+        regressor, spec, _ = load_regressor(Path(path) if path is not None else weights_dir() / cls.DEFAULT_WEIGHTS)
+        estimator = cls(regressor, body, weak_translation)
+        estimator.name = spec.head
+        return estimator
 
     @property
     def body(self) -> AnnyModel:
@@ -163,4 +165,3 @@ class FlatEstimator(RegressorEstimator):
     """The HMR-style flat IEF baseline (the shipped ``hmr_flat.safetensors``), for comparison."""
 
     DEFAULT_WEIGHTS = "hmr_flat.safetensors"
-    name = "flat"

@@ -102,3 +102,12 @@ def test_weak_camera_to_translation_roundtrip(body, held_out):
     init = fit_init_from_output(out, b.observed, b.camera, body)
     assert torch.allclose(init.translation, b.translation, atol=1e-4)
     assert fit_init_from_output(out, b.observed, b.camera, body, weak_translation=False).translation is None
+
+
+def test_estimator_names_come_from_the_weights_file():
+    """The name written to the results says which regressor ran, whichever class loaded it."""
+    from hmrkit.estimators import FlatEstimator, HkmrEstimator
+    from hmrkit.paths import weights_dir
+
+    assert HkmrEstimator.load().name == "hkmr" and FlatEstimator.load().name == "flat"
+    assert HkmrEstimator.load(weights_dir() / "hmr_flat.safetensors").name == "flat"
