@@ -100,7 +100,8 @@ class RegressorEstimator:
     for the pinhole camera (:func:`~hmrkit.geometry.cameras.weak_to_perspective_translation`);
     ``False`` (default) leaves it ``None`` so the pipeline solves it in closed form from the 2D
     landmarks with the regressed pose: measured on 30 LSP photos, PCK@0.2 of the regressor alone
-    0.388 (closed form) vs 0.340 (weak camera), 0.618 vs 0.615 after 20 refinement steps. The
+    0.388 (closed form) vs 0.340 (weak camera), 0.618 vs 0.615 after 20 refinement steps (previous
+    weights and refinement: ``benchmarks/results/hkmr_refine_lsp.md``). The
     weak camera's depth carries the error of the (unobservable) body size.
     """
 
