@@ -1,7 +1,7 @@
 """HKMR benchmarks: held-out synthetic landmarks (Tables 1-3 analogue), limb occlusion, speed,
 and occluders drawn on real photos run through the whole pipeline.
 
-    python benchmarks/bench_hkmr.py train [--steps 500] [--only NAME ...]   # equal-budget ablation models (cache)
+    python benchmarks/bench_hkmr.py train [--steps 500] [--only NAME ...] [--shipped-data]   # equal-budget ablation models (cache)
     python benchmarks/bench_hkmr.py synthetic [--count 2000] [--fit-count 300]
     python benchmarks/bench_hkmr.py synthetic --only "optimization only"   # re-measure some rows, merged
     python benchmarks/bench_hkmr.py speed
@@ -56,7 +56,8 @@ from hmrkit.pipeline import PipelineConfig  # noqa: E402
 
 REFINE = PipelineConfig.refine_iterations  # the pipeline's refinement after a regressor: LM steps (3D stage, 2D stage)
 
-ABLATION_DIR = cache_dir() / "hkmr_ablations"
+ABLATION_DIR = cache_dir() / "hkmr_ablations"  # equal-budget models on CMU motion and V1_NOISE (the first tables)
+SHIPPED_DATA_DIR = ABLATION_DIR / "shipped_data"  # the same on the shipped model's data (TrainConfig's defaults)
 # equal-budget models: name -> (train variant, inner, outer)
 ABLATIONS: dict[str, tuple[str, int, int]] = {
     "hkmr": ("hkmr", 4, 3),
@@ -90,16 +91,18 @@ def git_commit() -> str:
 def train_ablations(args) -> None:
     from hmrkit.train.hkmr import TrainConfig, train
 
+    folder = SHIPPED_DATA_DIR if args.shipped_data else ABLATION_DIR
+    data = {} if args.shipped_data else {"v1_noise": True, "motion": "cmu"}
     for name, (variant, inner, outer) in ABLATIONS.items():
         if args.only and name not in args.only:
             continue
         tag = f"{name}_s{args.steps}" + (f"_seed{args.seed}" if args.seed else "")
-        out = ABLATION_DIR / f"{tag}.safetensors"
+        out = folder / f"{tag}.safetensors"
         if out.exists() and not args.force:
             print(f"{name}: {out} exists, skipped")
             continue
-        cfg = TrainConfig(model=variant, inner=inner, outer=outer, steps=args.steps, val_every=args.steps // 4, seed=args.seed, v1_noise=True, motion="cmu",
-                          checkpoint_every=args.steps // 4, run_dir=str(ABLATION_DIR / f"run_{tag}"), out=str(out))
+        cfg = TrainConfig(model=variant, inner=inner, outer=outer, steps=args.steps, val_every=args.steps // 4, seed=args.seed, **data,
+                          checkpoint_every=args.steps // 4, run_dir=str(folder / f"run_{tag}"), out=str(out))
         train(cfg)
 
 
@@ -207,10 +210,11 @@ def synthetic(args) -> None:
                                                     "limb_occluded": summarize(errors(body, batch.rotations, neutral, batch), limbs)}
     evaluate("shipped HKMR", weights_dir() / "hkmr.safetensors")
     evaluate("shipped flat (HMR IEF)", weights_dir() / "hmr_flat.safetensors")
-    for steps, seed in sorted({budget_of(p) for p in ABLATION_DIR.glob("*_s*.safetensors")}):
-        for name in ABLATIONS:
-            tag = f"{name}_s{steps}" + (f"_seed{seed}" if seed else "")
-            evaluate(f"{steps} steps{f', seed {seed}' if seed else ''}: {name}", ABLATION_DIR / f"{tag}.safetensors")
+    for folder, data in ((ABLATION_DIR, ""), (SHIPPED_DATA_DIR, ", shipped data")):
+        for steps, seed in sorted({budget_of(p) for p in folder.glob("*_s*.safetensors")}):
+            for name in ABLATIONS:
+                tag = f"{name}_s{steps}" + (f"_seed{seed}" if seed else "")
+                evaluate(f"{steps} steps{data}{f', seed {seed}' if seed else ''}: {name}", folder / f"{tag}.safetensors")
     for outer in (1, 2, 4):
         evaluate(f"shipped HKMR, test-time outer {outer}", weights_dir() / "hkmr.safetensors", {"outer_iterations": outer})
     for inner in (2, 6):
@@ -651,6 +655,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--force", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shipped-data", action="store_true", help="train on the shipped model's motion and noise instead of CMU + V1_NOISE")
     p = sub.add_parser("synthetic")
     p.add_argument("--count", type=int, default=2000)
     p.add_argument("--fit-count", type=int, default=300)
