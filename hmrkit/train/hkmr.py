@@ -282,9 +282,8 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def real_poses(cfg: TrainConfig) -> torch.Tensor:
+def real_poses(poses: torch.Tensor) -> torch.Tensor:
     """(N, 21, 3, 3) the training motion's body poses and their mirrors: the discriminator's real samples."""
-    poses = training_poses(parse_motion_sets(cfg.motion), cfg.stride)
     return torch.cat([poses, mirror_core_rotations(poses)])[:, 1:NUM_BODY_CORE].float()
 
 
@@ -304,7 +303,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     spec = cfg.spec()
 
     body = load_anny_body().to(device)
-    train_data = SynthKeypoints(body, config=cfg.synth_config(), poses=training_poses(parse_motion_sets(cfg.motion), cfg.stride))
+    motion = training_poses(parse_motion_sets(cfg.motion), cfg.stride)  # (N, 22, 3, 3), read once
+    train_data = SynthKeypoints(body, config=cfg.synth_config(), poses=motion)
     val_data = SynthKeypoints(body, "test", 1, cfg.synth_config())
     val_batch = batch_to(val_data.sample(cfg.val_size, torch.Generator().manual_seed(12345)), device)
     val_inputs, _ = model_inputs(cfg, val_batch, body, torch.Generator().manual_seed(12346))
@@ -320,7 +320,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         disc_model = torch.nn.parallel.DistributedDataParallel(discriminator) if cfg.ddp else discriminator
         disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr)
         modules["disc"], optimizers["disc"] = discriminator, disc_optimizer
-        reals = real_poses(cfg)
+        reals = real_poses(motion)
 
     step, elapsed, history = 0, 0.0, []
     if cfg.resume and (run / "checkpoint.safetensors").exists():
