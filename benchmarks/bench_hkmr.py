@@ -383,8 +383,8 @@ def speed(args) -> None:
                         "Levenberg-Marquardt steps (3D stage, 2D stage); pipeline: photos in ../shared/data/demo_images, whole run() "
                         "(MediaPipe pose + hands on wrist crops, fit, mesh) / people found; video mode: the frames of "
                         "../shared/data/demo_images/sample_video.mp4 (1280x720) as `hmrkit run` reads a video (MediaPipe tracking, "
-                        "the fit warm-started from the previous frame, One-Euro smoothing, mesh), without writing files or "
-                        "rendering; the first frame (detection, HKMR) left out"}
+                        "the fit warm-started from the previous frame, One-Euro smoothing, mesh; frame decoding included), without "
+                        "writing files or rendering; the first frame (detection, HKMR) left out"}
     lines = ["# HKMR speed", "", f"Machine: {payload['machine']}. Command: `{payload['command']}`. {payload['notes']}.", "",
              "| what | ms per person |", "|---|---|"]
     for name, r in rows.items():
@@ -401,29 +401,25 @@ def speed(args) -> None:
 
 
 def video_speed(frames: int) -> dict:
-    """Per-person time of the video path (``hmrkit.video.run_video`` without its file writing)."""
+    """Per-person time of the video path (``hmrkit.video.video_results``: what ``run_video`` does
+    before writing files), frame decoding included."""
     from hmrkit.io.images import VideoReader
     from hmrkit.pipeline import Pipeline
-    from hmrkit.smoothing import FitSmoother
+    from hmrkit.video import video_results
 
-    per_person, people, hands, done = [], 0, 0, 0
+    per_person, people, hands, timed = [], 0, 0, 0
     with VideoReader(DATA / "demo_images" / "sample_video.mp4") as reader, Pipeline(PipelineConfig(), video=True) as pipeline:
-        smoother, previous = FitSmoother(), None
-        for frame in reader:
-            if done >= frames:
-                break
-            if previous is None:
-                smoother = FitSmoother()
-            start = time.perf_counter()
-            result, previous = pipeline.run_with_fit(frame.rgb, init=previous, smoother=lambda f: smoother(f, 1.0 / reader.fps))
+        start = time.perf_counter()
+        for frame, result in video_results(reader, pipeline, "sample_video.mp4", max_frames=frames):
             total = (time.perf_counter() - start) * 1000
-            done += 1
-            if result.people and done > 1:
+            timed += frame.index > 0  # the first frame (detection, HKMR) left out
+            if result.people and frame.index > 0:
                 per_person.append(total / len(result.people))
                 people += len(result.people)
                 hands += sum(len(p.hands) for p in result.people)
+            start = time.perf_counter()
     return {"per_person_ms_mean": float(np.mean(per_person)), "per_person_ms_median": float(np.median(per_person)),
-            "frames": done - 1, "people": people, "hands": hands}
+            "frames": timed, "people": people, "hands": hands}
 
 
 # -- occluders on real photos ----------------------------------------------------------------------
@@ -501,11 +497,12 @@ def refine_study(args) -> None:
     from hmrkit.pipeline import Pipeline, PipelineConfig
 
     items = lsp_items(args.images, args.start)
-    pipeline = Pipeline(PipelineConfig(with_vertices=False, hands=False))
+    pipeline = Pipeline(PipelineConfig(with_vertices=False, hands=False, estimator=None))  # each method sets its own
     shared = SharedPerception(pipeline.backend)
     pipeline.backend = shared
     body = pipeline.model
-    methods = {"optimization only (15 + 60 steps)": (None, True, 0)}
+    fit_config = pipeline.fitter.config
+    methods = {f"optimization only ({fit_config.iterations_3d} + {fit_config.iterations_2d} steps)": (None, True, 0)}
     for label, cls in (("HKMR", HkmrEstimator), ("flat", FlatEstimator)):
         for weak in (True, False):
             est = cls.load(body=body, weak_translation=weak)
@@ -568,7 +565,7 @@ def occlusion(args) -> None:
 
     items = lsp_items(args.images)
     a, b = LSP14.index("left_shoulder"), LSP14.index("right_hip")
-    pipeline = Pipeline(PipelineConfig(with_vertices=False, hands=False))  # body PCK only: no hand models
+    pipeline = Pipeline(PipelineConfig(with_vertices=False, hands=False, estimator=None))  # body PCK only; each method sets its estimator
     shared = SharedPerception(pipeline.backend)
     pipeline.backend = shared
     hkmr, flat = HkmrEstimator.load(body=pipeline.model), FlatEstimator.load(body=pipeline.model)

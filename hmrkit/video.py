@@ -4,15 +4,33 @@ smoothing of the parameters, per-frame results and an overlay video."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
 
-from hmrkit.io.images import VideoReader
+from hmrkit.io.images import VideoFrame, VideoReader
 from hmrkit.pipeline import Pipeline, PipelineConfig
+from hmrkit.results import ImageResult
 from hmrkit.smoothing import FitSmoother
 from hmrkit.writers import OutputOptions, render_result_overlay, write_result
+
+
+def video_results(reader: VideoReader, pipeline: Pipeline, source: str,
+                  max_frames: int | None = None) -> Iterator[tuple[VideoFrame, ImageResult]]:
+    """Each frame with its result, in order: ``pipeline`` (made with ``video=True``) tracks people,
+    warm-starts each fit from the previous frame's and smooths the parameters (One-Euro)."""
+    smoother, previous = FitSmoother(), None
+    for done, frame in enumerate(reader):
+        if max_frames is not None and done >= max_frames:
+            return
+        if previous is None:  # nobody tracked: start the filters afresh
+            smoother = FitSmoother()
+        dt = 1.0 / reader.fps
+        result, previous = pipeline.run_with_fit(frame.rgb, source, frame.index, init=previous,
+                                                 smoother=lambda f: smoother(f, dt))
+        yield frame, result
 
 
 def run_video(path: Path, out_dir: Path, stem: str, config: PipelineConfig, options: OutputOptions,
@@ -27,19 +45,9 @@ def run_video(path: Path, out_dir: Path, stem: str, config: PipelineConfig, opti
     done = 0
     writer = None
     with VideoReader(path) as reader, Pipeline(config, video=True) as pipeline:
-        smoother = FitSmoother()
-        previous = None
         tmp_overlay = overlay_path.with_name(f".{overlay_path.name}.tmp.mp4")
         try:
-            for frame in reader:
-                if max_frames is not None and done >= max_frames:
-                    break
-                if previous is None:  # nobody tracked: start the filters afresh
-                    smoother = FitSmoother()
-                dt = 1.0 / reader.fps
-                result, fit = pipeline.run_with_fit(frame.rgb, str(path), frame.index, init=previous,
-                                                    smoother=lambda f: smoother(f, dt))
-                previous = fit
+            for frame, result in video_results(reader, pipeline, str(path), max_frames):
                 write_result(result, frame.rgb, frames_dir, f"frame_{frame.index:06d}", frame_options)
                 picture = render_result_overlay(result, frame.rgb)
                 if writer is None:
