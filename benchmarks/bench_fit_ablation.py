@@ -17,7 +17,7 @@ Per setting: PCK@0.1 / @0.2 of the 12 limb joints (people matched and missed as 
 for its lsp14 joints; the median distance of the fitted limb points to MediaPipe's own
 landmarks (torso units: how closely the fit follows what it aims at); the mean forearm length
 ratio mesh / MediaPipe in 2D where both ends are seen; fit time per person.
-Results: benchmarks/results/fit_ablation.{json,md}.
+Results: benchmarks/results/fit_ablation.{json,md} (with --limit N: fit_ablation_firstN).
 """
 
 from __future__ import annotations
@@ -77,10 +77,11 @@ def main() -> None:
                     continue
                 gt, ok, torso = person.gt[limbs], person.labelled[limbs], person.torso
                 fitted = person.keypoints2d(pipeline.model, pipeline.fit_keypoints)
+                lsp = person.keypoints2d(pipeline.model, lsp_map)
                 raw = (result.detections[person.index].body.xy + 0.5) / loaded.scale - 0.5
                 for a, alpha in enumerate((0.1, 0.2)):
                     s["fitted"][a] += ok & (np.linalg.norm(fitted[fitted_index] - gt, axis=1) <= alpha * torso)
-                    s["lsp14"][a] += ok & (np.linalg.norm(person.keypoints2d(pipeline.model, lsp_map)[limbs] - gt, axis=1) <= alpha * torso)
+                    s["lsp14"][a] += ok & (np.linalg.norm(lsp[limbs] - gt, axis=1) <= alpha * torso)
                     if name == "default":
                         mediapipe[a] += ok & (np.linalg.norm(raw[mp_limbs] - gt, axis=1) <= alpha * torso)
                 if name == "default":
@@ -105,7 +106,7 @@ def main() -> None:
     payload = {"machine": machine(with_load=True), "command": command, "images": len(items), "people_labelled": people,
                "people_found": found, "seconds": round(time.time() - start), "rows": rows}
     lines = [f"# Body fit settings on LSPET, optimization-only path ({len(items)} photos, {people} labelled people, {found} found)", "",
-             f"Machine: {machine(with_load=True)}. 12 limb joints, torso-normalized PCK; every setting fits the same "
+             f"Machine: {payload['machine']}. 12 limb joints, torso-normalized PCK; every setting fits the same "
              "MediaPipe landmarks. 'fitted': the mesh's points aimed at MediaPipe's landmarks; 'lsp14': the mesh's LSP joints "
              "(calibrated hips). Distance and forearm ratio: the fitted limb points against MediaPipe's own.", "",
              "| setting | fitted PCK@0.1 | @0.2 | lsp14 PCK@0.1 | @0.2 | median distance to MediaPipe | forearm mesh / MediaPipe | fit + hand IK ms / person |",
@@ -117,7 +118,7 @@ def main() -> None:
                      f"{r['median distance to MediaPipe (torso)']:.4f} | {r['forearm length mesh / MediaPipe (median)']:.3f} | "
                      f"{r['fit + hand IK ms per person']:.0f} |")
     lines += ["", f"Command: `{command}` ({payload['seconds']} s).", ""]
-    write("fit_ablation", payload, "\n".join(lines))
+    write("fit_ablation" + (f"_first{args.limit}" if args.limit else ""), payload, "\n".join(lines))  # a subset keeps the whole-set results
 
 
 if __name__ == "__main__":

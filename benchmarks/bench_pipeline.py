@@ -246,10 +246,8 @@ def pck(args) -> None:
 
 
 def make_config(args, with_vertices: bool = True) -> PipelineConfig:
-    config = PipelineConfig(with_vertices=with_vertices, refine=not args.no_refine)  # HKMR by default
-    if args.estimator == "optimization":
-        config.estimator = None
-    return config
+    chosen = {} if args.estimator == "hkmr" else {"estimator": None}  # HKMR is PipelineConfig's default
+    return PipelineConfig(with_vertices=with_vertices, refine=not args.no_refine, **chosen)
 
 
 def describe(args) -> str:
