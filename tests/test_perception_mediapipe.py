@@ -213,6 +213,25 @@ def test_several_people_in_a_group_photo(rgb) -> None:
 
 
 @needs_demo
+def test_concurrent_searches_give_the_serial_answer(rgb) -> None:
+    """Hand and face searches run on worker threads while bodies are searched: with one worker
+    (every search in turn) and with three, the same people and hands come out."""
+    image = rgb("TennisLessonsHongKong.jpg")
+    answers = []
+    for workers in (1, 3):
+        with MediaPipeBackend(MediaPipeConfig(max_people=8, workers=workers)) as be:
+            answers.append(be.detect(image).people)
+    serial, concurrent = answers
+    assert len(serial) == len(concurrent) >= 5
+    assert sum(len(p.hands) for p in serial) >= 4
+    for a, b in zip(serial, concurrent):
+        np.testing.assert_allclose(a.body.xy, b.body.xy)
+        assert a.hands.keys() == b.hands.keys()
+        for side in a.hands:
+            np.testing.assert_allclose(a.hands[side].xy, b.hands[side].xy)
+
+
+@needs_demo
 def test_video_mode_tracks_a_player() -> None:
     path = DEMO / "sample_video.mp4"
     noses = []
@@ -241,3 +260,5 @@ def test_bad_input_and_closed_backend() -> None:
         be.detect(np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(ValueError, match="max_people"):
         MediaPipeConfig(max_people=0)
+    with pytest.raises(ValueError, match="workers"):
+        MediaPipeConfig(workers=0)

@@ -19,6 +19,10 @@ How it works and why:
   person slot keeps its own tracking graph and sees the frame with the earlier slots' people
   painted over (no face seeds); slots tracking nobody search for new people only every
   ``new_person_every`` frames, so a frame costs about one pose call per tracked person.
+- Concurrency: each MediaPipe call runs on one core and releases the GIL, so the hand
+  searches of a person (and the face search of photos) run on ``workers`` threads while the
+  body search goes on (measured: a wrist crop costs ~33 ms alone, ~18 ms each two at a time
+  on 2 cores). Each thread has its own hand graph; results do not depend on the order.
 - Hands: the hand model finds hands far more reliably on a crop around each pose wrist than on
   the whole frame (``geometry.hand_crop``); the hand whose wrist is nearest the pose wrist
   wins, and the SIDE COMES FROM THE POSE. A hand claimed by two wrists (own or another
@@ -34,6 +38,9 @@ How it works and why:
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -69,6 +76,7 @@ _KNUCKLES = {s: [mp33_index(f"{s}_{p}") for p in ("index", "pinky", "thumb")] fo
 # Head (0-10), shoulders (11, 12) and hips (23, 24): the landmarks behind a body's score.
 _CORE = np.array(list(range(13)) + [23, 24])
 _SHOULDERS = [mp33_index("left_shoulder"), mp33_index("right_shoulder")]
+_MIN_FACE_TILE = 96  # px: smaller face-search tiles are not searched
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,8 @@ class MediaPipeConfig:
         the sample video, 1 found 3.6 people per frame, 3 found 3.1 and 10 2.2 (MediaPipe's
         tracking often loses people, who are then found again only by a search).
     visible: visibility above which a body landmark counts as seen.
+    workers: threads that search hands and faces while the body search goes on (each with its
+        own MediaPipe graphs; 2 suits 2 cores).
     """
 
     video: bool = False
@@ -118,8 +128,11 @@ class MediaPipeConfig:
     pose_crop_px: int = 1280
     new_person_every: int = 1
     visible: float = 0.5
+    workers: int = 2
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.max_people < 1:
             raise ValueError(f"max_people must be >= 1, got {self.max_people}")
         if self.new_person_every < 1:
@@ -155,8 +168,10 @@ class MediaPipeBackend:
     def __init__(self, config: MediaPipeConfig | None = None) -> None:
         self.config = config or MediaPipeConfig()
         self._pose_graphs: list = []
-        self._hands_graph = None
+        self._hand_graphs: list = []  # every hand graph made; the idle ones wait in _idle_hand_graphs
+        self._idle_hand_graphs: queue.SimpleQueue = queue.SimpleQueue()
         self._face_graph = None
+        self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._tracked_slots: list[int] = []  # video: the slots that found their person in the last frame
         self._frames = 0  # video: frames seen
@@ -169,9 +184,10 @@ class MediaPipeBackend:
         notes: list[str] = []
         people: list[PersonDetection] = []
         if not cfg.hands_only:
-            people = self._find_bodies(image)
-            if cfg.hands:
-                people = self._attach_hands(image, people)
+            searches = _HandSearches(self, image) if cfg.hands else None
+            people = self._find_bodies(image, None if searches is None else searches.start)
+            if searches is not None:
+                people = searches.attach(people)
         if cfg.hands_only or (not people and cfg.hands_fallback):
             people = self._hands_only(image)
             notes.append("no body found: hands searched on the whole image, sides from the hand model"
@@ -184,13 +200,18 @@ class MediaPipeBackend:
 
     def detect_hands(self, image_rgb: np.ndarray, people: list[PersonDetection]) -> list[PersonDetection]:
         """``people`` with hands searched on crops around their pose wrists."""
-        return self._attach_hands(self._check(image_rgb), people)
+        searches = _HandSearches(self, self._check(image_rgb))
+        for person in people:
+            searches.start(person)
+        return searches.attach(people)
 
     def close(self) -> None:
-        for g in [*self._pose_graphs, self._hands_graph, self._face_graph]:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for g in [*self._pose_graphs, *self._hand_graphs, self._face_graph]:
             if g is not None:
                 g.close()
-        self._pose_graphs, self._hands_graph, self._face_graph = [], None, None
+        self._pose_graphs, self._hand_graphs, self._face_graph, self._pool = [], [], None, None
         self._closed = True
 
     def __enter__(self) -> MediaPipeBackend:
@@ -223,17 +244,26 @@ class MediaPipeBackend:
             )
         return self._pose_graphs[index]
 
-    def _hands(self):
-        if self._hands_graph is None:
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="hmrkit-mediapipe")
+        return self._pool
+
+    def _borrow_hand_graph(self):
+        """An idle hand graph (a new one when all are busy: one per thread at most)."""
+        try:
+            return self._idle_hand_graphs.get_nowait()
+        except queue.Empty:
             import mediapipe as mp
 
-            self._hands_graph = mp.solutions.hands.Hands(
+            graph = mp.solutions.hands.Hands(
                 static_image_mode=True,
                 max_num_hands=2,
                 model_complexity=1,
                 min_detection_confidence=self.config.min_hand_confidence,
             )
-        return self._hands_graph
+            self._hand_graphs.append(graph)
+            return graph
 
     def _faces(self):
         if self._face_graph is None:
@@ -262,7 +292,11 @@ class MediaPipeBackend:
 
     def _hands_in(self, image: np.ndarray, crop: Crop) -> list[_HandHit]:
         patch, _ = cut(image, crop, self.config.hand_crop_px)
-        result = self._hands().process(patch)
+        graph = self._borrow_hand_graph()
+        try:
+            result = graph.process(patch)
+        finally:
+            self._idle_hand_graphs.put(graph)
         if not result.multi_hand_landmarks:
             return []
         hits = []
@@ -290,14 +324,21 @@ class MediaPipeBackend:
         return faces
 
     # ------------------------------------------------------------------ bodies
-    def _find_bodies(self, image: np.ndarray) -> list[PersonDetection]:
+    def _find_bodies(self, image: np.ndarray, found: Callable[[PersonDetection], None] | None = None) -> list[PersonDetection]:
+        """Everyone's body; ``found`` is told of each person as soon as they are found."""
         canvas = _Canvas(image)
-        people = self._paint_over(canvas)
-        if self.config.face_seeds and not self.config.video:
-            people += self._face_seeded(canvas, people)
+        seeds = self.config.face_seeds and not self.config.video and min(image.shape[:2]) >= _MIN_FACE_TILE
+        faces = self._workers().submit(self._faces_on_tiles, image, min(image.shape[:2])) if seeds else None
+        people = self._paint_over(canvas, found)
+        if faces is not None:
+            people += self._face_seeded(canvas, people, faces, found)
         return people[: self.config.max_people]
 
-    def _paint_over(self, canvas: _Canvas) -> list[PersonDetection]:
+    def _faces_on_tiles(self, image: np.ndarray, side: int) -> list[Box]:
+        h, w = image.shape[:2]
+        return _merge_faces([f for t in square_tiles(w, h, side) for f in self._faces_in(image, t)])
+
+    def _paint_over(self, canvas: _Canvas, found: Callable[[PersonDetection], None] | None = None) -> list[PersonDetection]:
         """Pose on the whole image, painting each person found over before the next call.
 
         Video: the slots that tracked a person in the last frame go first (each sees the frame
@@ -321,24 +362,29 @@ class MediaPipeBackend:
                     continue  # the next tracked slot still follows its person
                 break
             people.append(replace(person, track_id=slot) if cfg.video else person)
+            if found is not None:
+                found(people[-1])
             if len(people) < cfg.max_people or cfg.face_seeds:
                 canvas.paint(person.box)
         if cfg.video:
             self._tracked_slots = sorted(p.track_id for p in people)
         return people
 
-    def _face_seeded(self, canvas: _Canvas, people: list[PersonDetection]) -> list[PersonDetection]:
-        """People under faces that no person found so far explains (see module notes)."""
+    def _face_seeded(self, canvas: _Canvas, people: list[PersonDetection], first_faces: Future,
+                     tell: Callable[[PersonDetection], None] | None = None) -> list[PersonDetection]:
+        """People under faces that no person found so far explains (see module notes).
+        ``first_faces``: the faces on the first tile level (searched while bodies were)."""
         h, w = canvas.shape
         found: list[PersonDetection] = []
+        faces_found = first_faces.result()
         if len(people) >= self.config.max_people:
             return found
         short = min(w, h)
         for level in range(self.config.face_levels):
             side = short // (2**level)
-            if side < 96:
+            if side < _MIN_FACE_TILE:
                 break
-            faces = _merge_faces([f for t in square_tiles(w, h, side) for f in self._faces_in(canvas.original, t)])
+            faces = faces_found if level == 0 else self._faces_on_tiles(canvas.original, side)
             new = 0
             for face in sorted(faces, key=lambda b: -(b[3] - b[1])):
                 if len(people) + len(found) >= self.config.max_people:
@@ -348,6 +394,8 @@ class MediaPipeBackend:
                 person = self._person_under_face(canvas, face)
                 if person is not None and not _repeats(person, people + found):
                     found.append(person)
+                    if tell is not None:
+                        tell(person)
                     canvas.paint(person.box)
                     new += 1
             if new == 0:
@@ -384,37 +432,6 @@ class MediaPipeBackend:
         return PersonDetection(box=box, score=float(body.visibility[_CORE].mean()), body=body)
 
     # ------------------------------------------------------------------ hands
-    def _attach_hands(self, image: np.ndarray, people: list[PersonDetection]) -> list[PersonDetection]:
-        """Hands on wrist crops; a hand claimed twice goes to the claim with the lower cost."""
-        h, w = image.shape[:2]
-        claims: list[tuple[float, int, HandLandmarks]] = []
-        for k, person in enumerate(people):
-            if person.body is None:
-                continue
-            for side in _SIDES:
-                arm = person.body.xy[_ARM[side]]
-                knuckles = person.body.xy[_KNUCKLES[side]].mean(axis=0)
-                crop = hand_crop(*arm, knuckles, self.config.hand_crop_scale)
-                if crop is None or crop.width < self.config.min_hand_crop_px or not crop_centre_overlaps(crop, w, h):
-                    continue
-                pick = _pick_hand(self._hands_in(image, crop), arm[2], side, crop.width)
-                if pick is not None:
-                    hit, cost = pick
-                    score = hit.label_score if hit.label_side == side else 1.0 - hit.label_score
-                    hand = HandLandmarks(side=side, xy=hit.xy, world=hit.world, score=score,
-                                         side_source="pose", crop=crop.box)
-                    claims.append((cost, k, hand))
-        kept: list[tuple[int, HandLandmarks]] = []
-        for cost, k, hand in sorted(claims, key=lambda c: c[0]):
-            if not any(_same_hand(hand, other) for _, other in kept):
-                kept.append((k, hand))
-        out = []
-        for k, person in enumerate(people):
-            hands = {hand.side: hand for j, hand in kept if j == k}
-            box = union_box([person.box] + [points_box(hd.xy) for hd in hands.values()])
-            out.append(replace(person, box=clip_box(box, w, h), hands=hands))
-        return out
-
     def _hands_only(self, image: np.ndarray) -> list[PersonDetection]:
         h, w = image.shape[:2]
         hits = self._hands_in(image, Crop(0.0, 0.0, float(w), float(h)))
@@ -486,6 +503,59 @@ class _Canvas:
         if len(pts) == 0:
             return True
         return bool(self.painted[pts[:, 1], pts[:, 0]].mean() > 0.5)
+
+
+class _HandSearches:
+    """The wrist-crop hand searches of one image, started per person as the body search finds
+    them (on the backend's worker threads), then resolved together: a hand claimed twice goes
+    to the claim with the lower cost."""
+
+    def __init__(self, backend: MediaPipeBackend, image: np.ndarray) -> None:
+        self.backend, self.image = backend, image
+        self.started: list[tuple[PersonDetection, dict[Side, tuple[Crop, Future]]]] = []
+
+    def start(self, person: PersonDetection) -> None:
+        h, w = self.image.shape[:2]
+        cfg = self.backend.config
+        searches: dict[Side, tuple[Crop, Future]] = {}
+        if person.body is not None:
+            for side in _SIDES:
+                arm = person.body.xy[_ARM[side]]
+                knuckles = person.body.xy[_KNUCKLES[side]].mean(axis=0)
+                crop = hand_crop(*arm, knuckles, cfg.hand_crop_scale)
+                if crop is None or crop.width < cfg.min_hand_crop_px or not crop_centre_overlaps(crop, w, h):
+                    continue
+                searches[side] = (crop, self.backend._workers().submit(self.backend._hands_in, self.image, crop))
+        self.started.append((person, searches))
+
+    def attach(self, people: list[PersonDetection]) -> list[PersonDetection]:
+        """``people`` (each one started before) with their hands."""
+        h, w = self.image.shape[:2]
+        claims: list[tuple[float, int, HandLandmarks]] = []
+        for k, person in enumerate(people):
+            searches = next(found for p, found in self.started if p is person)
+            for side, (crop, hits) in searches.items():
+                arm = person.body.xy[_ARM[side]]
+                pick = _pick_hand(hits.result(), arm[2], side, crop.width)
+                if pick is not None:
+                    hit, cost = pick
+                    score = hit.label_score if hit.label_side == side else 1.0 - hit.label_score
+                    hand = HandLandmarks(side=side, xy=hit.xy, world=hit.world, score=score,
+                                         side_source="pose", crop=crop.box)
+                    claims.append((cost, k, hand))
+        for _, searches in self.started:  # people found but not kept: let their searches finish
+            for _, hits in searches.values():
+                hits.result()
+        kept: list[tuple[int, HandLandmarks]] = []
+        for cost, k, hand in sorted(claims, key=lambda c: c[0]):
+            if not any(_same_hand(hand, other) for _, other in kept):
+                kept.append((k, hand))
+        out = []
+        for k, person in enumerate(people):
+            hands = {hand.side: hand for j, hand in kept if j == k}
+            box = union_box([person.box] + [points_box(hd.xy) for hd in hands.values()])
+            out.append(replace(person, box=clip_box(box, w, h), hands=hands))
+        return out
 
 
 # ---------------------------------------------------------------------- decisions
