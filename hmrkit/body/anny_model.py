@@ -92,6 +92,11 @@ class AnnyModel(BodyModel):
         """(B, 6) phenotypes in [0, 1] -> (B, K) coefficients of Anny's compact blendshape basis."""
         return self.phenotypes(shape)
 
+    def shape_blend(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 6) phenotypes -> (coefficients (B, K), rest joints (B, J, 3)): what the pose acts on."""
+        coefficients = self.blend_coefficients(shape)
+        return coefficients, self.rest_joints(coefficients)
+
     def rest_joints(self, coefficients: torch.Tensor) -> torch.Tensor:
         offsets = (coefficients @ self.joint_blendshapes).reshape(coefficients.shape[0], -1, 3)
         return self.template_joints + offsets

@@ -44,6 +44,7 @@ class PhenotypeBasis(torch.nn.Module):
         # the interpolation constants stay float64 (not buffers, which .float() would round):
         # a value on an anchor must land in the same interval as in Anny
         self.feature = torch.tensor(feature)
+        self.column = self.feature.clamp(min=0)  # the phenotype each variation reads (fixed ones: any)
         self.position = torch.tensor(position, dtype=torch.float64)
         self.start = torch.tensor(start, dtype=torch.float64)
         self.step = torch.tensor(step, dtype=torch.float64)
@@ -73,14 +74,15 @@ class PhenotypeBasis(torch.nn.Module):
         dtype, device = shape.dtype, shape.device
         f64 = {"device": device, "dtype": torch.float64}
         start, step, last = self.start.to(**f64), self.step.to(**f64), self.last.to(**f64)
-        value = shape.to(torch.float64)[:, self.feature.clamp(min=0).to(device)]  # (B, 26)
+        value = shape.to(torch.float64).index_select(1, self.column.to(device))  # (B, 26)
         t = (value - start) / step
         t = torch.where(t < 0, torch.zeros_like(t), t)
-        t = torch.where(t > last, last.expand_as(t), t)
+        t = torch.where(t > last, last.expand_as(t), t)  # (not minimum: that halves the slope at a tie)
         interval = torch.ceil(t.detach()).clamp(min=1).minimum(last)  # left-sided search, clamped
         alpha = t - (interval - 1)
         k = self.position.to(**f64)
         weights = torch.where(k == interval, alpha, torch.where(k == interval - 1, 1 - alpha, torch.zeros_like(alpha)))
         weights = torch.where(self.free.to(device), weights, self.fixed.to(**f64)).to(dtype)
         weights = torch.cat([weights, torch.ones_like(weights[:, :1])], dim=1)
-        return weights[:, self.gather].prod(-1) @ self.projection.to(dtype)
+        gathered = weights.index_select(1, self.gather.flatten()).reshape(weights.shape[0], *self.gather.shape)
+        return gathered.prod(-1) @ self.projection.to(dtype)

@@ -7,6 +7,8 @@ at a time (one batched product per level, not per joint).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 
@@ -27,13 +29,25 @@ class KinematicTree:
             self.levels.append(torch.tensor(joints, dtype=torch.long))
             self.parent_slots.append(torch.tensor([slot_in_level.get(parents[j], 0) for j in joints], dtype=torch.long))
             slot_in_level = {j: k for k, j in enumerate(joints)}
-        order = torch.cat(self.levels)
-        self.inverse_order = torch.argsort(order)
+        self.order = torch.cat(self.levels)  # joints level by level
+        self.level_sizes = [len(level) for level in self.levels]
+        self.inverse_order = torch.argsort(self.order)
         self.parent_index = torch.tensor([max(p, 0) for p in parents], dtype=torch.long)
         self.has_parent = torch.tensor([[float(p >= 0)] for p in parents])  # (J, 1)
+        # (J, J): row j is 1 on j and on each of its ancestors (the offsets j's position sums)
+        self.path = torch.eye(len(parents))
+        for j, p in enumerate(parents):
+            if p >= 0:
+                self.path[j] += self.path[p]
 
     def __len__(self) -> int:
         return len(self.parents)
+
+
+@lru_cache(maxsize=32)
+def tree_of(parents: tuple[int, ...]) -> KinematicTree:
+    """The (cached) tree of a parent list; ``parents[0]`` is taken as the root whatever it says."""
+    return KinematicTree((-1,) + parents[1:])
 
 
 def forward_kinematics(
@@ -56,18 +70,24 @@ def forward_kinematics(
     batch = rotations.shape[0]
     if scales is not None:
         rotations = rotations * scales[..., None, None]
+    device = rotations.device
     rest_joints = rest_joints.expand(batch, -1, -1)
-    offsets = rest_joints - rest_joints[:, tree.parent_index.to(rest_joints.device)] * tree.has_parent.to(rest_joints)
-    world_r = [rotations[:, tree.levels[0]]]
-    world_t = [offsets[:, tree.levels[0]]]
-    for level, slots in zip(tree.levels[1:], tree.parent_slots[1:]):
-        parent_r = world_r[-1][:, slots]  # parents all sit in the level before
-        parent_t = world_t[-1][:, slots]
-        world_r.append(parent_r @ rotations[:, level])
-        world_t.append(parent_t + (parent_r @ offsets[:, level, :, None])[..., 0])
-    done_r, done_t = torch.cat(world_r, dim=1), torch.cat(world_t, dim=1)
-    inverse = tree.inverse_order.to(rotations.device)
-    return done_r[:, inverse], done_t[:, inverse]
+    parents = rest_joints.index_select(1, tree.parent_index.to(device)) * tree.has_parent.to(rest_joints)
+    # joints sorted by level, so each level is a slice (index_select and slices: far less
+    # per-call overhead than advanced indexing, which this small-batch loop is bound by)
+    order = tree.order.to(device)
+    rotations, offsets = rotations.index_select(1, order), (rest_joints - parents).index_select(1, order)
+    world_r = [rotations[:, : tree.level_sizes[0]]]
+    world_t = [offsets[:, : tree.level_sizes[0]]]
+    start = tree.level_sizes[0]
+    for size, slots in zip(tree.level_sizes[1:], tree.parent_slots[1:]):
+        slots = slots.to(device)
+        parent_r, parent_t = world_r[-1].index_select(1, slots), world_t[-1].index_select(1, slots)  # parents all sit in the level before
+        world_r.append(parent_r @ rotations[:, start : start + size])
+        world_t.append(parent_t + (parent_r @ offsets[:, start : start + size, :, None])[..., 0])
+        start += size
+    inverse = tree.inverse_order.to(device)
+    return torch.cat(world_r, dim=1).index_select(1, inverse), torch.cat(world_t, dim=1).index_select(1, inverse)
 
 
 def skinning_transforms(

@@ -9,12 +9,11 @@ float64 on any device; forward kinematics and skinning are :mod:`hmrkit.body.kin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import torch
 
 from hmrkit.body import kinematics
-from hmrkit.body.kinematics import KinematicTree, forward_kinematics, homogeneous, skinning_transforms
+from hmrkit.body.kinematics import forward_kinematics, homogeneous, skinning_transforms, tree_of
 
 
 def blend_shapes(coeffs: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
@@ -38,11 +37,6 @@ def pose_features(rotations: torch.Tensor) -> torch.Tensor:
     return (rotations[:, 1:] - eye).flatten(1)
 
 
-@lru_cache(maxsize=32)
-def _tree(parents: tuple[int, ...]) -> KinematicTree:
-    return KinematicTree((-1,) + parents[1:])
-
-
 def batch_rigid_transform(
     rotations: torch.Tensor, rest_joints: torch.Tensor, parents: Sequence[int], scales: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,7 +47,7 @@ def batch_rigid_transform(
     ``parents[j]`` must precede ``j``; ``parents[0]`` is ignored (the root). The chain itself is
     :func:`hmrkit.body.kinematics.forward_kinematics`, shared with every body model.
     """
-    world_rotations, posed_joints = forward_kinematics(rotations, rest_joints, _tree(tuple(int(p) for p in parents)), scales)
+    world_rotations, posed_joints = forward_kinematics(rotations, rest_joints, tree_of(tuple(int(p) for p in parents)), scales)
     return posed_joints, homogeneous(skinning_transforms(world_rotations, posed_joints, rest_joints))
 
 

@@ -262,6 +262,10 @@ class SmplFamilyModel(BodyModel):
         """(J, 3) rest joints of the mean shape (what the fitter reads bone directions from)."""
         return self.joint_template
 
+    def shape_blend(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) betas -> (coefficients (B, S): the betas themselves, rest joints (B, J, 3))."""
+        return shape, self.joint_template + blend_shapes(shape, self.joint_shapedirs)
+
     def _posed_skeleton(self, rotations: torch.Tensor, shape: torch.Tensor | None, translation: torch.Tensor | None,
                         scales: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Checked inputs -> (shape (B, S), posed joints (B, J, 3), transforms (B, J, 4, 4)), no translation."""
@@ -270,8 +274,7 @@ class SmplFamilyModel(BodyModel):
         for name, value in (("rotations", rotations), ("shape", shape), ("translation", translation)):
             if value is not None and value.dtype != dtype:
                 raise ValueError(f"{name} is {value.dtype} but the {self.family} model is {dtype}; convert one of them")
-        shape = (self.default_shape(batch) if shape is None else shape).expand(batch, -1)
-        rest_joints = self.joint_template + blend_shapes(shape, self.joint_shapedirs)
+        shape, rest_joints = self.shape_blend((self.default_shape(batch) if shape is None else shape).expand(batch, -1))
         joints, transforms = batch_rigid_transform(rotations, rest_joints, self.skeleton.parents, scales)
         return shape, joints, transforms
 

@@ -26,7 +26,9 @@ import torch
 from hmrkit.body.base import BodyModel
 from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.body.conventions import MEDIAPIPE33
+from hmrkit.body.keypoint_skinning import KeypointParts, skinned_keypoint_directions
 from hmrkit.body.keypoints import KeypointMap
+from hmrkit.body.kinematics import tree_of
 from hmrkit.fitting.targets import BODY, FIT_KEYPOINTS, HAND_SLICES, POSE_HAND_POINT_WEIGHT, FitTargets
 from hmrkit.models.pose_prior import PosePrior
 from hmrkit.fitting.levenberg import damped_step, levers, projection_jacobian, rotation_jacobian, skew, so3_right_jacobian, subtree_matrix
@@ -189,6 +191,7 @@ class BodyFitter:
         self.core = list(range(NUM_BODY_CORE))
         self.scaled = [model.skeleton.index(n) for n in self.config.bone_scale_joints]
         self.subtree = subtree_matrix(model.skeleton.parents, self.core)
+        self.tree = tree_of(model.skeleton.parents)
         self.centring = centring_matrix()
 
     def fit(
@@ -298,8 +301,9 @@ class _FitState:
         scales = torch.ones(batch, joints, dtype=self.log_scale.dtype)
         return scales.index_copy(1, torch.tensor(self.scaled), self.log_scale.exp())
 
-    def rotations(self) -> torch.Tensor:
-        core = roma.rotvec_to_rotmat(self.theta)
+    def rotations(self, core: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, J, 3, 3) the model's rotations; ``core``: ``exp(theta)`` when the caller has it."""
+        core = roma.rotvec_to_rotmat(self.theta) if core is None else core
         core = torch.cat([(self.root @ core[:, 0])[:, None], core[:, 1:]], dim=1)
         return torch.cat([core, self.rest], dim=1)
 
@@ -322,6 +326,27 @@ class _FitState:
                          pick(self.shape_logit, other.shape_logit), pick(self.log_scale, other.log_scale), self.scaled)
 
 
+class _PriorPatterns:
+    """The constant parts of the priors' Jacobian (rows: pose L2, hinge limits, phenotypes,
+    bone scales; columns: the step's layout, see :meth:`_FitState.moved`), made once per fit."""
+
+    def __init__(self, fitter: BodyFitter):
+        cfg = fitter.config
+        n_theta, n_shape, n_scale = NUM_BODY_CORE * 3, fitter.model.num_shape, len(fitter.scaled)
+        self.columns = n_theta + 3 + n_shape + n_scale
+        self.body = torch.zeros(1, n_theta - 3, self.columns)
+        self.body[0, :, 3:n_theta] = cfg.weight_pose_prior**0.5 * torch.eye(n_theta - 3)
+        self.limits = torch.zeros(1, len(fitter.hinges), self.columns)  # times "the hinge is over-extended"
+        for h, j in enumerate(fitter.hinges):
+            self.limits[0, h, 3 * j : 3 * j + 3] = -cfg.weight_limits**0.5 * fitter.hinge_axes[h]
+        self.shape = torch.zeros(1, n_shape, self.columns)  # times d unit shape / d logit / 0.5
+        self.shape[0, :, n_theta + 3 : n_theta + 3 + n_shape] = cfg.weight_shape**0.5 * 0.5 * torch.eye(n_shape)
+        self.scale = torch.zeros(1, n_scale, self.columns)
+        self.scale[0, :, n_theta + 3 + n_shape :] = cfg.weight_bone_scale**0.5 * torch.eye(n_scale)
+        self.vae = fitter.pose_prior is not None and cfg.weight_vae_prior > 0
+        self.vae_scale = (cfg.weight_vae_prior / 2) ** 0.5
+
+
 class _Problem:
     """The fit's robust least-squares objective for one image's people, its residuals and their
     exact Jacobian, and the Levenberg-Marquardt loop (one damping per person)."""
@@ -331,6 +356,7 @@ class _Problem:
         self.xy_weight = targets.xy_weight / targets.xy_weight.sum(1, keepdim=True).clamp(min=1)
         self.world_weight = targets.world_weight / targets.world_weight.sum(1, keepdim=True).clamp(min=1)
         self.free = free  # (B, 22) core joints the fit may turn
+        self.prior_patterns = _PriorPatterns(fitter)
 
     def solve(self, state: _FitState, iterations: int, schedule, with_camera: bool) -> _FitState:
         """``schedule(progress in [0, 1])`` -> (2D weight, 3D weight, robust scale / box)."""
@@ -366,7 +392,8 @@ class _Problem:
         fitter, targets = self.fitter, self.targets
         weight_2d, weight_3d, sigma = weights
         batch = targets.batch
-        rotations, shape, scales = state.rotations(), fitter.model_shape(state.shape()), state.scales()
+        core = roma.rotvec_to_rotmat(state.theta)
+        rotations, shape, scales = state.rotations(core), fitter.model_shape(state.shape()), state.scales()
         if with_jacobian:  # the per-joint parts only where the Jacobian needs them
             parts = fitter.model.keypoint_parts(rotations, shape, fitter.keypoints, scales)
             points = parts.keypoints + state.translation[:, None]
@@ -377,10 +404,11 @@ class _Problem:
         cost = torch.zeros(batch)
         if with_jacobian:
             lever = levers(parts, fitter.subtree, fitter.core)
-            d_theta = rotation_jacobian(parts, lever, fitter.core, state.theta).flatten(3)
+            right = so3_right_jacobian(state.theta)
+            d_theta = rotation_jacobian(parts, lever, fitter.core, state.theta, right).flatten(3)
             d_translation = torch.eye(3).expand(batch, points.shape[1], 3, 3)
             d_scale = lever[:, :, fitter.scaled].transpose(2, 3)  # d / d log-scale: the lever itself
-            d_shape = (self.shape_jacobian(state, rotations, scales, parts.keypoints) if shape_moves
+            d_shape = (self.shape_jacobian(state, parts) if shape_moves
                        else torch.zeros(*points.shape, state.shape_logit.shape[1]))
             d_points = torch.cat([d_theta, d_translation, d_shape, d_scale], dim=-1)  # (B, K, 3, P)
         if weight_2d > 0:
@@ -399,71 +427,66 @@ class _Problem:
         cost = cost + error.square().sum((1, 2))
         if with_jacobian:
             jacobians.append((root_3d[..., None] * torch.einsum("kl,blcp->bkcp", fitter.centring, d_points)).flatten(1, 2))
-        prior, prior_jacobian = self.priors(state, with_jacobian)
+        prior, prior_jacobian = self.priors(state, core, right if with_jacobian else None)
         residuals.append(prior)
         cost = cost + prior.square().sum(1)
         if with_jacobian:
             jacobians.append(prior_jacobian)
         return cost, torch.cat(residuals, dim=1), torch.cat(jacobians, dim=1) if with_jacobian else None
 
-    def shape_jacobian(self, state: _FitState, rotations: torch.Tensor, scales: torch.Tensor | None, points: torch.Tensor,
-                       step: float = 2e-3) -> torch.Tensor:
-        """(B, K, 3, S) d keypoints / d phenotype logits at ``state`` (whose ``rotations``, ``scales``
-        and keypoints without translation, ``points``, the caller has), by forward differences in
-        one batched keypoints-only forward (forward-mode AD of the phenotype basis costs ~4x more
-        here; Anny's phenotype blend is piecewise linear, so one-sided slopes are exact between
-        its anchors)."""
+    def shape_jacobian(self, state: _FitState, parts: KeypointParts, step: float = 2e-3) -> torch.Tensor:
+        """(B, K, 3, S) d keypoints / d phenotype logits at ``state`` (posed as ``parts``).
+
+        At a fixed pose the keypoints are linear in the model's shape coefficients and rest
+        joints (:func:`~hmrkit.body.keypoint_skinning.skinned_keypoint_directions`), so only the
+        phenotypes -> coefficients step is differenced (forward differences, one batched call;
+        Anny's phenotype blend is piecewise linear, so one-sided slopes are exact between its
+        anchors) and no forward pass is needed."""
         fitter = self.fitter
         batch, n = state.shape_logit.shape
         logits = (state.shape_logit[None] + step * torch.eye(n)[:, None]).reshape(-1, n)  # (S * B, S)
-        moved = fitter.model(rotations.repeat(n, 1, 1, 1), fitter.model_shape(0.5 + 0.5 * torch.tanh(logits)), with_vertices=False,
-                             keypoints=fitter.keypoints, scales=None if scales is None else scales.repeat(n, 1)).keypoints
-        return ((moved.reshape(n, batch, *moved.shape[1:]) - points) / step).permute(1, 2, 3, 0)
+        unit = torch.cat([state.shape(), 0.5 + 0.5 * torch.tanh(logits)])
+        coefficients, rest = fitter.model.shape_blend(fitter.model_shape(unit))
 
-    def priors(self, state: _FitState, with_jacobian: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Prior residuals (B, Q) and their Jacobian (B, Q, P): pose L2, knee/elbow hinge
-        limits, phenotypes near neutral, VAE latent mean."""
-        fitter, cfg = self.fitter, self.fitter.config
-        batch, joints = state.theta.shape[:2]
-        n_theta, n_shape = joints * 3, state.shape_logit.shape[1]
-        n_params = n_theta + 3 + n_shape + state.log_scale.shape[1]
+        def slopes(values: torch.Tensor) -> torch.Tensor:  # (B + S * B, ...) -> (B, S, ...)
+            moved = values[batch:].reshape(n, batch, *values.shape[1:])
+            return ((moved - values[:batch]) / step).transpose(0, 1)
+
+        return skinned_keypoint_directions(fitter.keypoints, fitter.tree, parts.world_rotations, slopes(coefficients), slopes(rest))
+
+    def priors(self, state: _FitState, core: torch.Tensor, right: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Prior residuals (B, Q) and, when ``right`` (the SO(3) right Jacobians of ``theta``) is
+        given, their Jacobian (B, Q, P): pose L2, knee/elbow hinge limits, phenotypes near neutral,
+        bone scales near 1, VAE latent mean. ``core``: ``exp(theta)``."""
+        fitter, cfg, patterns = self.fitter, self.fitter.config, self.prior_patterns
         body = state.theta[:, 1:].flatten(1)
         flex = (state.theta[:, fitter.hinges] * fitter.hinge_axes).sum(-1)
         residuals = [cfg.weight_pose_prior**0.5 * body, cfg.weight_limits**0.5 * torch.relu(-flex),
                      cfg.weight_shape**0.5 * (state.shape() - 0.5), cfg.weight_bone_scale**0.5 * state.log_scale]
-        vae = fitter.pose_prior is not None and cfg.weight_vae_prior > 0
-        if vae and not with_jacobian:  # the trial steps need only the value: the encoder alone
-            latent = fitter.pose_prior.encode(roma.rotvec_to_rotmat(state.theta[:, 1:]))[0]
-            return torch.cat(residuals + [(cfg.weight_vae_prior / 2) ** 0.5 * latent], dim=1), None
-        if not with_jacobian:
+        if right is None:
+            if patterns.vae:  # the trial steps need only the value: the encoder alone
+                residuals.append(patterns.vae_scale * fitter.pose_prior.encode(core[:, 1:])[0])
             return torch.cat(residuals, dim=1), None
-        if vae:
-            latent, d_latent = self.latent_mean(state.theta[:, 1:])
-            residuals.append((cfg.weight_vae_prior / 2) ** 0.5 * latent)
-        d_body = torch.zeros(batch, body.shape[1], n_params)
-        d_body[:, :, 3:n_theta] = cfg.weight_pose_prior**0.5 * torch.eye(body.shape[1])
-        d_limits = torch.zeros(batch, len(fitter.hinges), n_params)
-        for h, j in enumerate(fitter.hinges):
-            d_limits[:, h, 3 * j : 3 * j + 3] = -cfg.weight_limits**0.5 * fitter.hinge_axes[h] * (flex[:, h : h + 1] < 0)
-        d_shape = torch.zeros(batch, n_shape, n_params)
-        d_shape[:, :, n_theta + 3 : n_theta + 3 + n_shape] = torch.diag_embed(
-            cfg.weight_shape**0.5 * 0.5 * (1 - torch.tanh(state.shape_logit).square()))
-        d_scale = torch.zeros(batch, state.log_scale.shape[1], n_params)
-        d_scale[:, :, n_theta + 3 + n_shape :] = cfg.weight_bone_scale**0.5 * torch.eye(state.log_scale.shape[1])
-        jacobians = [d_body, d_limits, d_shape, d_scale]
-        if vae:
-            d_vae = torch.zeros(batch, d_latent.shape[1], n_params)
-            d_vae[:, :, 3:n_theta] = (cfg.weight_vae_prior / 2) ** 0.5 * d_latent
-            jacobians.append(d_vae)
+        jacobians = [patterns.body.expand(state.theta.shape[0], -1, -1),
+                     patterns.limits * (flex < 0)[..., None],
+                     patterns.shape * (1 - torch.tanh(state.shape_logit).square())[..., None],
+                     patterns.scale.expand(state.theta.shape[0], -1, -1)]
+        if patterns.vae:
+            latent, d_latent = self.latent_mean(state.theta[:, 1:], core[:, 1:], right[:, 1:])
+            residuals.append(patterns.vae_scale * latent)
+            jacobians.append(torch.nn.functional.pad(patterns.vae_scale * d_latent, (3, patterns.columns - 3 - d_latent.shape[2])))
         return torch.cat(residuals, dim=1), torch.cat(jacobians, dim=1)
 
-    def latent_mean(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def latent_mean(self, theta: torch.Tensor, rotations: torch.Tensor | None = None,
+                    right: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 21, 3) body axis-angles -> the VAE prior's posterior mean (B, L) and its
-        Jacobian (B, L, 63): the encoder's closed form chained with d 6D / d theta."""
-        rotations = roma.rotvec_to_rotmat(theta)
+        Jacobian (B, L, 63): the encoder's closed form chained with d 6D / d theta.
+        ``rotations``, ``right``: ``exp(theta)`` and its right Jacobians, when the caller has them."""
+        rotations = roma.rotvec_to_rotmat(theta) if rotations is None else rotations
+        right = so3_right_jacobian(theta) if right is None else right
         mean, d_sixd = self.fitter.pose_prior.mean_with_jacobian(rotations)
         # d R / d theta_k = R skew(Jr e_k); the 6D input is R's first two columns, row by row
-        turns = skew(so3_right_jacobian(theta).transpose(-1, -2))  # (B, 21, 3 [k], 3, 3)
+        turns = skew(right.transpose(-1, -2))  # (B, 21, 3 [k], 3, 3)
         d_rotation = rotations[:, :, None] @ turns
         d_input = d_rotation[..., :2].reshape(*theta.shape[:2], 3, 6).transpose(-1, -2)  # (B, 21, 6, 3)
         d_mean = torch.einsum("bljs,bjsk->bljk", d_sixd.reshape(*mean.shape, theta.shape[1], 6), d_input)

@@ -54,12 +54,14 @@ def levers(parts: KeypointParts, subtree: torch.Tensor, joints: list[int]) -> to
     return carried - weight[..., None] * parts.joints[:, None, joints]
 
 
-def rotation_jacobian(parts: KeypointParts, lever: torch.Tensor, joints: list[int], theta: torch.Tensor) -> torch.Tensor:
+def rotation_jacobian(parts: KeypointParts, lever: torch.Tensor, joints: list[int], theta: torch.Tensor,
+                      right: torch.Tensor | None = None) -> torch.Tensor:
     """(B, K, 3, N, 3): d keypoint / d theta of each of ``joints`` (``theta``: (B, N, 3)),
-    from :func:`levers`. World rotations scaled by bone scales are normalized back to rotations."""
+    from :func:`levers`. World rotations scaled by bone scales are normalized back to rotations.
+    ``right``: ``so3_right_jacobian(theta)`` when the caller has it."""
     world = parts.world_rotations[:, joints]
     world = world / world[..., :, :1].norm(dim=-2, keepdim=True).clamp(min=1e-8)
-    frame = world @ so3_right_jacobian(theta)  # (B, N, 3, 3)
+    frame = world @ (so3_right_jacobian(theta) if right is None else right)  # (B, N, 3, 3)
     return -(skew(lever) @ frame[:, None]).permute(0, 1, 3, 2, 4)
 
 
