@@ -9,6 +9,8 @@ proportions), each in [0, 1], neutral 0.5.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -75,6 +77,8 @@ class AnnyModel(BodyModel):
         blend = data.blendshapes[:, ids]
         self.register_buffer("vertex_blendshapes", blend.reshape(blend.shape[0], -1), persistent=False)
         self.phenotypes = PhenotypeBasis(self.shape_names, data.phenotype_mask, data.phenotype_projection)
+        self._reuse_blend = False  # see shape_blend
+        self._last_blend: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
         faces = data.faces
         if vertex_ids is not None:
@@ -93,9 +97,29 @@ class AnnyModel(BodyModel):
         return self.phenotypes(shape)
 
     def shape_blend(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 6) phenotypes -> (coefficients (B, K), rest joints (B, J, 3)): what the pose acts on."""
+        """(B, 6) phenotypes -> (coefficients (B, K), rest joints (B, J, 3)): what the pose acts on.
+
+        Inside :meth:`reusing_shape_blend` the last answer is kept and given again for the same
+        shape values (a fit evaluates one shape several times in a row; ~40 tensor calls each)."""
+        kept = self._last_blend
+        if (kept is not None and kept[0].shape == shape.shape and kept[0].dtype == shape.dtype
+                and kept[0].device == shape.device and torch.equal(kept[0], shape)):
+            return kept[1], kept[2]
         coefficients = self.blend_coefficients(shape)
-        return coefficients, self.rest_joints(coefficients)
+        rest = self.rest_joints(coefficients)
+        if self._reuse_blend:
+            self._last_blend = (shape.clone(), coefficients, rest)
+        return coefficients, rest
+
+    @contextmanager
+    def reusing_shape_blend(self) -> Iterator[None]:
+        """Within: :meth:`shape_blend` reuses its last answer for equal shapes. Only for code
+        that differentiates nothing through the shape (the Levenberg-Marquardt fit)."""
+        self._reuse_blend, self._last_blend = True, None
+        try:
+            yield
+        finally:
+            self._reuse_blend, self._last_blend = False, None
 
     def rest_joints(self, coefficients: torch.Tensor) -> torch.Tensor:
         offsets = (coefficients @ self.joint_blendshapes).reshape(coefficients.shape[0], -1, 3)
@@ -135,8 +159,7 @@ class AnnyModel(BodyModel):
         dtype = rotations.dtype
         if shape is None:
             shape = self.default_shape(1).to(dtype)
-        coefficients = self.blend_coefficients(shape.to(dtype))
-        rest_joints = self.rest_joints(coefficients)
+        coefficients, rest_joints = self.shape_blend(shape.to(dtype))
         world_r, posed = forward_kinematics(rotations, rest_joints, self.tree, scales)
         transforms = skinning_transforms(world_r, posed, rest_joints)
         vertices = None
@@ -173,8 +196,7 @@ class AnnyModel(BodyModel):
             raise ValueError("keypoint_parts needs a map from compile_keypoints")
         check_pose_inputs(rotations, shape, None, self.num_joints, self.num_shape)
         kmap = kmap.to(rotations.device, rotations.dtype)
-        coefficients = self.blend_coefficients(shape.to(rotations.dtype))
-        rest_joints = self.rest_joints(coefficients)
+        coefficients, rest_joints = self.shape_blend(shape.to(rotations.dtype))
         world_r, posed = forward_kinematics(rotations, rest_joints, self.tree, scales)
         transforms = skinning_transforms(world_r, posed, rest_joints)
         return skinned_keypoint_parts(kmap, coefficients, world_r, posed, transforms)

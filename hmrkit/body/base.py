@@ -9,6 +9,7 @@ meaning each model names in ``shape_names``.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -92,6 +93,11 @@ class BodyModel(torch.nn.Module):
         """The neutral shape (zeros for SMPL betas; 0.5 for Anny phenotypes)."""
         ref = self.faces
         return torch.zeros(batch, self.num_shape, device=ref.device)
+
+    def reusing_shape_blend(self) -> AbstractContextManager:
+        """A context in which the model may reuse its shape blend for repeated equal shapes
+        (no gradient through the shape inside); models with a costly blend override it."""
+        return nullcontext()
 
     def identity_pose(self, batch: int = 1, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.eye(3, dtype=dtype, device=self.faces.device).expand(batch, self.num_joints, 3, 3).clone()

@@ -72,22 +72,20 @@ def forward_kinematics(
         rotations = rotations * scales[..., None, None]
     device = rotations.device
     rest_joints = rest_joints.expand(batch, -1, -1)
-    parents = rest_joints.index_select(1, tree.parent_index.to(device)) * tree.has_parent.to(rest_joints)
-    # joints sorted by level, so each level is a slice (index_select and slices: far less
-    # per-call overhead than advanced indexing, which this small-batch loop is bound by)
-    order = tree.order.to(device)
-    rotations, offsets = rotations.index_select(1, order), (rest_joints - parents).index_select(1, order)
-    world_r = [rotations[:, : tree.level_sizes[0]]]
-    world_t = [offsets[:, : tree.level_sizes[0]]]
+    offsets = rest_joints - rest_joints.index_select(1, tree.parent_index.to(device)) * tree.has_parent.to(rest_joints)
+    # one 4x4 product per tree level, joints sorted level by level so each level is a slice:
+    # this small-batch loop is bound by the number of tensor calls, not by arithmetic
+    bottom = torch.zeros(1, 1, 1, 4, dtype=rotations.dtype, device=device)
+    bottom[..., 3] = 1.0
+    local = torch.cat([torch.cat([rotations, offsets[..., None]], dim=-1), bottom.expand(batch, rotations.shape[1], 1, 4)], dim=-2)
+    local = local.index_select(1, tree.order.to(device))
+    world = [local[:, : tree.level_sizes[0]]]
     start = tree.level_sizes[0]
     for size, slots in zip(tree.level_sizes[1:], tree.parent_slots[1:]):
-        slots = slots.to(device)
-        parent_r, parent_t = world_r[-1].index_select(1, slots), world_t[-1].index_select(1, slots)  # parents all sit in the level before
-        world_r.append(parent_r @ rotations[:, start : start + size])
-        world_t.append(parent_t + (parent_r @ offsets[:, start : start + size, :, None])[..., 0])
+        world.append(world[-1].index_select(1, slots.to(device)) @ local[:, start : start + size])  # parents all sit in the level before
         start += size
-    inverse = tree.inverse_order.to(device)
-    return torch.cat(world_r, dim=1).index_select(1, inverse), torch.cat(world_t, dim=1).index_select(1, inverse)
+    done = torch.cat(world, dim=1).index_select(1, tree.inverse_order.to(device))
+    return done[..., :3, :3], done[..., :3, 3]
 
 
 def skinning_transforms(

@@ -233,24 +233,24 @@ class BodyFitter:
         if fixed is not None:
             free = ~fixed.mask[:, :NUM_BODY_CORE]
         problem = _Problem(self, targets, camera, free)
+        with self.model.reusing_shape_blend():  # the fit differentiates nothing through the model
+            # stage 1: orientation and limbs to the 3D landmarks (no translation, no shape)
+            state = problem.solve(state, iterations[0], lambda progress: (0.0, cfg.weight_3d, 1.0), with_camera=False)
+            # stage 2: closed-form translation (unless the initial guess has one)
+            if init is not None and init.translation is not None:
+                state.translation = init.translation.clone()
+            else:
+                state.translation = self.solve_translation(state.rotations(), self.model_shape(state.shape()), targets, camera, state.scales())
 
-        # stage 1: orientation and limbs to the 3D landmarks (no translation, no shape)
-        state = problem.solve(state, iterations[0], lambda progress: (0.0, cfg.weight_3d, 1.0), with_camera=False)
-        # stage 2: closed-form translation (unless the initial guess has one)
-        if init is not None and init.translation is not None:
-            state.translation = init.translation.clone()
-        else:
-            state.translation = self.solve_translation(state.rotations(), self.model_shape(state.shape()), targets, camera, state.scales())
+            # stage 3: everything, robust 2D annealed from wide to narrow; MediaPipe's 3D and 2D
+            # landmarks disagree a little: the 3D term guides, then yields to 2D
+            def schedule(progress: float) -> tuple[float, float, float]:
+                sigma = cfg.robust_sigma[0] ** (1 - progress) * cfg.robust_sigma[1] ** progress
+                return cfg.weight_2d, cfg.weight_3d ** (1 - progress) * cfg.final_weight_3d ** progress, sigma
 
-        # stage 3: everything, robust 2D annealed from wide to narrow; MediaPipe's 3D and 2D
-        # landmarks disagree a little: the 3D term guides, then yields to 2D
-        def schedule(progress: float) -> tuple[float, float, float]:
-            sigma = cfg.robust_sigma[0] ** (1 - progress) * cfg.robust_sigma[1] ** progress
-            return cfg.weight_2d, cfg.weight_3d ** (1 - progress) * cfg.final_weight_3d ** progress, sigma
-
-        state = problem.solve(state, iterations[1], schedule, with_camera=True)
-        with torch.no_grad():
-            return self.evaluate(state.rotations(), self.model_shape(state.shape()), state.translation, targets, camera, state.scales())
+            state = problem.solve(state, iterations[1], schedule, with_camera=True)
+            with torch.no_grad():
+                return self.evaluate(state.rotations(), self.model_shape(state.shape()), state.translation, targets, camera, state.scales())
 
     def model_shape(self, unit: torch.Tensor) -> torch.Tensor:
         """The fit keeps shape in unit form (0..1, neutral 0.5, prior on it); the model's own values span
