@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="body estimator: the learned HKMR regressor then a short refinement (default with "
                           "Anny), or the optimization from MediaPipe's 3D landmarks (default with smpl/smplx)")
     run.add_argument("--no-refine", action="store_true", help="with --estimator hkmr: skip the refinement (faster)")
+    run.add_argument("--hand-refine", type=int, default=0, metavar="STEPS",
+                     help="hand post-optimization steps after the IK net (default 0: the IK net alone; 20 in the paper)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
 
@@ -162,11 +164,15 @@ def command_run(args: argparse.Namespace) -> int:
     if args.no_refine and args.estimator == "optimization":
         _error("--no-refine is for --estimator hkmr (the optimization is the refinement)")
         return 2
+    if not 0 <= args.hand_refine <= 1000:
+        _error("--hand-refine must lie between 0 and 1000 steps")
+        return 2
     estimator = args.estimator or ("hkmr" if args.body_model == "anny" else "optimization")
     body = BodyModelChoice(BodyModelKind(args.body_model), args.model_dir)
     try:
         config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body,
-                                estimator=HkmrEstimator.load() if estimator == "hkmr" else None)
+                                estimator=HkmrEstimator.load() if estimator == "hkmr" else None,
+                                hand_refine_iterations=args.hand_refine)
     except HmrkitError as error:  # the shipped weights are missing or damaged
         _error(str(error))
         return 1

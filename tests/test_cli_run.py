@@ -11,6 +11,7 @@ import trimesh
 from PIL import Image
 
 from hmrkit.cli import main
+from hmrkit.io.images import load_image
 
 from conftest import ROOT, assert_joints3d_project_onto_joints2d
 
@@ -149,6 +150,30 @@ def test_hands_come_from_the_ik_path_with_named_feasible_angles(tmp_path):
         det = result.detections[0].hands[hand.side]
         size = np.ptp(det.xy, axis=0).max()
         assert np.linalg.norm(hand.joints2d - det.xy, axis=1).mean() < 0.15 * size
+
+
+def test_hand_post_optimization_is_a_pipeline_choice(tmp_path, capsys):
+    """Default: the IK net's hands; ``hand_refine_iterations`` runs the post-optimization, whose
+    hands lie closer to MediaPipe's 3D hand landmarks than the IK net's."""
+    from conftest import shared_data
+    from hmrkit.pipeline import Pipeline, PipelineConfig
+
+    photo = shared_data("demo_images", "hands", "test5.jpg")
+    pipeline = Pipeline()
+    detections = pipeline.backend.detect(load_image(photo).rgb).people
+    errors = {}
+    for steps in (0, 20):
+        solver = Pipeline(PipelineConfig(hand_refine_iterations=steps, estimator=None)).hand_solver
+        solved = solver.solve_people(detections)[0]
+        assert set(solved) == {"left", "right"}
+        errors[steps] = np.mean([np.linalg.norm(fit.joints[0].numpy() - fit.joints[0].numpy().mean(0)
+                                                - (detections[0].hands[side].world - detections[0].hands[side].world.mean(0)), axis=1).mean()
+                                 for side, fit in solved.items()])
+    assert pipeline.hand_solver.refine is False
+    assert errors[20] < errors[0]
+    assert main(["run", str(SAMPLE), "--out", str(tmp_path / "o"), "--hand-refine", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--hand-refine must lie between" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_hand_without_a_body_gets_its_own_mesh(tmp_path):
