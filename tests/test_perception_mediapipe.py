@@ -249,6 +249,30 @@ def test_video_mode_tracks_a_player() -> None:
     assert np.median(steps) < 40  # one player followed, not jumps between players
 
 
+@needs_demo
+def test_video_wrists_without_a_hand_wait_before_the_next_search() -> None:
+    """hand_retry_every=3: a tracked wrist whose crop found no hand is skipped for two frames."""
+    searches = {}
+    for every in (1, 3):
+        with MediaPipeBackend(MediaPipeConfig(video=True, max_people=2, hand_retry_every=every)) as be, \
+                VideoReader(DEMO / "sample_video.mp4") as video:
+            search = be._hands_in
+            count = [0]
+
+            def counted(image, crop, search=search, count=count):
+                count[0] += 1
+                return search(image, crop)
+
+            be._hands_in = counted
+            for frame in video:
+                be.detect(frame.rgb)
+                if frame.index == 11:
+                    break
+        searches[every] = count[0]
+    assert searches[1] >= 10
+    assert searches[3] < 0.8 * searches[1]  # measured 22 vs 38
+
+
 def test_bad_input_and_closed_backend() -> None:
     be = MediaPipeBackend()
     with pytest.raises(ImageError, match="uint8"):
@@ -262,3 +286,5 @@ def test_bad_input_and_closed_backend() -> None:
         MediaPipeConfig(max_people=0)
     with pytest.raises(ValueError, match="workers"):
         MediaPipeConfig(workers=0)
+    with pytest.raises(ValueError, match="hand_retry_every"):
+        MediaPipeConfig(hand_retry_every=0)
