@@ -3,7 +3,8 @@
 Optimization-only estimation (issue 3, version 1), and the refinement step after a regressor.
 All people of an image are fitted together as one batch, each with its own Levenberg-Marquardt
 damping (:mod:`hmrkit.fitting.levenberg`: exact Jacobians from the model's per-joint keypoint
-parts). Every iteration runs the keypoints-only forward (no mesh); the mesh is built once.
+parts). Every iteration runs the keypoints-only pass once (no mesh: the trial step's, which the
+next step starts from); the mesh is built once.
 Works for any model with ``compile_keypoints`` / ``keypoint_parts`` and the 22 core joints
 first (Anny; the user's SMPL / SMPL-X).
 
@@ -319,11 +320,28 @@ class _FitState:
 
     def where(self, keep: torch.Tensor, other: "_FitState") -> "_FitState":
         """Per person: this state where ``keep`` (B,) is set, else ``other``."""
-        def pick(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            return torch.where(keep.reshape(-1, *([1] * (a.dim() - 1))), a, b)
+        return _FitState(self.root, _pick(keep, self.theta, other.theta), self.rest, _pick(keep, self.translation, other.translation),
+                         _pick(keep, self.shape_logit, other.shape_logit), _pick(keep, self.log_scale, other.log_scale), self.scaled)
 
-        return _FitState(self.root, pick(self.theta, other.theta), self.rest, pick(self.translation, other.translation),
-                         pick(self.shape_logit, other.shape_logit), pick(self.log_scale, other.log_scale), self.scaled)
+
+def _pick(keep: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per person (first dimension): ``a`` where ``keep`` (B,) is set, else ``b``."""
+    return torch.where(keep.reshape(-1, *([1] * (a.dim() - 1))), a, b)
+
+
+@dataclass
+class _Posed:
+    """A fit state through the model: ``exp(theta)`` of the core joints and the keypoint parts."""
+
+    core: torch.Tensor  # (B, 22, 3, 3)
+    parts: KeypointParts  # without translation
+
+    def where(self, keep: torch.Tensor, other: "_Posed") -> "_Posed":
+        """Per person: this where ``keep`` (B,) is set, else ``other``."""
+        mine, theirs = self.parts, other.parts
+        return _Posed(_pick(keep, self.core, other.core), KeypointParts(
+            _pick(keep, mine.world_rotations, theirs.world_rotations), _pick(keep, mine.joints, theirs.joints),
+            _pick(keep, mine.parts, theirs.parts), _pick(keep, mine.weights, theirs.weights)))
 
 
 class _PriorPatterns:
@@ -363,15 +381,25 @@ class _Problem:
         batch = self.targets.batch
         damping = torch.full((batch,), self.fitter.config.damping)
         columns = self.columns(with_camera)
+        posed = self.pose(state)
         for i in range(iterations):
             weights = schedule(i / max(iterations - 1, 1))
-            cost, residual, jacobian = self.evaluate(state, weights, with_jacobian=True, shape_moves=with_camera and self.fitter.config.fit_shape)
+            cost, residual, jacobian = self.evaluate(state, posed, weights, with_jacobian=True,
+                                                     shape_moves=with_camera and self.fitter.config.fit_shape)
             step = damped_step(jacobian * columns[:, None], residual, damping)
             trial = state.moved(step)
-            better = self.evaluate(trial, weights, with_jacobian=False)[0] < cost
-            state = trial.where(better, state)
+            trial_posed = self.pose(trial)  # one model pass a step: the next step starts from it
+            better = self.evaluate(trial, trial_posed, weights, with_jacobian=False)[0] < cost
+            state, posed = trial.where(better, state), trial_posed.where(better, posed)
             damping = torch.where(better, damping * 0.3, damping * 10).clamp(1e-7, 1e7)
         return state
+
+    def pose(self, state: _FitState) -> _Posed:
+        """``state``'s core rotations and keypoint parts (the model's keypoints-only pass)."""
+        fitter = self.fitter
+        core = roma.rotvec_to_rotmat(state.theta)
+        parts = fitter.model.keypoint_parts(state.rotations(core), fitter.model_shape(state.shape()), fitter.keypoints, state.scales())
+        return _Posed(core, parts)
 
     def columns(self, with_camera: bool) -> torch.Tensor:
         """(B, P) 1 for the unknowns this stage moves."""
@@ -382,8 +410,9 @@ class _Problem:
             camera[:, 3 : 3 + self.fitter.model.num_shape] = 0
         return torch.cat([theta, camera], dim=1)
 
-    def evaluate(self, state: _FitState, weights: tuple[float, float, float], with_jacobian: bool, shape_moves: bool = True):
-        """(cost (B,), residuals (B, R), Jacobian (B, R, P) or None) at ``state``.
+    def evaluate(self, state: _FitState, posed: _Posed, weights: tuple[float, float, float], with_jacobian: bool,
+                 shape_moves: bool = True):
+        """(cost (B,), residuals (B, R), Jacobian (B, R, P) or None) at ``state`` (posed as ``posed``).
 
         The 2D term is Geman-McClure robust; its residuals carry iteratively reweighted
         least-squares weights, so Gauss-Newton on them follows the robust cost's gradient.
@@ -392,14 +421,8 @@ class _Problem:
         fitter, targets = self.fitter, self.targets
         weight_2d, weight_3d, sigma = weights
         batch = targets.batch
-        core = roma.rotvec_to_rotmat(state.theta)
-        rotations, shape, scales = state.rotations(core), fitter.model_shape(state.shape()), state.scales()
-        if with_jacobian:  # the per-joint parts only where the Jacobian needs them
-            parts = fitter.model.keypoint_parts(rotations, shape, fitter.keypoints, scales)
-            points = parts.keypoints + state.translation[:, None]
-        else:
-            points = fitter.model(rotations, shape, state.translation, with_vertices=False, keypoints=fitter.keypoints,
-                                  scales=scales).keypoints
+        core, parts = posed.core, posed.parts
+        points = parts.keypoints + state.translation[:, None]
         residuals, jacobians = [], []
         cost = torch.zeros(batch)
         if with_jacobian:
