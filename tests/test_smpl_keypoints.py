@@ -149,3 +149,31 @@ def test_body_fitter_recovers_a_pose_of_a_person_like_smplx():
     centred = fit.keypoints[:, :33] - fit.keypoints[:, [MEDIAPIPE33.index("left_hip"), MEDIAPIPE33.index("right_hip")]].mean(1, keepdim=True)
     assert (centred - world[:, :33]).norm(dim=-1).mean() < 0.06  # hip-centred, within a few cm after 14 LM steps
     assert fit.shape.shape == (1, model.num_shape) and fit.shape.abs().max() <= 3.0
+
+
+@pytest.mark.parametrize("kind", ["smpl", "smplx"])
+def test_keypoint_shape_directions_are_the_forward_pass_derivative(kind):
+    """skinned_keypoint_directions (what the fit's phenotype Jacobian uses) against autograd of the
+    keypoints-only forward, with bone scales: the keypoints are linear in betas at a fixed pose."""
+    from hmrkit.body.keypoint_skinning import skinned_keypoint_directions
+    from hmrkit.body.kinematics import tree_of
+
+    model = _model(kind, seed=6)
+    kmap = smpl_keypoint_map(model, FIT_KEYPOINTS)
+    rotations = _pose(model, 2, seed=5)
+    shape = torch.randn(2, model.num_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    scales = torch.ones(2, model.num_joints, dtype=torch.float64)
+    scales[:, model.skeleton.index("left_elbow")] = 1.3
+    scales[1, model.skeleton.index("right_knee")] = 0.7
+
+    def keypoints(betas: torch.Tensor) -> torch.Tensor:
+        return model(rotations, betas, with_vertices=False, keypoints=kmap, scales=scales).keypoints
+
+    full = torch.autograd.functional.jacobian(keypoints, shape)  # (B, K, 3, B, S)
+    reference = torch.stack([full[b, :, :, b] for b in range(2)])
+    eye = torch.eye(model.num_shape, dtype=torch.float64)  # one direction per beta
+    _, rest = model.shape_blend(eye)
+    d_rest = (rest - model.shape_blend(torch.zeros_like(eye))[1])[None].expand(2, -1, -1, -1)
+    parts = model.keypoint_parts(rotations, shape, kmap, scales)
+    ours = skinned_keypoint_directions(kmap, tree_of(model.skeleton.parents), parts.world_rotations, eye[None].expand(2, -1, -1), d_rest)
+    assert torch.allclose(ours, reference, atol=1e-10)
