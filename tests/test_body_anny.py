@@ -183,3 +183,19 @@ def test_phenotype_coefficients_match_anny(anny_body):
     (g_ours,) = torch.autograd.grad((ours * direction).sum(), values)
     (g_theirs,) = torch.autograd.grad((theirs * direction).sum(), values)
     torch.testing.assert_close(g_ours, g_theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_shape_blend_is_reused_only_inside_the_fit_context(anny_body):
+    shape = anny_body.default_shape(2)
+    shape[1, 0] = 0.2
+    first = anny_body.shape_blend(shape)
+    assert anny_body.shape_blend(shape.clone())[0] is not first[0]  # outside: computed anew
+    with anny_body.reusing_shape_blend():
+        inside = anny_body.shape_blend(shape)
+        again = anny_body.shape_blend(shape.clone())  # equal values, another tensor
+        assert again[0] is inside[0] and again[1] is inside[1]
+        moved = shape.clone()
+        moved[0, 1] += 0.1
+        assert not torch.equal(anny_body.shape_blend(moved)[1], inside[1])
+    assert torch.equal(inside[0], first[0]) and torch.equal(inside[1], first[1])
+    assert anny_body.shape_blend(shape)[0] is not inside[0]  # forgotten on leaving
