@@ -4,13 +4,16 @@ smoothing of the parameters, per-frame results and an overlay video."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
 
 from hmrkit.io.images import VideoFrame, VideoReader
+from hmrkit.perception.types import Perception
 from hmrkit.pipeline import Pipeline, PipelineConfig
 from hmrkit.results import ImageResult
 from hmrkit.smoothing import FitSmoother
@@ -20,17 +23,36 @@ from hmrkit.writers import OutputOptions, render_result_overlay, write_result
 def video_results(reader: VideoReader, pipeline: Pipeline, source: str,
                   max_frames: int | None = None) -> Iterator[tuple[VideoFrame, ImageResult]]:
     """Each frame with its result, in order: ``pipeline`` (made with ``video=True``) tracks people,
-    warm-starts each fit from the previous frame's and smooths the parameters (One-Euro)."""
+    warm-starts each fit from the previous frame's and smooths the parameters (One-Euro).
+
+    The next frame is decoded and its people detected on a second thread while this frame is
+    fitted (and while the caller writes it): MediaPipe's tracking needs only the frames in
+    order, not the fits, and its calls leave the interpreter free."""
+    frames = iter(reader)
+
+    def detect_next() -> tuple[VideoFrame, Perception, float] | None:
+        frame = next(frames, None)
+        if frame is None:
+            return None
+        start = time.perf_counter()
+        perception = pipeline.backend.detect(frame.rgb)
+        return frame, perception, (time.perf_counter() - start) * 1000
+
     smoother, previous = FitSmoother(), None
-    for done, frame in enumerate(reader):
-        if max_frames is not None and done >= max_frames:
-            return
-        if previous is None:  # nobody tracked: start the filters afresh
-            smoother = FitSmoother()
-        dt = 1.0 / reader.fps
-        result, previous = pipeline.run_with_fit(frame.rgb, source, frame.index, init=previous,
-                                                 smoother=lambda f: smoother(f, dt))
-        yield frame, result
+    dt = 1.0 / reader.fps
+    with ThreadPoolExecutor(1, thread_name_prefix="hmrkit-frames") as ahead:
+        upcoming = ahead.submit(detect_next) if max_frames is None or max_frames > 0 else None
+        done = 0
+        while upcoming is not None and (item := upcoming.result()) is not None:
+            frame, perception, perception_ms = item
+            done += 1
+            upcoming = ahead.submit(detect_next) if max_frames is None or done < max_frames else None
+            if previous is None:  # nobody tracked: start the filters afresh
+                smoother = FitSmoother()
+            result, previous = pipeline.run_with_fit(frame.rgb, source, frame.index, init=previous,
+                                                     smoother=lambda f: smoother(f, dt), perception=perception)
+            result.timings_ms["perception"] = perception_ms
+            yield frame, result
 
 
 def run_video(path: Path, out_dir: Path, stem: str, config: PipelineConfig, options: OutputOptions,
