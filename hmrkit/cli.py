@@ -48,6 +48,14 @@ def _say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
+def _refine_steps(text: str | None) -> tuple[int, int] | None:
+    """``"A,B"`` -> (A, B), each a whole number from 0 to 100; None when absent or malformed."""
+    parts = [] if text is None else text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) <= 100 for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
 def _error(message: str) -> None:
     _say(f"hmrkit: error: {message}")
 
@@ -85,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="body estimator: the learned HKMR regressor then a short refinement (default with "
                           "Anny), or the optimization from MediaPipe's 3D landmarks (default with smpl/smplx)")
     run.add_argument("--no-refine", action="store_true", help="with --estimator hkmr: skip the refinement (faster)")
+    run.add_argument("--refine-steps", default=None, metavar="A,B",
+                     help="with --estimator hkmr: Levenberg-Marquardt steps of the refinement's 3D and 2D stages "
+                          "(default 2,15; fewer are faster and less accurate: docs/hkmr.md, Speed)")
     run.add_argument("--hand-refine", type=int, default=0, metavar="STEPS",
                      help="hand post-optimization steps after the IK net (default 0: the IK net alone; 20 in the paper)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -164,6 +175,13 @@ def command_run(args: argparse.Namespace) -> int:
     if args.no_refine and args.estimator == "optimization":
         _error("--no-refine is for --estimator hkmr (the optimization is the refinement)")
         return 2
+    refine_steps = _refine_steps(args.refine_steps)
+    if args.refine_steps is not None and refine_steps is None:
+        _error("--refine-steps takes two whole numbers from 0 to 100, like 2,15")
+        return 2
+    if refine_steps is not None and (args.no_refine or args.estimator == "optimization" or args.body_model != "anny"):
+        _error("--refine-steps is for the HKMR refinement (the default with Anny, without --no-refine)")
+        return 2
     if not 0 <= args.hand_refine <= 1000:
         _error("--hand-refine must lie between 0 and 1000 steps")
         return 2
@@ -173,6 +191,8 @@ def command_run(args: argparse.Namespace) -> int:
         config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body,
                                 estimator=HkmrEstimator.load() if estimator == "hkmr" else None,
                                 hand_refine_iterations=args.hand_refine)
+        if refine_steps is not None:
+            config.refine_iterations = refine_steps
     except HmrkitError as error:  # the shipped weights are missing or damaged
         _error(str(error))
         return 1

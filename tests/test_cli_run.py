@@ -101,6 +101,24 @@ def test_each_estimator_lines_up_and_says_which_it_was(sample_run, tmp_path, cap
     assert "--no-refine is for --estimator hkmr" in err and len(err.strip().splitlines()) == 1
 
 
+def test_fewer_refinement_steps_fit_the_landmarks_between_none_and_the_default(sample_run, tmp_path, capsys):
+    errors = {}
+    for label, flags in (("default", []), ("few", ["--refine-steps", "0,3"]), ("none", ["--no-refine"])):
+        out = sample_run if label == "default" else tmp_path / label
+        if label != "default":
+            assert main(["run", str(SAMPLE), "--out", str(out), "--no-overlay", "--mesh-format", "none", *flags]) == 0
+        (person,) = json.loads((out / "astronaut.json").read_text())["people"]
+        errors[label] = person["reprojection_error_px"]
+    assert errors["default"] < errors["few"] < errors["none"]
+    capsys.readouterr()
+    for flags, message in ((["--refine-steps", "2"], "--refine-steps takes two whole numbers"),
+                           (["--refine-steps", "2,-1"], "--refine-steps takes two whole numbers"),
+                           (["--refine-steps", "2,15", "--no-refine"], "--refine-steps is for the HKMR refinement")):
+        assert main(["run", str(SAMPLE), "--out", str(tmp_path / "x"), *flags]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+
+
 def test_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
