@@ -21,16 +21,16 @@ class KinematicTree:
         for j, p in enumerate(parents):
             depth[j] = 0 if p < 0 else depth[p] + 1
         self.parents = parents
-        self.levels: list[torch.Tensor] = []
+        levels: list[list[int]] = []
         self.parent_slots: list[torch.Tensor] = []  # each joint's parent's position within the level before
         slot_in_level: dict[int, int] = {}
         for d in range(max(depth) + 1):
             joints = [j for j in range(len(parents)) if depth[j] == d]
-            self.levels.append(torch.tensor(joints, dtype=torch.long))
+            levels.append(joints)
             self.parent_slots.append(torch.tensor([slot_in_level.get(parents[j], 0) for j in joints], dtype=torch.long))
             slot_in_level = {j: k for k, j in enumerate(joints)}
-        self.order = torch.cat(self.levels)  # joints level by level
-        self.level_sizes = [len(level) for level in self.levels]
+        self.order = torch.tensor([j for level in levels for j in level], dtype=torch.long)  # joints level by level
+        self.level_sizes = [len(level) for level in levels]
         self.inverse_order = torch.argsort(self.order)
         self.parent_index = torch.tensor([max(p, 0) for p in parents], dtype=torch.long)
         self.has_parent = torch.tensor([[float(p >= 0)] for p in parents])  # (J, 1)

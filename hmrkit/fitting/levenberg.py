@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from hmrkit.body.keypoint_skinning import KeypointParts
+from hmrkit.body.kinematics import tree_of
 from hmrkit.geometry.cameras import PerspectiveCamera, per_sample
 
 
@@ -38,12 +39,8 @@ def so3_right_jacobian(theta: torch.Tensor) -> torch.Tensor:
 
 
 def subtree_matrix(parents: tuple[int, ...], joints: list[int]) -> torch.Tensor:
-    """(N, J): row n is 1 on ``joints[n]`` and every joint below it."""
-    below = torch.eye(len(parents))
-    for j, p in enumerate(parents):  # parents precede children
-        if p >= 0:
-            below[:, j] += below[:, p]
-    return (below[joints] > 0).float()
+    """(N, J): row n is 1 on ``joints[n]`` and every joint below it (the tree's ancestor paths, read by column)."""
+    return (tree_of(tuple(parents)).path.T[joints] > 0).float()
 
 
 def levers(parts: KeypointParts, subtree: torch.Tensor, joints: list[int]) -> torch.Tensor:

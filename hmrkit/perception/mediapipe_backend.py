@@ -544,8 +544,8 @@ class _HandSearches:
         """``people`` (each one started before) with their hands."""
         h, w = self.image.shape[:2]
         claims: list[tuple[float, int, HandLandmarks]] = []
-        for k, person in enumerate(people):
-            searches = next(found for p, found in self.started if p is person)
+        searched = [next(found for p, found in self.started if p is person) for person in people]
+        for k, (person, searches) in enumerate(zip(people, searched)):
             for side, (crop, hits) in searches.items():
                 arm = person.body.xy[_ARM[side]]
                 pick = _pick_hand(hits.result(), arm[2], side, crop.width)
@@ -562,7 +562,7 @@ class _HandSearches:
         for cost, k, hand in sorted(claims, key=lambda c: c[0]):
             if not any(_same_hand(hand, other) for _, other in kept):
                 kept.append((k, hand))
-        self._note_misses(people, kept)
+        self._note_misses(people, searched, kept)
         out = []
         for k, person in enumerate(people):
             hands = {hand.side: hand for j, hand in kept if j == k}
@@ -570,16 +570,17 @@ class _HandSearches:
             out.append(replace(person, box=clip_box(box, w, h), hands=hands))
         return out
 
-    def _note_misses(self, people: list[PersonDetection], kept: list[tuple[int, HandLandmarks]]) -> None:
-        """Video: a tracked wrist searched without a hand kept waits ``hand_retry_every - 1`` frames."""
+    def _note_misses(self, people: list[PersonDetection], searched: list[dict[Side, tuple[Crop, Future]]],
+                     kept: list[tuple[int, HandLandmarks]]) -> None:
+        """Video: a tracked wrist searched (``searched``: each person's searches) without a hand kept
+        waits ``hand_retry_every - 1`` frames."""
         config, waits = self.backend.config, self.backend._hand_waits
         if not config.video:
             return
         tracks = {p.track_id for p in people}
         for key in [key for key in waits if key[0] not in tracks]:  # people no longer tracked
             del waits[key]
-        for k, person in enumerate(people):
-            searches = next(found for p, found in self.started if p is person)
+        for k, (person, searches) in enumerate(zip(people, searched)):
             for side in searches:
                 if any(j == k and hand.side == side for j, hand in kept):
                     waits.pop((person.track_id, side), None)
