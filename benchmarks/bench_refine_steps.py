@@ -4,7 +4,7 @@
 
 The first ``--images`` LSPET photos go through MediaPipe once; every setting then fits the same
 detections (``Pipeline.run_with_fit(perception=...)``): HKMR alone, HKMR + (3D stage, 2D stage)
-refinement steps, and the optimization alone (4, 20). PCK of the mesh's 12 LSP limb joints as in
+refinement steps, and the optimization alone (the fitter's cold step counts). PCK of the mesh's 12 LSP limb joints as in
 ``bench_pipeline.py pck`` (torso-normalized; missed people count as wrong); fit time per person =
 the pipeline's 'fit' timing summed over photos / people found (one torch thread).
 Results: benchmarks/results/refine_steps.{json,md}.
@@ -25,13 +25,15 @@ from bench_pipeline import LIMBS, load_lsp, match_labels
 sys.path.insert(0, str(ROOT))
 
 from hmrkit.body.anny_keypoints import anny_keypoint_map  # noqa: E402
+from hmrkit.fitting.body_fit import BodyFitConfig  # noqa: E402
 from hmrkit.io.images import load_image  # noqa: E402
 from hmrkit.pipeline import Pipeline, PipelineConfig  # noqa: E402
 
 # (label, refine steps or None for HKMR alone, optimization alone)
+COLD = BodyFitConfig()
 SETTINGS = [("HKMR alone", None, False)] + [(f"HKMR + ({a}, {b})", (a, b), False)
                                             for a, b in ((0, 5), (1, 5), (2, 5), (1, 8), (2, 10), (2, 15))] + [
-    ("optimization alone (4, 20)", None, True)]
+    (f"optimization alone ({COLD.iterations_3d}, {COLD.iterations_2d})", None, True)]
 
 
 def main() -> None:
