@@ -1,0 +1,164 @@
+"""Where the time of one person goes: the pieces behind the speed notes in docs/hkmr.md.
+
+    python benchmarks/bench_speed_parts.py
+
+(a) MediaPipe Hands on the wrist crops of the demo photos: ms per crop one at a time, and two
+    at a time on two threads (each with its own graph), as the backend's workers run them.
+(b) The body fit: the pipeline's refinement after HKMR for one person (astronaut.png): ms, tensor
+    calls (profiler, top-level aten calls) and ms per Levenberg-Marquardt step.
+(c) The hand post-optimization the pipeline skips by default: ``HandSolver.solve_people`` with
+    20 steps vs the IK net alone, ms per demo photo with hands.
+(d) Video: ``MediaPipeConfig.hand_retry_every`` 1-4 on the first 60 frames of the sample video:
+    wrist searches made and finding a hand, hands kept, perception ms per person-frame.
+Results: benchmarks/results/speed_parts.{json,md}.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from bench_common import DATA, ROOT, machine, write  # the script's own folder
+
+sys.path.insert(0, str(ROOT))
+
+from hmrkit.fitting.hands import HandSolver  # noqa: E402
+from hmrkit.fitting.targets import targets_from_detections  # noqa: E402
+from hmrkit.io.images import VideoReader, load_image  # noqa: E402
+from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig, _HandSearches  # noqa: E402
+from hmrkit.pipeline import Pipeline, torch_threads  # noqa: E402
+
+PHOTOS = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def hand_crops() -> dict:
+    """(a): every wrist crop the backend would search on the demo photos, timed alone and in pairs."""
+    crops = []
+    with MediaPipeBackend(MediaPipeConfig(hands=False)) as backend:
+        for path in PHOTOS:
+            image = load_image(path).rgb
+            searches = _HandSearches(backend, image)
+            for person in backend.detect_pose(image):
+                searches.start(person)  # the crops the backend picks (the searches themselves are not timed)
+            for _, started in searches.started:
+                crops += [(image, crop) for crop, hits in started.values() if hits.result() is not None]
+        backend._hands_in(*crops[0])  # warm-up: the graph
+        start = time.perf_counter()
+        found = sum(bool(backend._hands_in(image, crop)) for image, crop in crops)
+        alone = (time.perf_counter() - start) * 1000 / len(crops)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda c: backend._hands_in(*c), crops[:4]))  # warm-up: a graph per thread
+            start = time.perf_counter()
+            list(pool.map(lambda c: backend._hands_in(*c), crops))
+            paired = (time.perf_counter() - start) * 1000 / len(crops)
+    return {"crops": len(crops), "found": found, "ms_per_crop_alone": alone, "ms_per_crop_two_threads": paired}
+
+
+def body_fit(pipeline: Pipeline) -> dict:
+    """(b): the refinement of one person, timed (median of 15) and its tensor calls counted."""
+    image = load_image(DATA / "demo_images" / "astronaut.png")
+    people = [p for p in pipeline.backend.detect(image.rgb).people if p.body is not None]
+    camera = pipeline.camera(image.rgb.shape[1], image.rgb.shape[0])
+    targets = targets_from_detections(people, pipeline.config.fit.weigh_unseen, pipeline.config.fit.pose_hand_point_weight)
+    steps = pipeline.config.refine_iterations
+    with torch_threads(1):
+        guess = pipeline.config.estimator(targets, camera)
+        times = []
+        for _ in range(15):
+            start = time.perf_counter()
+            pipeline.fitter.fit(targets, camera, guess, iterations=steps)
+            times.append((time.perf_counter() - start) * 1000)
+        with torch.profiler.profile() as prof:
+            pipeline.fitter.fit(targets, camera, guess, iterations=steps)
+    calls = sum(1 for e in prof.events() if e.cpu_parent is None and e.name.startswith("aten::"))
+    ms = statistics.median(times)
+    return {"steps": list(steps), "ms": ms, "ms_per_step": ms / sum(steps), "tensor_calls": calls,
+            "tensor_calls_per_step": calls / sum(steps)}
+
+
+def hand_post_optimization(pipeline: Pipeline) -> dict:
+    """(c): all hands of a photo through the IK net alone and with 20 post-optimization steps."""
+    photos = []
+    for path in PHOTOS:
+        people = [p for p in pipeline.backend.detect(load_image(path).rgb).people if p.body is not None and p.hands]
+        if people:
+            photos.append(people)
+    result = {"photos_with_hands": len(photos)}
+    for steps in (0, 20):
+        solver = HandSolver(refine=steps > 0, iterations=steps)
+        solver.solve_people(photos[0])  # warm-up: loads the IK nets
+        with torch_threads(1):
+            start = time.perf_counter()
+            for people in photos:
+                solver.solve_people(people)
+        result[f"ms_per_photo_{steps}_steps"] = (time.perf_counter() - start) * 1000 / len(photos)
+    return result
+
+
+def video_hand_retries(frames: int = 60) -> list[dict]:
+    """(d): the wrist-search trade of ``hand_retry_every`` on the sample video."""
+    rows = []
+    for every in (1, 2, 3, 4):
+        searched, hits, hands, people, seconds = 0, 0, 0, 0, 0.0
+        lock = threading.Lock()
+        with MediaPipeBackend(MediaPipeConfig(video=True, hand_retry_every=every)) as backend, \
+                VideoReader(DATA / "demo_images" / "sample_video.mp4") as reader:
+            search = backend._hands_in
+
+            def counted(image, crop, search=search):
+                nonlocal searched, hits
+                found = search(image, crop)
+                with lock:
+                    searched, hits = searched + 1, hits + bool(found)
+                return found
+
+            backend._hands_in = counted
+            for frame in reader:
+                if frame.index >= frames:
+                    break
+                start = time.perf_counter()
+                found = backend.detect(frame.rgb).people
+                seconds += time.perf_counter() - start
+                people += len(found)
+                hands += sum(len(p.hands) for p in found)
+        rows.append({"hand_retry_every": every, "wrist_searches": searched, "searches_finding_a_hand": hits,
+                     "hands_kept": hands, "person_frames": people, "perception_ms_per_person_frame": seconds * 1000 / people})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    crops = hand_crops()
+    print(crops, flush=True)
+    with Pipeline() as pipeline:
+        fit = body_fit(pipeline)
+        print(fit, flush=True)
+        hands = hand_post_optimization(pipeline)
+        print(hands, flush=True)
+    video = video_hand_retries()
+    payload = {"machine": machine(with_load=True), "command": "python benchmarks/bench_speed_parts.py",
+               "hand_crops": crops, "body_fit": fit, "hand_post_optimization": hands, "video_hand_retries": video}
+    lines = ["# Where the time of one person goes", "", f"Machine: {payload['machine']}. Command: `{payload['command']}`.", "",
+             f"(a) MediaPipe Hands on the {crops['crops']} wrist crops of the demo photos ({crops['found']} with a hand): "
+             f"{crops['ms_per_crop_alone']:.1f} ms per crop one at a time, {crops['ms_per_crop_two_threads']:.1f} ms per crop "
+             "two at a time on two threads.", "",
+             f"(b) Body fit, astronaut.png (one person), HKMR's guess + {tuple(fit['steps'])} Levenberg-Marquardt steps: "
+             f"{fit['ms']:.0f} ms (median of 15), {fit['ms_per_step']:.1f} ms and {fit['tensor_calls_per_step']:.0f} tensor calls "
+             f"per step ({fit['tensor_calls']} in all).", "",
+             f"(c) Hand IK of all hands of a photo ({hands['photos_with_hands']} demo photos with hands): IK net alone "
+             f"{hands['ms_per_photo_0_steps']:.0f} ms, with 20 post-optimization steps {hands['ms_per_photo_20_steps']:.0f} ms per photo.", "",
+             "(d) Video, first 60 frames of sample_video.mp4, `MediaPipeConfig.hand_retry_every`:", "",
+             "| hand_retry_every | wrist searches | finding a hand | hands kept | perception ms per person-frame |", "|---|---|---|---|---|"]
+    lines += [f"| {r['hand_retry_every']} | {r['wrist_searches']} | {r['searches_finding_a_hand']} | {r['hands_kept']} | "
+              f"{r['perception_ms_per_person_frame']:.0f} |" for r in video]
+    write("speed_parts", payload, "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
