@@ -1,5 +1,6 @@
 """The body fit on synthetic targets made by posing Anny: it must recover what made them."""
 
+import copy
 import roma
 import torch
 
@@ -111,20 +112,25 @@ def test_fixed_joints_stay_and_unseen_limbs_stay_plausible(anny_body):
 
 
 def test_shape_jacobian_matches_forward_mode_autodiff(anny_body):
+    """The fit's phenotype columns: forward differences of the shape blend per logit, mapped exactly
+    by the kernel, against forward-mode autodiff of the model's keypoints in the logits."""
+    import numpy as np
+
     from hmrkit.fitting.body_fit import _FitState, _Problem
+    from hmrkit.fitting.keypoint_kernels import keypoint_jacobian
 
     fitter = fitter_for(anny_body)
     rotations = random_pose(anny_body, 2, seed=3)
     targets, _ = make_targets(anny_body, fitter, rotations, torch.full((2, 6), 0.5), torch.tensor([[0.0, 0.0, 4.0]] * 2))
     logit = torch.tensor([[0.3, -0.5, 0.1, 0.8, -0.2, 0.0], [0.0, 0.4, -0.7, 0.2, 0.5, -0.3]])
-    state = _FitState(rotations[:, 0], torch.zeros(2, 22, 3), rotations[:, 22:], torch.zeros(2, 3), logit, torch.zeros(2, 0), [])
-    state.theta[:, 1:] = roma.rotmat_to_rotvec(rotations[:, 1:22])
+    state = _FitState.start(rotations, logit, torch.zeros(2, 0), [])
+    problem = _Problem(fitter, targets, CAMERA, torch.ones(2, 22, dtype=torch.bool))
+    posed = problem.pose(state, shape_moves=True)
+    ours = keypoint_jacobian(fitter.kernel_skeleton, posed.skeleton, posed.d_coefficients, posed.d_rest, np.zeros(0, np.int64))
+    ours = torch.from_numpy(ours[..., 22 * 3 + 3 :]).float()
 
     def keypoints(lg: torch.Tensor) -> torch.Tensor:
-        return anny_body(state.rotations(), 0.5 + 0.5 * torch.tanh(lg), with_vertices=False, keypoints=fitter.keypoints).keypoints
-
-    parts = anny_body.keypoint_parts(state.rotations(), 0.5 + 0.5 * torch.tanh(logit), fitter.keypoints)
-    ours = _Problem(fitter, targets, CAMERA, torch.ones(2, 22, dtype=torch.bool)).shape_jacobian(state, parts)
+        return anny_body(rotations, 0.5 + 0.5 * torch.tanh(lg), with_vertices=False, keypoints=fitter.keypoints).keypoints
 
     reference = torch.stack([torch.func.jvp(keypoints, (logit,), (torch.eye(6)[k].expand(2, 6),))[1] for k in range(6)], dim=-1)
     assert (ours - reference).abs().max() < 2e-3 * reference.abs().max()
@@ -132,17 +138,20 @@ def test_shape_jacobian_matches_forward_mode_autodiff(anny_body):
 
 def test_vae_prior_mean_jacobian_matches_autograd(anny_body):
     from hmrkit.fitting.body_fit import _Problem
+    from hmrkit.fitting.keypoint_kernels import _exp_and_right
 
     fitter = fitter_for(anny_body)
     problem = object.__new__(_Problem)  # only the prior is exercised: no targets needed
     problem.fitter = fitter
-    theta = torch.randn(2, 21, 3, generator=torch.Generator().manual_seed(4)) * 0.4
-    mean, ours = problem.latent_mean(theta)
+    theta = torch.randn(2, 21, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 0.4
+    rotations, right = _exp_and_right(theta.numpy())
+    mean, ours = problem.latent_mean(rotations, right)
+    prior = copy.deepcopy(fitter.pose_prior).double()
 
     def encode(t: torch.Tensor) -> torch.Tensor:
-        return fitter.pose_prior.encode(roma.rotvec_to_rotmat(t))[0]
+        return prior.encode(roma.rotvec_to_rotmat(t))[0]
 
-    assert torch.allclose(mean, encode(theta), atol=1e-5)
+    assert torch.allclose(torch.from_numpy(mean), encode(theta), atol=1e-10)
     full = torch.autograd.functional.jacobian(encode, theta)  # (B, L, B, 21, 3)
     reference = torch.stack([full[b, :, b].flatten(1) for b in range(2)])
-    assert (ours - reference).abs().max() < 1e-4 * reference.abs().max().clamp(min=1)
+    assert (torch.from_numpy(ours) - reference).abs().max() < 1e-9 * reference.abs().max().clamp(min=1)

@@ -13,7 +13,7 @@ from hmrkit.body.conventions import BODY_OUTPUT, MEDIAPIPE33
 from hmrkit.body.smpl_family import SMPL, SMPLH, SMPLX, SMPLX_SKELETON
 from hmrkit.body.smpl_keypoints import SURFACE_VERTICES, smpl_keypoint_library, smpl_keypoint_map
 from hmrkit.fitting.body_fit import BodyFitConfig, BodyFitter, hinge_axes
-from jacobian_check import assert_rotation_jacobian_matches_autograd
+from jacobian_check import assert_kernels_match_autograd
 from hmrkit.fitting.targets import FIT_KEYPOINTS, FitTargets
 from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
 
@@ -40,7 +40,7 @@ def test_core_joints_come_first_with_smpl_names(kind):
 
 
 @pytest.mark.parametrize("kind", ["smpl", "smplh", "smplx"])
-def test_parts_sum_to_the_mesh_keypoints_without_pose_correctives(kind):
+def test_compiled_keypoints_are_the_mesh_keypoints_without_pose_correctives(kind):
     synth = synth_model(kind, num_shape_dirs=20, seed=3)
     model = _model(kind, arrays=synth.arrays)
     flat = _model(kind, arrays={**synth.arrays, "posedirs": np.zeros_like(synth.arrays["posedirs"])})
@@ -51,15 +51,15 @@ def test_parts_sum_to_the_mesh_keypoints_without_pose_correctives(kind):
     scales = torch.ones(3, model.num_joints, dtype=torch.float64)
     scales[:, model.skeleton.index("left_elbow")] = 1.2
     scales[1, model.skeleton.index("right_knee")] = 0.0
-    parts = model.keypoint_parts(rotations, shape, kmap, scales)
     # independent: the whole mesh of a copy without pose correctives, read through the raw map
     mesh = flat(rotations, shape, scales=scales)
     reference = raw.to("cpu", torch.float64).from_mesh(mesh.joints, mesh.vertices)
-    assert torch.allclose(parts.keypoints, reference, atol=1e-12)
     fast = model(rotations, shape, with_vertices=False, keypoints=kmap, scales=scales).keypoints
     assert torch.allclose(fast, reference, atol=1e-12)
-    # each part rides rigidly on its joint: it is the joint's transform applied to a rest point
-    assert torch.allclose(parts.weights.sum(2), torch.ones(3, len(FIT_KEYPOINTS), dtype=torch.float64), atol=1e-12)
+    # the fit's compiled kernels: the same keypoints, and their Jacobian is autograd's
+    scaled = [model.skeleton.index(n) for n in ("left_elbow", "left_hip")]
+    scales[:, scaled[1]] = 0.9
+    assert_kernels_match_autograd(model, kmap, rotations, shape, scales, scaled)
 
 
 def test_keypoints_with_the_mesh_and_uncompiled_are_exact():
@@ -72,18 +72,6 @@ def test_keypoints_with_the_mesh_and_uncompiled_are_exact():
     assert torch.allclose(model(rotations, shape, translation, keypoints=raw).keypoints, expected, atol=1e-12)
     fast = model(rotations, shape, translation, with_vertices=False, keypoints=raw).keypoints
     assert torch.allclose(fast, expected, atol=1e-12)  # uncompiled: its few vertices skinned with correctives
-
-
-def test_rotation_jacobian_matches_autograd_on_smplx():
-    model = _model("smplx", seed=5)
-    kmap = smpl_keypoint_map(model, FIT_KEYPOINTS)
-    batch, joints = 2, [0, 1, 4, 16, 18, 20]
-    base = _pose(model, batch, 0.3, seed=2)
-    g = torch.Generator().manual_seed(3)
-    theta = torch.randn(batch, len(joints), 3, generator=g, dtype=torch.float64) * 0.5
-    shape = torch.randn(batch, model.num_shape, generator=g, dtype=torch.float64)
-
-    assert_rotation_jacobian_matches_autograd(model, kmap, base, theta, shape, joints)
 
 
 def test_library_uses_the_published_vertex_ids():
@@ -149,31 +137,3 @@ def test_body_fitter_recovers_a_pose_of_a_person_like_smplx():
     centred = fit.keypoints[:, :33] - fit.keypoints[:, [MEDIAPIPE33.index("left_hip"), MEDIAPIPE33.index("right_hip")]].mean(1, keepdim=True)
     assert (centred - world[:, :33]).norm(dim=-1).mean() < 0.06  # hip-centred, within a few cm after 14 LM steps
     assert fit.shape.shape == (1, model.num_shape) and fit.shape.abs().max() <= 3.0
-
-
-@pytest.mark.parametrize("kind", ["smpl", "smplx"])
-def test_keypoint_shape_directions_are_the_forward_pass_derivative(kind):
-    """skinned_keypoint_directions (what the fit's phenotype Jacobian uses) against autograd of the
-    keypoints-only forward, with bone scales: the keypoints are linear in betas at a fixed pose."""
-    from hmrkit.body.keypoint_skinning import skinned_keypoint_directions
-    from hmrkit.body.kinematics import tree_of
-
-    model = _model(kind, seed=6)
-    kmap = smpl_keypoint_map(model, FIT_KEYPOINTS)
-    rotations = _pose(model, 2, seed=5)
-    shape = torch.randn(2, model.num_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    scales = torch.ones(2, model.num_joints, dtype=torch.float64)
-    scales[:, model.skeleton.index("left_elbow")] = 1.3
-    scales[1, model.skeleton.index("right_knee")] = 0.7
-
-    def keypoints(betas: torch.Tensor) -> torch.Tensor:
-        return model(rotations, betas, with_vertices=False, keypoints=kmap, scales=scales).keypoints
-
-    full = torch.autograd.functional.jacobian(keypoints, shape)  # (B, K, 3, B, S)
-    reference = torch.stack([full[b, :, :, b] for b in range(2)])
-    eye = torch.eye(model.num_shape, dtype=torch.float64)  # one direction per beta
-    _, rest = model.shape_blend(eye)
-    d_rest = (rest - model.shape_blend(torch.zeros_like(eye))[1])[None].expand(2, -1, -1, -1)
-    parts = model.keypoint_parts(rotations, shape, kmap, scales)
-    ours = skinned_keypoint_directions(kmap, tree_of(model.skeleton.parents), parts.world_rotations, eye[None].expand(2, -1, -1), d_rest)
-    assert torch.allclose(ours, reference, atol=1e-10)

@@ -21,8 +21,7 @@ from hmrkit.body.anny_snapshot import AnnyData, load_anny_data
 from hmrkit.body.base import BodyModel, BodyOutput, check_pose_inputs
 from hmrkit.body.kinematics import KinematicTree, forward_kinematics, homogeneous, skin, skinning_transforms
 from hmrkit.body.keypoints import KeypointMap
-from hmrkit.body.keypoint_skinning import (  # KeypointParts: re-exported for existing imports
-    KeypointParts, compile_skinned_keypoints, skinned_keypoint_parts, skinned_keypoints)
+from hmrkit.body.keypoint_skinning import compile_skinned_keypoints, skinned_keypoints
 
 
 def bone_subtree(data: AnnyData, root_bone: str) -> set[int]:
@@ -184,22 +183,6 @@ class AnnyModel(BodyModel):
             picked = skin(self.rest_vertices(coefficients, ids), self.skin_weights[ids].to(joints), transforms)
             return kmap.apply(joints, picked, transforms)
         return skinned_keypoints(kmap, coefficients, joints, transforms)  # exact, and no vertex is skinned
-
-    def keypoint_parts(self, rotations: torch.Tensor, shape: torch.Tensor, kmap: KeypointMap,
-                       scales: torch.Tensor | None = None) -> KeypointParts:
-        """Each keypoint split into the parts each joint carries (for analytic Jacobians).
-
-        ``kmap`` must come from :meth:`compile_keypoints`; ``scales`` as in :meth:`forward`.
-        No translation: add it to the keypoints.
-        """
-        if kmap.skinned_base is None:
-            raise ValueError("keypoint_parts needs a map from compile_keypoints")
-        check_pose_inputs(rotations, shape, None, self.num_joints, self.num_shape)
-        kmap = kmap.to(rotations.device, rotations.dtype)
-        coefficients, rest_joints = self.shape_blend(shape.to(rotations.dtype))
-        world_r, posed = forward_kinematics(rotations, rest_joints, self.tree, scales)
-        transforms = skinning_transforms(world_r, posed, rest_joints)
-        return skinned_keypoint_parts(kmap, coefficients, world_r, posed, transforms)
 
     def compile_keypoints(self, kmap: KeypointMap) -> KeypointMap:
         """Pre-skin the vertex part of ``kmap`` per joint (see :meth:`_keypoints`)."""

@@ -6,11 +6,8 @@ When the rest mesh is linear in the shape coefficients (Anny's phenotype basis, 
 and the skinning weights are fixed, the vertex part can be pre-skinned per joint once:
 ``sum_v a_v vertex_v = sum_j T_j (sum_v a_v W_vj [rest_v; 1])`` with ``T_j`` joint ``j``'s
 rest-to-posed transform. :func:`compile_skinned_keypoints` precomputes the bracket (and its
-shape directions); :func:`skinned_keypoint_parts` keeps it split per joint, which is what the
-fitter's analytic Jacobians need (every part moves rigidly with its joint).
-At a fixed pose the keypoints are linear in the shape coefficients and the rest joints
-(forward kinematics is linear in the bone offsets): :func:`skinned_keypoint_directions` maps
-a change of those to the keypoints' change without a forward pass.
+shape directions). The body fit reads the same compiled map in its numba kernels
+(:mod:`hmrkit.fitting.keypoint_kernels`), which keep it split per joint for exact Jacobians.
 """
 
 from __future__ import annotations
@@ -20,21 +17,6 @@ import dataclasses
 import torch
 
 from hmrkit.body.keypoints import KeypointMap
-from hmrkit.body.kinematics import KinematicTree
-
-
-@dataclasses.dataclass
-class KeypointParts:
-    """Posed keypoints split per joint: ``keypoints = parts.sum(2)``; a part moves rigidly with its joint."""
-
-    world_rotations: torch.Tensor  # (B, J, 3, 3)
-    joints: torch.Tensor  # (B, J, 3) posed joint positions
-    parts: torch.Tensor  # (B, K, J, 3)
-    weights: torch.Tensor  # (B, K, J): each part's homogeneous weight (how much of the keypoint joint j carries)
-
-    @property
-    def keypoints(self) -> torch.Tensor:
-        return self.parts.sum(2)
 
 
 def compile_skinned_keypoints(
@@ -76,45 +58,3 @@ def skinned_keypoints(kmap: KeypointMap, coefficients: torch.Tensor, joints: tor
     (B, J, 3), rest-to-posed ``transforms`` (B, J, 3, 4 or 4, 4). Exact; no vertex is skinned."""
     surface, _ = _skinned_surface(kmap, coefficients, transforms)
     return (kmap.joint_weights @ joints).index_add(1, kmap.skinned_pairs[:, 0], surface)
-
-
-def skinned_keypoint_parts(
-    kmap: KeypointMap, coefficients: torch.Tensor, world_rotations: torch.Tensor, joints: torch.Tensor, transforms: torch.Tensor
-) -> KeypointParts:
-    """:func:`skinned_keypoints` kept split per joint (same arguments, plus the world rotations)."""
-    surface, pair_weights = _skinned_surface(kmap, coefficients, transforms)
-    k, j = kmap.skinned_pairs.unbind(1)
-    parts = kmap.joint_weights[None, :, :, None] * joints[:, None]
-    parts = parts.index_put((torch.arange(parts.shape[0])[:, None], k, j), surface, accumulate=True)
-    weights = kmap.joint_weights.index_put((k, j), pair_weights[0], accumulate=True).expand(joints.shape[0], -1, -1)
-    return KeypointParts(world_rotations, joints, parts, weights)
-
-
-def skinned_keypoint_directions(kmap: KeypointMap, tree: KinematicTree, world_rotations: torch.Tensor,
-                                d_coefficients: torch.Tensor, d_rest_joints: torch.Tensor) -> torch.Tensor:
-    """(B, K, 3, S): how the keypoints of a compiled map move, pose held, along S shape directions.
-
-    Args:
-        world_rotations: (B, J, 3, 3) the pose's world rotations (scaled, as forward kinematics
-            gives them: :attr:`KeypointParts.world_rotations`).
-        d_coefficients: (B, S, C) each direction's change of the shape coefficients.
-        d_rest_joints: (B, S, J, 3) the rest joints' change that goes with it.
-    Exact for the keypoints-only forward: a posed joint is the sum of its path's bone offsets,
-    each turned by its parent's world rotation; a surface part is its joint's transform applied
-    to a rest point.
-    """
-    batch, directions = d_coefficients.shape[:2]
-    device, dtype = world_rotations.device, world_rotations.dtype
-    has_parent = tree.has_parent.to(device, dtype)
-    parent = tree.parent_index.to(device)
-    eye = torch.eye(3, dtype=dtype, device=device)
-    parent_rotations = torch.where(has_parent[:, :, None] > 0, world_rotations[:, parent], eye)  # root: no parent turn
-    d_offsets = d_rest_joints - d_rest_joints[:, :, parent] * has_parent
-    turned = torch.einsum("bjcd,bsjd->bsjc", parent_rotations, d_offsets)
-    d_posed = torch.einsum("ja,bsac->bsjc", tree.path.to(device, dtype), turned)
-    d_shift = d_posed - torch.einsum("bjcd,bsjd->bsjc", world_rotations, d_rest_joints)  # of each transform's t
-    k, j = kmap.skinned_pairs.unbind(1)
-    d_base = (d_coefficients @ kmap.skinned_blend).reshape(batch, directions, -1, 3)
-    d_surface = torch.einsum("bpcd,bspd->bspc", world_rotations[:, j], d_base) + d_shift[:, :, j] * kmap.skinned_base[:, 3:]
-    d_keypoints = torch.einsum("kj,bsjc->bskc", kmap.joint_weights, d_posed).index_add(2, k, d_surface)
-    return d_keypoints.permute(0, 2, 3, 1)

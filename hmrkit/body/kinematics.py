@@ -34,11 +34,6 @@ class KinematicTree:
         self.inverse_order = torch.argsort(self.order)
         self.parent_index = torch.tensor([max(p, 0) for p in parents], dtype=torch.long)
         self.has_parent = torch.tensor([[float(p >= 0)] for p in parents])  # (J, 1)
-        # (J, J): row j is 1 on j and on each of its ancestors (the offsets j's position sums)
-        self.path = torch.eye(len(parents))
-        for j, p in enumerate(parents):
-            if p >= 0:
-                self.path[j] += self.path[p]
 
     def __len__(self) -> int:
         return len(self.parents)

@@ -22,7 +22,7 @@ import roma
 import torch
 
 from hmrkit.body.base import BodyModel, BodyOutput, Skeleton, check_pose_inputs
-from hmrkit.body.keypoint_skinning import KeypointParts, compile_skinned_keypoints, skinned_keypoint_parts, skinned_keypoints
+from hmrkit.body.keypoint_skinning import compile_skinned_keypoints, skinned_keypoints
 from hmrkit.body.keypoints import KeypointMap
 from hmrkit.errors import ModelAssetError
 from hmrkit.body.lbs import batch_rigid_transform, blend_shapes, pose_features, skin, vertices2joints
@@ -326,17 +326,6 @@ class SmplFamilyModel(BodyModel):
         kmap = kmap.to(self.v_template.device, self.v_template.dtype)
         ids = kmap.vertex_ids
         return compile_skinned_keypoints(kmap, self.lbs_weights[ids], self.v_template[ids], self.shapedirs[ids].permute(2, 0, 1))
-
-    def keypoint_parts(self, rotations: torch.Tensor, shape: torch.Tensor, kmap: KeypointMap,
-                       scales: torch.Tensor | None = None) -> KeypointParts:
-        """The compiled keypoints-only pass split per joint, for the fitter's analytic Jacobians
-        (same contract as :meth:`AnnyModel.keypoint_parts`: ``parts.sum(2)`` is
-        ``forward(..., with_vertices=False, keypoints=kmap)`` without translation; no pose correctives)."""
-        if kmap.skinned_base is None:
-            raise ValueError("keypoint_parts needs a map from compile_keypoints")
-        shape, joints, transforms = self._posed_skeleton(rotations, shape, None, scales)
-        kmap = kmap.to(rotations.device, rotations.dtype)
-        return skinned_keypoint_parts(kmap, shape, transforms[..., :3, :3], joints, transforms)
 
     def regress_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """The file's joint regressor applied to any ``(B, V, 3)`` vertices (e.g. a fitted mesh)."""

@@ -2,10 +2,12 @@
 
 Optimization-only estimation (issue 3, version 1), and the refinement step after a regressor.
 All people of an image are fitted together as one batch, each with its own Levenberg-Marquardt
-damping (:mod:`hmrkit.fitting.levenberg`: exact Jacobians from the model's per-joint keypoint
-parts). Every iteration runs the keypoints-only pass once (no mesh: the trial step's, which the
+damping (:mod:`hmrkit.fitting.levenberg`). The keypoints, their exact Jacobian and the landmark
+residuals come from numba kernels (:mod:`hmrkit.fitting.keypoint_kernels`; the loop works in
+float64 numpy); PyTorch runs only the model's shape blend (once a step, with its slopes) and
+the final forward pass. Every iteration poses the keypoints once (the trial step's, which the
 next step starts from); the mesh is built once.
-Works for any model with ``compile_keypoints`` / ``keypoint_parts`` and the 22 core joints
+Works for any model with ``compile_keypoints`` / ``shape_blend`` and the 22 core joints
 first (Anny; the user's SMPL / SMPL-X).
 
 Stages:
@@ -18,22 +20,24 @@ Stages:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
+import numpy as np
 import roma
 import torch
 
 from hmrkit.body.base import BodyModel
 from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.body.conventions import MEDIAPIPE33
-from hmrkit.body.keypoint_skinning import KeypointParts, skinned_keypoint_directions
 from hmrkit.body.keypoints import KeypointMap
 from hmrkit.body.kinematics import tree_of
+from hmrkit.fitting import keypoint_kernels
+from hmrkit.fitting.keypoint_kernels import KernelSkeleton, LandmarkTerms, PosedSkeleton
+from hmrkit.fitting.levenberg import damped_step
 from hmrkit.fitting.targets import BODY, FIT_KEYPOINTS, HAND_SLICES, POSE_HAND_POINT_WEIGHT, FitTargets
-from hmrkit.models.pose_prior import PosePrior
-from hmrkit.fitting.levenberg import damped_step, levers, projection_jacobian, rotation_jacobian, skew, so3_right_jacobian, subtree_matrix
-from hmrkit.geometry.cameras import PerspectiveCamera, perspective_project
+from hmrkit.geometry.cameras import PerspectiveCamera, per_sample, perspective_project
+from hmrkit.models.pose_prior import EncoderMean, PosePrior
 
 
 @dataclass
@@ -186,14 +190,13 @@ class BodyFitter:
         self.keypoints = keypoints
         self.config = config or BodyFitConfig()
         self.pose_prior = pose_prior
-        if pose_prior is not None:
-            pose_prior.requires_grad_(False)
+        # the prior's encoder as the fit evaluates it (a snapshot of its weights, in numpy)
+        self.prior_mean = None if pose_prior is None else EncoderMean(pose_prior)
         self.hinges, self.hinge_axes = hinge_axes(model)
-        self.core = list(range(NUM_BODY_CORE))
         self.scaled = [model.skeleton.index(n) for n in self.config.bone_scale_joints]
-        self.subtree = subtree_matrix(model.skeleton.parents, self.core)
-        self.tree = tree_of(model.skeleton.parents)
-        self.centring = centring_matrix()
+        if any(j >= NUM_BODY_CORE for j in self.scaled):
+            raise ValueError("bone_scale_joints must be core joints")
+        self.kernel_skeleton = KernelSkeleton.build(tree_of(tuple(model.skeleton.parents)), keypoints, NUM_BODY_CORE)
 
     def fit(
         self,
@@ -220,16 +223,9 @@ class BodyFitter:
             shape_logit = torch.atanh((self.unit_shape(init.shape) * 2 - 1).clamp(-0.99, 0.99))
         if fixed is not None:
             rotations = torch.where(fixed.mask[..., None, None], fixed.rotations, rotations)
-        state = _FitState(
-            root=rotations[:, 0],
-            theta=torch.cat([torch.zeros(batch, 1, 3), roma.rotmat_to_rotvec(rotations[:, 1:NUM_BODY_CORE])], dim=1),
-            rest=rotations[:, NUM_BODY_CORE:],
-            translation=torch.zeros(batch, 3),
-            shape_logit=shape_logit,
-            log_scale=torch.zeros(batch, len(self.scaled)) if init is None or init.scales is None
-            else init.scales[:, self.scaled].clamp(min=1e-3).log(),
-            scaled=self.scaled,
-        )
+        log_scale = (torch.zeros(batch, len(self.scaled)) if init is None or init.scales is None
+                     else init.scales[:, self.scaled].clamp(min=1e-3).log())
+        state = _FitState.start(rotations, shape_logit, log_scale, self.scaled)
         free = torch.ones(batch, NUM_BODY_CORE, dtype=torch.bool)
         if fixed is not None:
             free = ~fixed.mask[:, :NUM_BODY_CORE]
@@ -239,9 +235,10 @@ class BodyFitter:
             state = problem.solve(state, iterations[0], lambda progress: (0.0, cfg.weight_3d, 1.0), with_camera=False)
             # stage 2: closed-form translation (unless the initial guess has one)
             if init is not None and init.translation is not None:
-                state.translation = init.translation.clone()
+                state.translation = _array(init.translation)
             else:
-                state.translation = self.solve_translation(state.rotations(), self.model_shape(state.shape()), targets, camera, state.scales())
+                rotations, shape, scales = self._model_inputs(state)
+                state.translation = _array(self.solve_translation(rotations, shape, targets, camera, scales))
 
             # stage 3: everything, robust 2D annealed from wide to narrow; MediaPipe's 3D and 2D
             # landmarks disagree a little: the 3D term guides, then yields to 2D
@@ -250,8 +247,13 @@ class BodyFitter:
                 return cfg.weight_2d, cfg.weight_3d ** (1 - progress) * cfg.final_weight_3d ** progress, sigma
 
             state = problem.solve(state, iterations[1], schedule, with_camera=True)
-            with torch.no_grad():
-                return self.evaluate(state.rotations(), self.model_shape(state.shape()), state.translation, targets, camera, state.scales())
+            rotations, shape, scales = self._model_inputs(state)
+            return self.evaluate(rotations, shape, torch.from_numpy(state.translation).float(), targets, camera, scales)
+
+    def _model_inputs(self, state: _FitState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``state``'s rotations, model shape and bone scales for the model's PyTorch forward."""
+        rotations = state.rotations(keypoint_kernels.exp_so3(state.theta))
+        return rotations, torch.from_numpy(self.model_shape(state.shape())).float(), torch.from_numpy(state.scales()).float()
 
     def model_shape(self, unit: torch.Tensor) -> torch.Tensor:
         """The fit keeps shape in unit form (0..1, neutral 0.5, prior on it); the model's own values span
@@ -283,65 +285,79 @@ class BodyFitter:
 
 @dataclass
 class _FitState:
-    """The unknowns of one fit (batched): axis-angles of the core joints (joint 0's turns ``root``),
-    the camera translation and the phenotype logits; ``rest`` (the fingers) is held."""
+    """The unknowns of one fit (batched, float64): axis-angles of the core joints (joint 0's turns
+    ``root``), the camera translation, the phenotype logits and the bone log-scales; ``held``
+    (the other joints: fingers) stays."""
 
-    root: torch.Tensor  # (B, 3, 3)
-    theta: torch.Tensor  # (B, 22, 3)
-    rest: torch.Tensor  # (B, J - 22, 3, 3)
-    translation: torch.Tensor  # (B, 3)
-    shape_logit: torch.Tensor  # (B, S)
-    log_scale: torch.Tensor  # (B, N): log bone scale of each of the ``scaled`` joints
+    root: np.ndarray  # (B, 3, 3)
+    theta: np.ndarray  # (B, 22, 3)
+    held: np.ndarray  # (B, J - 22, 3, 3)
+    translation: np.ndarray  # (B, 3)
+    shape_logit: np.ndarray  # (B, S)
+    log_scale: np.ndarray  # (B, N): log bone scale of each of the ``scaled`` joints
     scaled: list[int]
 
-    def scales(self) -> torch.Tensor | None:
-        """(B, J) the model's ``scales`` (None when no bone is scaled)."""
-        if not self.scaled:
-            return None
-        batch, joints = self.theta.shape[0], self.theta.shape[1] + self.rest.shape[1]
-        scales = torch.ones(batch, joints, dtype=self.log_scale.dtype)
-        return scales.index_copy(1, torch.tensor(self.scaled), self.log_scale.exp())
+    @classmethod
+    def start(cls, rotations: torch.Tensor, shape_logit: torch.Tensor, log_scale: torch.Tensor, scaled: list[int]) -> "_FitState":
+        """From the model's (B, J, 3, 3) rotations (joint 0 in the camera frame: it becomes ``root``)."""
+        batch = rotations.shape[0]
+        theta = torch.cat([torch.zeros(batch, 1, 3), roma.rotmat_to_rotvec(rotations[:, 1:NUM_BODY_CORE])], dim=1)
+        return cls(_array(rotations[:, 0]), _array(theta), _array(rotations[:, NUM_BODY_CORE:]), np.zeros((batch, 3)),
+                   _array(shape_logit), _array(log_scale), scaled)
 
-    def rotations(self, core: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, J, 3, 3) the model's rotations; ``core``: ``exp(theta)`` when the caller has it."""
-        core = roma.rotvec_to_rotmat(self.theta) if core is None else core
-        core = torch.cat([(self.root @ core[:, 0])[:, None], core[:, 1:]], dim=1)
-        return torch.cat([core, self.rest], dim=1)
+    def scales(self) -> np.ndarray:
+        """(B, J) the model's ``scales``."""
+        scales = np.ones((self.theta.shape[0], self.theta.shape[1] + self.held.shape[1]))
+        scales[:, self.scaled] = np.exp(self.log_scale)
+        return scales
 
-    def shape(self) -> torch.Tensor:
-        return 0.5 + 0.5 * torch.tanh(self.shape_logit)
+    def rotations(self, core: np.ndarray) -> torch.Tensor:
+        """(B, J, 3, 3) the model's rotations (float32) from ``core`` = ``exp(theta)``."""
+        core = np.concatenate([(self.root @ core[:, 0])[:, None], core[:, 1:], self.held], axis=1)
+        return torch.from_numpy(core).float()
 
-    def moved(self, step: torch.Tensor) -> "_FitState":
+    def shape(self) -> np.ndarray:
+        return 0.5 + 0.5 * np.tanh(self.shape_logit)
+
+    def moved(self, step: np.ndarray) -> "_FitState":
         """The state after a step laid out as [theta (66), translation (3), shape logits (S), log-scales (N)]."""
         n, s = self.theta.shape[1] * 3, self.shape_logit.shape[1]
-        return _FitState(self.root, self.theta + step[:, :n].reshape(self.theta.shape), self.rest,
+        return _FitState(self.root, self.theta + step[:, :n].reshape(self.theta.shape), self.held,
                          self.translation + step[:, n : n + 3], self.shape_logit + step[:, n + 3 : n + 3 + s],
                          self.log_scale + step[:, n + 3 + s :], self.scaled)
 
-    def where(self, keep: torch.Tensor, other: "_FitState") -> "_FitState":
+    def where(self, keep: np.ndarray, other: "_FitState") -> "_FitState":
         """Per person: this state where ``keep`` (B,) is set, else ``other``."""
-        return _FitState(self.root, _pick(keep, self.theta, other.theta), self.rest, _pick(keep, self.translation, other.translation),
+        return _FitState(self.root, _pick(keep, self.theta, other.theta), self.held, _pick(keep, self.translation, other.translation),
                          _pick(keep, self.shape_logit, other.shape_logit), _pick(keep, self.log_scale, other.log_scale), self.scaled)
 
 
-def _pick(keep: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _array(values: torch.Tensor) -> np.ndarray:
+    return values.detach().double().numpy().copy()
+
+
+def _pick(keep: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per person (first dimension): ``a`` where ``keep`` (B,) is set, else ``b``."""
-    return torch.where(keep.reshape(-1, *([1] * (a.dim() - 1))), a, b)
+    return np.where(keep.reshape(-1, *([1] * (a.ndim - 1))), a, b)
 
 
 @dataclass
 class _Posed:
-    """A fit state through the model: ``exp(theta)`` of the core joints and the keypoint parts."""
+    """A fit state through the kernels, with its shape blend and, when the shape moves, the blend's
+    slopes per phenotype logit (see :meth:`_Problem.pose`)."""
 
-    core: torch.Tensor  # (B, 22, 3, 3)
-    parts: KeypointParts  # without translation
+    skeleton: PosedSkeleton
+    coefficients: np.ndarray  # (B, C)
+    rest: np.ndarray  # (B, J, 3)
+    d_coefficients: np.ndarray  # (B, S, C); zero when the shape is held
+    d_rest: np.ndarray  # (B, S, J, 3); zero when the shape is held
 
-    def where(self, keep: torch.Tensor, other: "_Posed") -> "_Posed":
+    def where(self, keep: np.ndarray, other: "_Posed") -> "_Posed":
         """Per person: this where ``keep`` (B,) is set, else ``other``."""
-        mine, theirs = self.parts, other.parts
-        return _Posed(_pick(keep, self.core, other.core), KeypointParts(
-            _pick(keep, mine.world_rotations, theirs.world_rotations), _pick(keep, mine.joints, theirs.joints),
-            _pick(keep, mine.parts, theirs.parts), _pick(keep, mine.weights, theirs.weights)))
+        mine, theirs = self.skeleton, other.skeleton
+        skeleton = PosedSkeleton(*(_pick(keep, getattr(mine, f.name), getattr(theirs, f.name)) for f in fields(PosedSkeleton)))
+        return _Posed(skeleton, *(_pick(keep, getattr(self, name), getattr(other, name))
+                                  for name in ("coefficients", "rest", "d_coefficients", "d_rest")))
 
 
 class _PriorPatterns:
@@ -352,165 +368,148 @@ class _PriorPatterns:
         cfg = fitter.config
         n_theta, n_shape, n_scale = NUM_BODY_CORE * 3, fitter.model.num_shape, len(fitter.scaled)
         self.columns = n_theta + 3 + n_shape + n_scale
-        self.body = torch.zeros(1, n_theta - 3, self.columns)
-        self.body[0, :, 3:n_theta] = cfg.weight_pose_prior**0.5 * torch.eye(n_theta - 3)
-        self.limits = torch.zeros(1, len(fitter.hinges), self.columns)  # times "the hinge is over-extended"
+        self.body = np.zeros((1, n_theta - 3, self.columns))
+        self.body[0, :, 3:n_theta] = cfg.weight_pose_prior**0.5 * np.eye(n_theta - 3)
+        self.limits = np.zeros((1, len(fitter.hinges), self.columns))  # times "the hinge is over-extended"
+        self.hinge_axes = fitter.hinge_axes.double().numpy()
         for h, j in enumerate(fitter.hinges):
-            self.limits[0, h, 3 * j : 3 * j + 3] = -cfg.weight_limits**0.5 * fitter.hinge_axes[h]
-        self.shape = torch.zeros(1, n_shape, self.columns)  # times d unit shape / d logit / 0.5
-        self.shape[0, :, n_theta + 3 : n_theta + 3 + n_shape] = cfg.weight_shape**0.5 * 0.5 * torch.eye(n_shape)
-        self.scale = torch.zeros(1, n_scale, self.columns)
-        self.scale[0, :, n_theta + 3 + n_shape :] = cfg.weight_bone_scale**0.5 * torch.eye(n_scale)
+            self.limits[0, h, 3 * j : 3 * j + 3] = -cfg.weight_limits**0.5 * self.hinge_axes[h]
+        self.shape = np.zeros((1, n_shape, self.columns))  # times d unit shape / d logit / 0.5
+        self.shape[0, :, n_theta + 3 : n_theta + 3 + n_shape] = cfg.weight_shape**0.5 * 0.5 * np.eye(n_shape)
+        self.scale = np.zeros((1, n_scale, self.columns))
+        self.scale[0, :, n_theta + 3 + n_shape :] = cfg.weight_bone_scale**0.5 * np.eye(n_scale)
         self.vae = fitter.pose_prior is not None and cfg.weight_vae_prior > 0
         self.vae_scale = (cfg.weight_vae_prior / 2) ** 0.5
 
 
 class _Problem:
     """The fit's robust least-squares objective for one image's people, its residuals and their
-    exact Jacobian, and the Levenberg-Marquardt loop (one damping per person)."""
+    exact Jacobian (the landmark terms from :mod:`hmrkit.fitting.keypoint_kernels`), and the
+    Levenberg-Marquardt loop (one damping per person)."""
 
     def __init__(self, fitter: BodyFitter, targets: FitTargets, camera: PerspectiveCamera, free: torch.Tensor):
-        self.fitter, self.targets, self.camera = fitter, targets, camera
-        self.xy_weight = targets.xy_weight / targets.xy_weight.sum(1, keepdim=True).clamp(min=1)
-        self.world_weight = targets.world_weight / targets.world_weight.sum(1, keepdim=True).clamp(min=1)
-        self.free = free  # (B, 22) core joints the fit may turn
+        self.fitter, self.targets = fitter, targets
+        xy_weight = targets.xy_weight / targets.xy_weight.sum(1, keepdim=True).clamp(min=1)
+        world_weight = targets.world_weight / targets.world_weight.sum(1, keepdim=True).clamp(min=1)
+        like = targets.xy[..., 0]
+        intrinsics = torch.cat([per_sample(v, like, name) for v, name in
+                                ((camera.fx, "fx"), (camera.fy, "fy"), (camera.cx, "cx"), (camera.cy, "cy"))], dim=1)
+        self.terms = LandmarkTerms(_array(targets.xy), _array(xy_weight), _array(targets.world), _array(world_weight),
+                                   _array(targets.box_size), _array(intrinsics), _array(centring_matrix()))
+        self.free = free.numpy()  # (B, 22) core joints the fit may turn
         self.prior_patterns = _PriorPatterns(fitter)
+        self.scaled = np.asarray(fitter.scaled, dtype=np.int64)
 
     def solve(self, state: _FitState, iterations: int, schedule, with_camera: bool) -> _FitState:
         """``schedule(progress in [0, 1])`` -> (2D weight, 3D weight, robust scale / box)."""
         batch = self.targets.batch
-        damping = torch.full((batch,), self.fitter.config.damping)
+        damping = np.full(batch, self.fitter.config.damping)
         columns = self.columns(with_camera)
-        posed = self.pose(state)
+        shape_moves = with_camera and self.fitter.config.fit_shape
+        posed = self.pose(state, shape_moves)
         for i in range(iterations):
             weights = schedule(i / max(iterations - 1, 1))
-            cost, residual, jacobian = self.evaluate(state, posed, weights, with_jacobian=True,
-                                                     shape_moves=with_camera and self.fitter.config.fit_shape)
+            cost, residual, jacobian = self.evaluate(state, posed, weights, with_jacobian=True)
             step = damped_step(jacobian * columns[:, None], residual, damping)
             trial = state.moved(step)
-            trial_posed = self.pose(trial)  # one model pass a step: the next step starts from it
+            trial_posed = self.pose(trial, shape_moves)  # one model pass a step: the next step starts from it
             better = self.evaluate(trial, trial_posed, weights, with_jacobian=False)[0] < cost
             state, posed = trial.where(better, state), trial_posed.where(better, posed)
-            damping = torch.where(better, damping * 0.3, damping * 10).clamp(1e-7, 1e7)
+            damping = np.clip(np.where(better, damping * 0.3, damping * 10), 1e-7, 1e7)
         return state
 
-    def pose(self, state: _FitState) -> _Posed:
-        """``state``'s core rotations and keypoint parts (the model's keypoints-only pass)."""
-        fitter = self.fitter
-        core = roma.rotvec_to_rotmat(state.theta)
-        parts = fitter.model.keypoint_parts(state.rotations(core), fitter.model_shape(state.shape()), fitter.keypoints, state.scales())
-        return _Posed(core, parts)
+    def pose(self, state: _FitState, shape_moves: bool, step: float = 2e-3) -> _Posed:
+        """``state`` through the kernels' keypoints-only pass. ``shape_moves``: also the shape
+        blend's slopes per phenotype logit, by forward differences in the same batched call of
+        the model's blend (Anny's phenotype blend is piecewise linear in each phenotype, so
+        one-sided slopes are exact between its anchors); the keypoints' dependence on the
+        coefficients and rest joints is exact in the kernel. Without: the slopes are zero (the
+        phenotype columns of the Jacobian too: a stage that holds the shape need not pay for them)."""
+        batch, n = state.shape_logit.shape
+        logits = state.shape_logit
+        if shape_moves:
+            logits = np.concatenate([logits, (logits[None] + step * np.eye(n)[:, None]).reshape(-1, n)])  # (B + S * B, S)
+        coefficients, rest = self.blend(0.5 + 0.5 * np.tanh(logits))
+        if shape_moves:
+            def slopes(values: np.ndarray) -> np.ndarray:  # (B + S * B, ...) -> (B, S, ...)
+                return ((values[batch:].reshape(n, batch, *values.shape[1:]) - values[:batch]) / step).swapaxes(0, 1)
 
-    def columns(self, with_camera: bool) -> torch.Tensor:
+            d_coefficients, d_rest = slopes(coefficients), slopes(rest)
+            coefficients, rest = coefficients[:batch], rest[:batch]
+        else:
+            d_coefficients, d_rest = np.zeros((batch, n, coefficients.shape[1])), np.zeros((batch, n, *rest.shape[1:]))
+        skeleton = keypoint_kernels.pose(self.fitter.kernel_skeleton, state.root, state.theta, state.held, state.scales(),
+                                         rest, coefficients)
+        return _Posed(skeleton, coefficients, rest, d_coefficients, d_rest)
+
+    def blend(self, unit_shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, S) unit shapes -> the model's (coefficients (B, C), rest joints (B, J, 3))."""
+        fitter = self.fitter
+        coefficients, rest = fitter.model.shape_blend(torch.from_numpy(fitter.model_shape(unit_shape)).float())
+        return _array(coefficients), _array(rest)
+
+    def columns(self, with_camera: bool) -> np.ndarray:
         """(B, P) 1 for the unknowns this stage moves."""
         batch = self.targets.batch
-        theta = self.free[..., None].expand(-1, -1, 3).reshape(batch, -1).float()
-        camera = torch.full((batch, 3 + self.fitter.model.num_shape + len(self.fitter.scaled)), float(with_camera))
+        theta = np.repeat(self.free, 3, axis=1).astype(np.float64)
+        camera = np.full((batch, 3 + self.fitter.model.num_shape + len(self.fitter.scaled)), float(with_camera))
         if not self.fitter.config.fit_shape:
             camera[:, 3 : 3 + self.fitter.model.num_shape] = 0
-        return torch.cat([theta, camera], dim=1)
+        return np.concatenate([theta, camera], axis=1)
 
-    def evaluate(self, state: _FitState, posed: _Posed, weights: tuple[float, float, float], with_jacobian: bool,
-                 shape_moves: bool = True):
-        """(cost (B,), residuals (B, R), Jacobian (B, R, P) or None) at ``state`` (posed as ``posed``).
-
-        The 2D term is Geman-McClure robust; its residuals carry iteratively reweighted
-        least-squares weights, so Gauss-Newton on them follows the robust cost's gradient.
-        ``shape_moves=False``: the phenotype columns of the Jacobian are left zero (a stage that
-        holds the shape need not pay for them)."""
-        fitter, targets = self.fitter, self.targets
-        weight_2d, weight_3d, sigma = weights
-        batch = targets.batch
-        core, parts = posed.core, posed.parts
-        points = parts.keypoints + state.translation[:, None]
-        residuals, jacobians = [], []
-        cost = torch.zeros(batch)
-        if with_jacobian:
-            lever = levers(parts, fitter.subtree, fitter.core)
-            right = so3_right_jacobian(state.theta)
-            d_theta = rotation_jacobian(parts, lever, fitter.core, state.theta, right).flatten(3)
-            d_translation = torch.eye(3).expand(batch, points.shape[1], 3, 3)
-            d_scale = lever[:, :, fitter.scaled].transpose(2, 3)  # d / d log-scale: the lever itself
-            d_shape = (self.shape_jacobian(state, parts) if shape_moves
-                       else torch.zeros(*points.shape, state.shape_logit.shape[1]))
-            d_points = torch.cat([d_theta, d_translation, d_shape, d_scale], dim=-1)  # (B, K, 3, P)
-        if weight_2d > 0:
-            error = perspective_project(points, self.camera) - targets.xy
-            d2 = error.square().sum(-1)
-            s2 = (sigma * targets.box_size[:, None]).square()
-            w = weight_2d * self.xy_weight
-            cost = cost + (w * d2 / (d2 + s2)).sum(1)
-            scale = (w * s2 / (d2 + s2).square()).sqrt()[..., None]
-            residuals.append((scale * error).flatten(1))
-            if with_jacobian:
-                jacobians.append((scale[..., None] * (projection_jacobian(points, self.camera) @ d_points)).flatten(1, 2))
-        root_3d = (weight_3d * self.world_weight).sqrt()[..., None]
-        error = root_3d * (fitter.centring @ points - targets.world)
-        residuals.append(error.flatten(1))
-        cost = cost + error.square().sum((1, 2))
-        if with_jacobian:
-            jacobians.append((root_3d[..., None] * torch.einsum("kl,blcp->bkcp", fitter.centring, d_points)).flatten(1, 2))
-        prior, prior_jacobian = self.priors(state, core, right if with_jacobian else None)
-        residuals.append(prior)
-        cost = cost + prior.square().sum(1)
-        if with_jacobian:
-            jacobians.append(prior_jacobian)
-        return cost, torch.cat(residuals, dim=1), torch.cat(jacobians, dim=1) if with_jacobian else None
-
-    def shape_jacobian(self, state: _FitState, parts: KeypointParts, step: float = 2e-3) -> torch.Tensor:
-        """(B, K, 3, S) d keypoints / d phenotype logits at ``state`` (posed as ``parts``).
-
-        At a fixed pose the keypoints are linear in the model's shape coefficients and rest
-        joints (:func:`~hmrkit.body.keypoint_skinning.skinned_keypoint_directions`), so only the
-        phenotypes -> coefficients step is differenced (forward differences, one batched call;
-        Anny's phenotype blend is piecewise linear, so one-sided slopes are exact between its
-        anchors) and no forward pass is needed."""
+    def evaluate(self, state: _FitState, posed: _Posed, weights: tuple[float, float, float], with_jacobian: bool):
+        """(cost (B,), residuals (B, R), Jacobian (B, R, P) or None) at ``state`` (posed as ``posed``)."""
         fitter = self.fitter
-        batch, n = state.shape_logit.shape
-        logits = (state.shape_logit[None] + step * torch.eye(n)[:, None]).reshape(-1, n)  # (S * B, S)
-        unit = torch.cat([state.shape(), 0.5 + 0.5 * torch.tanh(logits)])
-        coefficients, rest = fitter.model.shape_blend(fitter.model_shape(unit))
+        skeleton = posed.skeleton
+        points = skeleton.keypoints + state.translation[:, None]
+        d_points = None
+        if with_jacobian:
+            d_points = keypoint_kernels.keypoint_jacobian(fitter.kernel_skeleton, skeleton, posed.d_coefficients, posed.d_rest,
+                                                          self.scaled)
+        cost, residual, jacobian = keypoint_kernels.landmark_residuals(self.terms, points, d_points, *weights)
+        prior, prior_jacobian = self.priors(state, skeleton.core_rotations, skeleton.right if with_jacobian else None)
+        cost = cost + np.square(prior).sum(1)
+        residual = np.concatenate([residual, prior], axis=1)
+        return cost, residual, np.concatenate([jacobian, prior_jacobian], axis=1) if with_jacobian else None
 
-        def slopes(values: torch.Tensor) -> torch.Tensor:  # (B + S * B, ...) -> (B, S, ...)
-            moved = values[batch:].reshape(n, batch, *values.shape[1:])
-            return ((moved - values[:batch]) / step).transpose(0, 1)
-
-        return skinned_keypoint_directions(fitter.keypoints, fitter.tree, parts.world_rotations, slopes(coefficients), slopes(rest))
-
-    def priors(self, state: _FitState, core: torch.Tensor, right: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def priors(self, state: _FitState, core: np.ndarray, right: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """Prior residuals (B, Q) and, when ``right`` (the SO(3) right Jacobians of ``theta``) is
         given, their Jacobian (B, Q, P): pose L2, knee/elbow hinge limits, phenotypes near neutral,
         bone scales near 1, VAE latent mean. ``core``: ``exp(theta)``."""
         fitter, cfg, patterns = self.fitter, self.fitter.config, self.prior_patterns
-        body = state.theta[:, 1:].flatten(1)
-        flex = (state.theta[:, fitter.hinges] * fitter.hinge_axes).sum(-1)
-        residuals = [cfg.weight_pose_prior**0.5 * body, cfg.weight_limits**0.5 * torch.relu(-flex),
+        batch = state.theta.shape[0]
+        flex = (state.theta[:, fitter.hinges] * patterns.hinge_axes).sum(-1)
+        residuals = [cfg.weight_pose_prior**0.5 * state.theta[:, 1:].reshape(batch, -1), cfg.weight_limits**0.5 * np.maximum(-flex, 0),
                      cfg.weight_shape**0.5 * (state.shape() - 0.5), cfg.weight_bone_scale**0.5 * state.log_scale]
         if right is None:
-            if patterns.vae:  # the trial steps need only the value: the encoder alone
-                residuals.append(patterns.vae_scale * fitter.pose_prior.encode(core[:, 1:])[0])
-            return torch.cat(residuals, dim=1), None
-        jacobians = [patterns.body.expand(state.theta.shape[0], -1, -1),
+            if patterns.vae:  # the trial steps need only the value
+                residuals.append(patterns.vae_scale * fitter.prior_mean(core[:, 1:], with_jacobian=False)[0])
+            return np.concatenate(residuals, axis=1), None
+        jacobians = [np.broadcast_to(patterns.body, (batch, *patterns.body.shape[1:])),
                      patterns.limits * (flex < 0)[..., None],
-                     patterns.shape * (1 - torch.tanh(state.shape_logit).square())[..., None],
-                     patterns.scale.expand(state.theta.shape[0], -1, -1)]
+                     patterns.shape * (1 - np.square(np.tanh(state.shape_logit)))[..., None],
+                     np.broadcast_to(patterns.scale, (batch, *patterns.scale.shape[1:]))]
         if patterns.vae:
-            latent, d_latent = self.latent_mean(state.theta[:, 1:], core[:, 1:], right[:, 1:])
+            latent, d_latent = self.latent_mean(core[:, 1:], right[:, 1:])
             residuals.append(patterns.vae_scale * latent)
-            jacobians.append(torch.nn.functional.pad(patterns.vae_scale * d_latent, (3, patterns.columns - 3 - d_latent.shape[2])))
-        return torch.cat(residuals, dim=1), torch.cat(jacobians, dim=1)
+            jacobians.append(np.pad(patterns.vae_scale * d_latent, ((0, 0), (0, 0), (3, patterns.columns - 3 - d_latent.shape[2]))))
+        return np.concatenate(residuals, axis=1), np.concatenate(jacobians, axis=1)
 
-    def latent_mean(self, theta: torch.Tensor, rotations: torch.Tensor | None = None,
-                    right: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 21, 3) body axis-angles -> the VAE prior's posterior mean (B, L) and its
-        Jacobian (B, L, 63): the encoder's closed form chained with d 6D / d theta.
-        ``rotations``, ``right``: ``exp(theta)`` and its right Jacobians, when the caller has them."""
-        rotations = roma.rotvec_to_rotmat(theta) if rotations is None else rotations
-        right = so3_right_jacobian(theta) if right is None else right
-        mean, d_sixd = self.fitter.pose_prior.mean_with_jacobian(rotations)
+    def latent_mean(self, rotations: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The VAE prior's posterior mean (B, L) at the body joints' rotations ``exp(theta)``
+        (B, 21, 3, 3), and its Jacobian (B, L, 63) with respect to theta (``right``: their SO(3)
+        right Jacobians): the encoder's closed form chained with d 6D / d theta."""
+        mean, d_sixd = self.fitter.prior_mean(rotations, with_jacobian=True)
         # d R / d theta_k = R skew(Jr e_k); the 6D input is R's first two columns, row by row
-        turns = skew(right.transpose(-1, -2))  # (B, 21, 3 [k], 3, 3)
-        d_rotation = rotations[:, :, None] @ turns
-        d_input = d_rotation[..., :2].reshape(*theta.shape[:2], 3, 6).transpose(-1, -2)  # (B, 21, 6, 3)
-        d_mean = torch.einsum("bljs,bjsk->bljk", d_sixd.reshape(*mean.shape, theta.shape[1], 6), d_input)
-        return mean, d_mean.flatten(2)
+        d_rotation = rotations[:, :, None] @ _skew(right.swapaxes(-1, -2))  # (B, 21, 3 [k], 3, 3)
+        d_input = d_rotation[..., :2].reshape(*rotations.shape[:2], 3, 6).swapaxes(-1, -2)  # (B, 21, 6, 3)
+        d_mean = np.einsum("bljs,bjsk->bljk", d_sixd.reshape(*mean.shape, rotations.shape[1], 6), d_input)
+        return mean, d_mean.reshape(*mean.shape, -1)
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 3, 3) with ``skew(a) @ b == a x b``."""
+    out = np.zeros((*v.shape, 3))
+    out[..., 0, 1], out[..., 0, 2], out[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    out[..., 1, 0], out[..., 2, 0], out[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    return out

@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -87,24 +88,6 @@ class PosePrior(nn.Module):
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar.clamp(-20.0, 10.0)
 
-    def mean_with_jacobian(self, rotations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean ``(B, L)`` and its closed-form Jacobian with respect to the 6D inputs
-        ``(B, L, 21 * 6)`` (order of :func:`matrix_to_sixd`): what a Gauss-Newton fit needs,
-        without autograd transforms (the encoder is three linear layers with leaky ReLUs)."""
-        x = self._encoder_input(rotations)
-        first, _, second, _, third = self.encoder
-        h1 = first(x)
-        h2 = second(torch.nn.functional.leaky_relu(h1, 0.2))
-        out = third(torch.nn.functional.leaky_relu(h2, 0.2))
-        latent = self.config.latent_dim
-
-        def slope(h: torch.Tensor) -> torch.Tensor:
-            return torch.where(h > 0, 1.0, 0.2)
-
-        jacobian = (third.weight[:latent][None] * slope(h2)[:, None]) @ second.weight
-        jacobian = ((jacobian * slope(h1)[:, None]) @ first.weight) / self.input_std
-        return out[:, :latent], jacobian
-
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, latent_dim)`` -> ``(B, 21, 3, 3)`` rotations."""
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
@@ -174,3 +157,40 @@ def load_pose_prior(path: str | Path | None = None) -> PosePrior:
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ModelAssetError(f"pose prior weights malformed: {path}: {str(error).splitlines()[0]}") from None
     return model.eval()
+
+
+class EncoderMean:
+    """The encoder's posterior mean as a numpy (float64) function with its closed-form Jacobian:
+    what the Gauss-Newton body fit evaluates on every step (a handful of array calls; the
+    encoder is three linear layers with leaky ReLUs)."""
+
+    def __init__(self, prior: PosePrior):
+        first, activation, second, _, third = prior.encoder
+        latent = prior.config.latent_dim
+
+        def array(t: torch.Tensor) -> np.ndarray:
+            return t.detach().double().cpu().numpy()
+
+        self.layers = [(array(first.weight), array(first.bias)), (array(second.weight), array(second.bias)),
+                       (array(third.weight[:latent]), array(third.bias[:latent]))]
+        self.negative_slope = activation.negative_slope
+        self.input_mean, self.input_std = array(prior.input_mean), array(prior.input_std)
+
+    def __call__(self, rotations: np.ndarray, with_jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, 21, 3, 3) rotations -> posterior mean (B, L) and, ``with_jacobian``, its Jacobian
+        with respect to the 6D inputs (B, L, 21 * 6), in the order of :func:`matrix_to_sixd`."""
+        x = (rotations[..., :2].reshape(rotations.shape[0], -1) - self.input_mean) / self.input_std
+        (w1, b1), (w2, b2), (w3, b3) = self.layers
+        h1 = x @ w1.T + b1
+        h2 = self._leaky(h1) @ w2.T + b2
+        mean = self._leaky(h2) @ w3.T + b3
+        if not with_jacobian:
+            return mean, None
+        jacobian = (w3[None] * self._slope(h2)[:, None]) @ w2
+        return mean, ((jacobian * self._slope(h1)[:, None]) @ w1) / self.input_std
+
+    def _slope(self, h: np.ndarray) -> np.ndarray:
+        return np.where(h > 0, 1.0, self.negative_slope)
+
+    def _leaky(self, h: np.ndarray) -> np.ndarray:
+        return h * self._slope(h)
