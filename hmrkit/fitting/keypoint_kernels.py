@@ -95,7 +95,8 @@ def pose(skeleton: KernelSkeleton, root: np.ndarray, theta: np.ndarray, held: np
     s = skeleton
     core, right = _exp_and_right(theta)
     points = s.pair_base[:, :3] + s.pair_offsets(coefficients)
-    world, joints, surface, keypoints = _forward(root, core, held, scales, rest_joints, points, s.parents, s.order,
+    local = np.concatenate([root[:, None] @ core[:, :1], core[:, 1:], held], axis=1)
+    world, joints, surface, keypoints = _forward(local, scales, rest_joints, points, s.parents, s.order,
                                                  s.weight_entries, s.weight_values, s.pairs, s.pair_base, s.num_keypoints)
     return PosedSkeleton(core, right, world, joints, surface, keypoints)
 
@@ -169,45 +170,28 @@ def _exp_and_right(theta):
 
 
 @numba.njit(cache=True, nogil=True)
-def _matmul3(a, b, out):
-    for r in range(3):
-        for c in range(3):
-            out[r, c] = a[r, 0] * b[0, c] + a[r, 1] * b[1, c] + a[r, 2] * b[2, c]
-
-
-@numba.njit(cache=True, nogil=True)
-def _forward(root, core, held, scales, rest, points, parents, order, weight_entries, weight_values, pairs,
-             pair_base, num_keypoints):
-    batch, n = core.shape[:2]
-    joints_count = parents.shape[0]
+def _forward(local, scales, rest, points, parents, order, weight_entries, weight_values, pairs, pair_base, num_keypoints):
+    batch, joints_count = local.shape[:2]
     world = np.empty((batch, joints_count, 3, 3))
     joints = np.empty((batch, joints_count, 3))
     surface = np.empty((batch, pairs.shape[0], 3))
     keypoints = np.zeros((batch, num_keypoints, 3))
-    local = np.empty((3, 3))
     for b in range(batch):
-        for j in order:
-            if j == 0:
-                _matmul3(root[b], core[b, 0], local)
-            elif j < n:
-                local[:] = core[b, j]
-            else:
-                local[:] = held[b, j - n]
+        for i in range(joints_count):
+            j = order[i]
             p = parents[j]
-            if p < 0:
-                for r in range(3):
-                    for c in range(3):
-                        world[b, j, r, c] = local[r, c] * scales[b, j]
+            s = scales[b, j]
+            for r in range(3):
+                if p < 0:
                     joints[b, j, r] = rest[b, j, r]
-            else:
-                _matmul3(world[b, p], local, world[b, j])
-                for r in range(3):
                     for c in range(3):
-                        world[b, j, r, c] *= scales[b, j]
-                for r in range(3):
+                        world[b, j, r, c] = local[b, j, r, c] * s
+                else:
                     acc = joints[b, p, r]
                     for c in range(3):
                         acc += world[b, p, r, c] * (rest[b, j, c] - rest[b, p, c])
+                        world[b, j, r, c] = s * (world[b, p, r, 0] * local[b, j, 0, c] + world[b, p, r, 1] * local[b, j, 1, c]
+                                                 + world[b, p, r, 2] * local[b, j, 2, c])
                     joints[b, j, r] = acc
         for e in range(weight_entries.shape[0]):
             k, j = weight_entries[e, 0], weight_entries[e, 1]
@@ -269,7 +253,9 @@ def _jacobian(world, joints, surface, right, d_points, d_rest, scaled, parents, 
             for r in range(3):
                 for c in range(3):
                     unit[r, c] = world[b, j, r, c] / norm
-            _matmul3(unit, right[b, j], frame)
+            for r in range(3):
+                for c in range(3):
+                    frame[r, c] = unit[r, 0] * right[b, j, 0, c] + unit[r, 1] * right[b, j, 1, c] + unit[r, 2] * right[b, j, 2, c]
             for k in range(num_keypoints):
                 lx, ly, lz = lever[k, j, 0], lever[k, j, 1], lever[k, j, 2]
                 for a in range(3):
@@ -284,7 +270,8 @@ def _jacobian(world, joints, surface, right, d_points, d_rest, scaled, parents, 
         # its parent's world rotation; a surface part is its joint's transform of a rest point
         base = 3 * n + 3
         for s in range(shapes):
-            for j in order:
+            for i in range(joints_count):
+                j = order[i]
                 p = parents[j]
                 for r in range(3):
                     if p < 0:
