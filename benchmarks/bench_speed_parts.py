@@ -31,7 +31,7 @@ from hmrkit.fitting.hands import HandSolver  # noqa: E402
 from hmrkit.fitting.targets import targets_from_detections  # noqa: E402
 from hmrkit.io.images import VideoReader, load_image  # noqa: E402
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig, _HandSearches  # noqa: E402
-from hmrkit.pipeline import Pipeline, torch_threads  # noqa: E402
+from hmrkit.pipeline import Pipeline, compute_threads  # noqa: E402
 
 PHOTOS = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
@@ -66,7 +66,7 @@ def body_fit(pipeline: Pipeline) -> dict:
     camera = pipeline.camera(image.rgb.shape[1], image.rgb.shape[0])
     targets = targets_from_detections(people, pipeline.config.fit.weigh_unseen, pipeline.config.fit.pose_hand_point_weight)
     steps = pipeline.config.refine_iterations
-    with torch_threads(1):
+    with compute_threads(1):
         guess = pipeline.config.estimator(targets, camera)
         times = []
         for _ in range(15):
@@ -92,7 +92,7 @@ def hand_post_optimization(pipeline: Pipeline) -> dict:
     for steps in (0, 20):
         solver = HandSolver(refine=steps > 0, iterations=steps)
         solver.solve_people(photos[0])  # warm-up: loads the IK nets
-        with torch_threads(1):
+        with compute_threads(1):
             start = time.perf_counter()
             for people in photos:
                 solver.solve_people(people)

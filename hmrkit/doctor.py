@@ -12,7 +12,7 @@ from hmrkit.paths import cache_dir, weights_dir
 
 def _packages() -> str:
     versions = []
-    for name in ("torch", "numpy", "mediapipe", "anny", "roma", "safetensors", "numba", "cv2", "trimesh"):
+    for name in ("torch", "numpy", "mediapipe", "anny", "roma", "safetensors", "numba", "threadpoolctl", "cv2", "trimesh"):
         module = importlib.import_module(name)
         versions.append(f"{name} {getattr(module, '__version__', '?')}")
     return ", ".join(versions)

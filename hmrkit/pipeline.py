@@ -10,10 +10,12 @@ import time
 from contextlib import contextmanager
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 
 from hmrkit.body.amputation import absent_joints
 from hmrkit.body.base import BodyModel
@@ -32,15 +34,26 @@ from hmrkit.results import HandResult, ImageResult, PersonResult
 
 
 @contextmanager
-def torch_threads(count: int):
-    """Small-batch fitting is bound by per-op overhead: one thread is fastest, and far faster
-    than two when the other core is busy (measured: 1.8 s vs 13 s for one fit under load)."""
+def compute_threads(count: int):
+    """Threads of PyTorch and of numpy's BLAS while fitting. Small-batch fitting is bound by
+    per-op overhead: one thread is fastest, and far faster than two when the other core is busy
+    (measured: 1.8 s vs 13 s for one fit under load). BLAS's second thread spins for work: in
+    video mode, with perception's look-ahead thread on the other core, limiting BLAS to one
+    thread took the sample video from ~100 to ~78 ms per person-frame (development A/B runs;
+    ``hkmr_speed.md`` has the committed figure)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
-        yield
+        with _blas_threads().limit(limits=count, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(previous)
+
+
+@lru_cache(maxsize=1)
+def _blas_threads() -> ThreadpoolController:
+    """The process's BLAS thread pools (found once: scanning the loaded libraries takes ~0.1 s)."""
+    return ThreadpoolController()
 
 
 @dataclass
@@ -132,14 +145,14 @@ class Pipeline:
         hands_only = []
         if lone_hands and self.config.hands:
             start = time.perf_counter()
-            with torch_threads(self.config.fit_threads):
+            with compute_threads(self.config.fit_threads):
                 placed = self.hand_solver.place_alone(lone_hands, camera)
             hands_only = [self._hand_alone(h, loaded.scale) for h in placed]
             timings["hands_only"] = (time.perf_counter() - start) * 1000
         people: list[PersonResult] = []
         fit = None
         if people_in:
-            with torch_threads(self.config.fit_threads):
+            with compute_threads(self.config.fit_threads):
                 people, fit = self._fit_people(people_in, camera, loaded.scale, init, smoother, timings)
         elif not hands_only:
             notes.append("no person found")

@@ -255,9 +255,9 @@ class BodyFitter:
         rotations = state.rotations(keypoint_kernels.exp_so3(state.theta))
         return rotations, torch.from_numpy(self.model_shape(state.shape())).float(), torch.from_numpy(state.scales()).float()
 
-    def model_shape(self, unit: torch.Tensor) -> torch.Tensor:
+    def model_shape(self, unit: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         """The fit keeps shape in unit form (0..1, neutral 0.5, prior on it); the model's own values span
-        its ``shape_range`` (Anny's phenotypes: the same; SMPL betas: -3..3)."""
+        its ``shape_range`` (Anny's phenotypes: the same; SMPL betas: -3..3). Tensor or array in, the same out."""
         low, high = self.model.shape_range
         return low + (high - low) * unit
 
