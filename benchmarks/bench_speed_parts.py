@@ -5,18 +5,23 @@
 (a) MediaPipe Hands on the wrist crops of the demo photos: ms per crop one at a time, and two
     at a time on two threads (each with its own graph), as the backend's workers run them.
 (b) The body fit: the pipeline's refinement after HKMR for one person (astronaut.png): ms, tensor
-    calls (profiler, top-level aten calls) and ms per Levenberg-Marquardt step.
+    calls (profiler, top-level aten calls: what is left in PyTorch, mostly the shape blend; the
+    keypoints and Jacobians run in numba) and ms per Levenberg-Marquardt step.
 (c) The hand post-optimization the pipeline skips by default: ``HandSolver.solve_people`` with
     20 steps vs the IK net alone, ms per demo photo with hands.
 (d) Video: ``MediaPipeConfig.hand_retry_every`` 1-4 on the first 60 frames of the sample video:
     wrist searches made and finding a hand, hands kept, perception ms per person-frame.
+(e) The first fit of a fresh process, with numba's cache empty and then filled (subprocesses).
 Results: benchmarks/results/speed_parts.{json,md}.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -132,8 +137,42 @@ def video_hand_retries(frames: int = 60) -> list[dict]:
     return rows
 
 
+_FIRST_FIT = """
+import time
+from hmrkit.fitting.targets import targets_from_detections
+from hmrkit.io.images import load_image
+from hmrkit.pipeline import Pipeline
+pipeline = Pipeline()
+image = load_image({path!r})
+people = [p for p in pipeline.backend.detect(image.rgb).people if p.body is not None]
+targets = targets_from_detections(people)
+camera = pipeline.camera(image.rgb.shape[1], image.rgb.shape[0])
+guess = pipeline.config.estimator(targets, camera)
+for _ in range(2):
+    start = time.perf_counter()
+    pipeline.fitter.fit(targets, camera, guess, iterations=pipeline.config.refine_iterations)
+    print("fit_ms", (time.perf_counter() - start) * 1000)
+"""
+
+
+def first_fit() -> dict:
+    """(e): the first fit of a fresh process (ms), with numba's cache empty (the kernels compile)
+    and then filled by that run (they load), and the second fit of the same process."""
+    code = _FIRST_FIT.format(path=str(DATA / "demo_images" / "astronaut.png"))
+    result = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for name in ("empty_cache", "filled_cache"):
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+            first, second = (float(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("fit_ms "))
+            result[f"first_fit_ms_{name}"], result[f"second_fit_ms_{name}"] = first, second
+    print(result, flush=True)
+    return result
+
+
 def main() -> None:
     torch.set_num_threads(1)
+    compile_times = first_fit()
     crops = hand_crops()
     print(crops, flush=True)
     with Pipeline() as pipeline:
@@ -143,7 +182,8 @@ def main() -> None:
         print(hands, flush=True)
     video = video_hand_retries()
     payload = {"machine": machine(with_load=True), "command": "python benchmarks/bench_speed_parts.py",
-               "hand_crops": crops, "body_fit": fit, "hand_post_optimization": hands, "video_hand_retries": video}
+               "hand_crops": crops, "body_fit": fit, "hand_post_optimization": hands, "video_hand_retries": video,
+               "first_fit": compile_times}
     lines = ["# Where the time of one person goes", "", f"Machine: {payload['machine']}. Command: `{payload['command']}`.", "",
              f"(a) MediaPipe Hands on the {crops['crops']} wrist crops of the demo photos ({crops['found']} with a hand): "
              f"{crops['ms_per_crop_alone']:.1f} ms per crop one at a time, {crops['ms_per_crop_two_threads']:.1f} ms per crop "
@@ -151,6 +191,9 @@ def main() -> None:
              f"(b) Body fit, astronaut.png (one person), HKMR's guess + {tuple(fit['steps'])} Levenberg-Marquardt steps: "
              f"{fit['ms']:.0f} ms (median of 15), {fit['ms_per_step']:.1f} ms and {fit['tensor_calls_per_step']:.0f} tensor calls "
              f"per step ({fit['tensor_calls']} in all).", "",
+             f"(e) The same fit as the first of a fresh process: {compile_times['first_fit_ms_empty_cache'] / 1000:.1f} s with "
+             f"numba's cache empty (the fit's kernels compile, once per machine), {compile_times['first_fit_ms_filled_cache']:.0f} ms "
+             f"with it filled; the second fit of the process {compile_times['second_fit_ms_filled_cache']:.0f} ms.", "",
              f"(c) Hand IK of all hands of a photo ({hands['photos_with_hands']} demo photos with hands): IK net alone "
              f"{hands['ms_per_photo_0_steps']:.0f} ms, with 20 post-optimization steps {hands['ms_per_photo_20_steps']:.0f} ms per photo.", "",
              "(d) Video, first 60 frames of sample_video.mp4, `MediaPipeConfig.hand_retry_every`:", "",

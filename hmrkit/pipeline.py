@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,17 +34,18 @@ from hmrkit.results import HandResult, ImageResult, PersonResult
 
 
 @contextmanager
-def compute_threads(count: int):
-    """Threads of PyTorch and of numpy's BLAS while fitting. Small-batch fitting is bound by
-    per-op overhead: one thread is fastest, and far faster than two when the other core is busy
-    (measured: 1.8 s vs 13 s for one fit under load). BLAS's second thread spins for work: in
-    video mode, with perception's look-ahead thread on the other core, limiting BLAS to one
-    thread took the sample video from ~100 to ~78 ms per person-frame (development A/B runs;
-    ``hkmr_speed.md`` has the committed figure)."""
+def compute_threads(count: int, limit_blas: bool = True):
+    """Threads of PyTorch (and, ``limit_blas``, of numpy's BLAS) while fitting. Small-batch fitting
+    is bound by per-op overhead: one torch thread is fastest, and far faster than two when the
+    other core is busy (measured: 1.8 s vs 13 s for one fit under load). BLAS's second thread
+    spins for work: in video mode, with perception's look-ahead thread on the other core,
+    limiting BLAS to one thread took the sample video from ~100 to ~68 ms per person-frame; on
+    photos, where the fit runs alone, two BLAS threads fitted 8 people ~10 % faster (development
+    A/B runs; the committed figures are in ``hkmr_speed.md``)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
-        with _blas_threads().limit(limits=count, user_api="blas"):
+        with _blas_threads().limit(limits=count, user_api="blas") if limit_blas else nullcontext():
             yield
     finally:
         torch.set_num_threads(previous)
@@ -145,14 +146,14 @@ class Pipeline:
         hands_only = []
         if lone_hands and self.config.hands:
             start = time.perf_counter()
-            with compute_threads(self.config.fit_threads):
+            with compute_threads(self.config.fit_threads, limit_blas=self.backend.config.video):
                 placed = self.hand_solver.place_alone(lone_hands, camera)
             hands_only = [self._hand_alone(h, loaded.scale) for h in placed]
             timings["hands_only"] = (time.perf_counter() - start) * 1000
         people: list[PersonResult] = []
         fit = None
         if people_in:
-            with compute_threads(self.config.fit_threads):
+            with compute_threads(self.config.fit_threads, limit_blas=self.backend.config.video):  # video: perception runs meanwhile
                 people, fit = self._fit_people(people_in, camera, loaded.scale, init, smoother, timings)
         elif not hands_only:
             notes.append("no person found")

@@ -2,9 +2,12 @@
 exact Jacobian, and the robust 2D / 3D landmark residuals built from them.
 
 Why: one Levenberg-Marquardt step of one person is a small problem (83 unknowns, ~600
-residuals), but written as batched PyTorch it was ~750 tensor calls on tiny tensors, ~10 ms of
-call overhead a step (``benchmarks/results/speed_parts.md``). The same arithmetic as plain loops
-runs in well under a millisecond. The kernels hold no model-specific code: a model gives its
+residuals), but written as batched PyTorch it was 747 tensor calls on tiny tensors and 9.9 ms a
+step, nearly all call overhead (``benchmarks/results/speed_parts.md`` as committed before this
+module); as plain compiled loops the same arithmetic is a small part of a step (the rest: the
+model's shape blend, the VAE prior, the 83 x 83 solve; ``speed_parts.md`` now). The first call
+ever compiles the kernels (~6 s, then cached next to this file or in numba's per-user cache).
+The kernels hold no model-specific code: a model gives its
 kinematic tree, its compiled keypoint map (:func:`hmrkit.body.keypoint_skinning.compile_skinned_keypoints`)
 and, per shape, its blend coefficients and rest joints (``model.shape_blend``).
 
