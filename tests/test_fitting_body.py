@@ -1,6 +1,7 @@
 """The body fit on synthetic targets made by posing Anny: it must recover what made them."""
 
 import copy
+
 import roma
 import torch
 
