@@ -197,6 +197,7 @@ class BodyFitter:
         if any(j >= NUM_BODY_CORE for j in self.scaled):
             raise ValueError("bone_scale_joints must be core joints")
         self.kernel_skeleton = KernelSkeleton.build(tree_of(tuple(model.skeleton.parents)), keypoints, NUM_BODY_CORE)
+        self.centring = _array(centring_matrix())  # the 3D landmarks' frames, made once
 
     def fit(
         self,
@@ -395,7 +396,7 @@ class _Problem:
         intrinsics = torch.cat([per_sample(v, like, name) for v, name in
                                 ((camera.fx, "fx"), (camera.fy, "fy"), (camera.cx, "cx"), (camera.cy, "cy"))], dim=1)
         self.terms = LandmarkTerms(_array(targets.xy), _array(xy_weight), _array(targets.world), _array(world_weight),
-                                   _array(targets.box_size), _array(intrinsics), _array(centring_matrix()))
+                                   _array(targets.box_size), _array(intrinsics), fitter.centring)
         self.free = free.numpy()  # (B, 22) core joints the fit may turn
         self.prior_patterns = _PriorPatterns(fitter)
         self.scaled = np.asarray(fitter.scaled, dtype=np.int64)
