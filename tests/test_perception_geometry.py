@@ -9,6 +9,7 @@ from hmrkit.perception.geometry import (
     Crop,
     clip_box,
     cut,
+    halve_to,
     hand_crop,
     iou,
     person_crop_from_face,
@@ -58,6 +59,22 @@ def test_cut_downscaled_maps_back(crop: Crop) -> None:
         y = crop.y0 + (r + 0.5) / scale - 0.5
         if 0 <= x < im.shape[1] - 2 and 0 <= y < im.shape[0] - 2:
             assert abs(int(patch[r, c, 0]) - x) <= 2.5 and abs(int(patch[r, c, 1]) - y) <= 2.5
+
+
+@pytest.mark.parametrize("shape", [(120, 200), (121, 201), (37, 900)])
+def test_halve_to_takes_two_by_two_means_until_it_fits(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(0)
+    im = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    small, scale = halve_to(im, max_side=60)
+    halvings = int(np.ceil(np.log2(max(shape) / 60)))
+    assert scale == 0.5**halvings and max(small.shape[:2]) <= 60
+    # independent: means of 2^k x 2^k blocks (the odd last rows / columns of each level dropped)
+    k = 2**halvings
+    h, w = small.shape[:2]
+    blocks = im[: h * k, : w * k].reshape(h, k, w, k, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(small.astype(np.float64) - blocks).max() <= halvings  # one rounding per level
+    same, one = halve_to(im, max_side=max(shape))
+    assert same is im and one == 1.0
 
 
 def test_boxes() -> None:

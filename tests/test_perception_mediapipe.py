@@ -113,6 +113,22 @@ def test_landmarks_follow_the_image_when_it_is_shifted(backend, rgb) -> None:
 
 
 @needs_demo
+def test_large_photos_are_searched_halved_with_the_same_landmarks(backend, rgb) -> None:
+    """A photo larger than ``body_search_px`` (1200 x 1799: an odd last row) is searched at
+    600 x 899; landmarks and hands must map back onto the full photo's."""
+    image = rgb("hands/test5.jpg")
+    a = backend.detect(image).people[0]
+    with MediaPipeBackend(MediaPipeConfig(max_people=1, body_search_px=1024)) as halved:
+        b = halved.detect(image).people[0]
+    size = np.linalg.norm(a.body.xy[L_SH] - a.body.xy[R_SH])
+    core = [NOSE, L_SH, R_SH, L_HIP, R_HIP]
+    assert np.abs(b.body.xy[core] - a.body.xy[core]).max() < 0.04 * size  # 0.023 measured
+    assert set(a.hands) == set(b.hands) == {"left", "right"}
+    for side in a.hands:  # wrist crops come from the full photo: 0.012 measured
+        assert np.linalg.norm(b.hands[side].xy - a.hands[side].xy, axis=1).mean() < 0.025 * size
+
+
+@needs_demo
 def test_hands_on_a_hands_photo(backend, rgb) -> None:
     """test5: a woman holds both hands to her face; her right hand is on the image's left."""
     image = rgb("hands/test5.jpg")

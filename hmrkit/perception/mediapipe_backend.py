@@ -53,6 +53,7 @@ from hmrkit.perception.geometry import (
     clip_box,
     crop_centre_overlaps,
     cut,
+    halve_to,
     hand_crop,
     iou,
     person_crop_from_face,
@@ -101,6 +102,13 @@ class MediaPipeConfig:
         small for the hand model (it found none in 19 such crops on the demo and 40 COCO photos,
         development run), and each search costs ~25 ms.
     pose_crop_px: the same limit for face-seeded body windows.
+    body_search_px: the whole-image pose calls of photos whose long side exceeds this see the
+        photo halved (2 x 2 means) until it fits, made once per photo; landmarks map back to
+        full-image pixels. MediaPipe turns every call's input into a packet of its own and
+        its models see 224-256 px, so a 4096-px photo cost ~93 ms a pose call against ~54
+        halved (development timing, landmarks within 0.7 % of the person's height); only
+        people under ~256 px tall in the halved photo lose detail. Wrist crops, face tiles and
+        face-seeded windows still come from the full photo.
     new_person_every: video: the slots tracking nobody search for a new person on every n-th
         frame only (and on every frame while nobody is tracked); a search stops at the first
         free slot that finds nobody. Each slot's search is a full pose detection (~40 ms). On
@@ -133,6 +141,7 @@ class MediaPipeConfig:
     hand_crop_scale: float = 3.2
     min_hand_crop_px: int = 80
     pose_crop_px: int = 1280
+    body_search_px: int = 2048
     new_person_every: int = 1
     visible: float = 0.5
     workers: int = 2
@@ -147,8 +156,8 @@ class MediaPipeConfig:
             raise ValueError(f"new_person_every must be >= 1, got {self.new_person_every}")
         if self.face_levels < 1:
             raise ValueError(f"face_levels must be >= 1, got {self.face_levels}")
-        if self.hand_crop_px < 64 or self.pose_crop_px < 64:
-            raise ValueError("hand_crop_px and pose_crop_px must be >= 64")
+        if min(self.hand_crop_px, self.pose_crop_px, self.body_search_px) < 64:
+            raise ValueError("hand_crop_px, pose_crop_px and body_search_px must be >= 64")
         for name in ("min_pose_confidence", "min_tracking_confidence", "min_hand_confidence",
                      "min_face_confidence", "visible"):
             v = getattr(self, name)
@@ -285,8 +294,8 @@ class MediaPipeBackend:
         return self._face_graph
 
     # ------------------------------------------------------------------ model calls
-    def _pose_in(self, image: np.ndarray, crop: Crop, slot: int = 0) -> BodyLandmarks | None:
-        patch, _ = cut(image, crop, self.config.pose_crop_px)
+    def _pose_in(self, patch: np.ndarray, crop: Crop, slot: int = 0) -> BodyLandmarks | None:
+        """The body MediaPipe finds in ``patch``, which shows the window ``crop`` of the image."""
         result = self._pose_graph(slot).process(patch)
         if result.pose_landmarks is None:
             return None
@@ -335,7 +344,7 @@ class MediaPipeBackend:
     # ------------------------------------------------------------------ bodies
     def _find_bodies(self, image: np.ndarray, found: Callable[[PersonDetection], None] | None = None) -> list[PersonDetection]:
         """Everyone's body; ``found`` is told of each person as soon as they are found."""
-        canvas = _Canvas(image)
+        canvas = _Canvas(image, self.config.body_search_px)
         seeds = self.config.face_seeds and not self.config.video and min(image.shape[:2]) >= _MIN_FACE_TILE
         faces = self._workers().submit(self._faces_on_tiles, image, min(image.shape[:2])) if seeds else None
         people = self._paint_over(canvas, found)
@@ -364,7 +373,7 @@ class MediaPipeBackend:
             self._frames += 1
         for slot in slots:
             tracked = cfg.video and slot in self._tracked_slots
-            body = self._pose_in(canvas.image, Crop(0.0, 0.0, float(w), float(h)), slot)
+            body = self._pose_in(canvas.search, canvas.search_window, slot)
             person = None if body is None else self._person(body, w, h)
             if person is None or _repeats(person, people) or canvas.mostly_painted(body, cfg.visible):
                 if tracked:
@@ -416,7 +425,7 @@ class MediaPipeBackend:
         crop = person_crop_from_face(face)
         work = canvas.unpainted(face)
         for _ in range(2):
-            body = self._pose_in(work, crop)
+            body = self._pose_in(cut(work, crop, self.config.pose_crop_px)[0], crop)
             if body is None:
                 return None
             if _nose_on_face(body, face):
@@ -462,15 +471,29 @@ class MediaPipeBackend:
 
 
 class _Canvas:
-    """The image with found people painted over in a flat mean colour (copied on first paint)."""
+    """The image with found people painted over in a flat mean colour (copied on first paint),
+    and the same at reduced resolution for whole-image pose calls (``search``; see
+    ``MediaPipeConfig.body_search_px``)."""
 
-    def __init__(self, image: np.ndarray) -> None:
+    def __init__(self, image: np.ndarray, search_px: int) -> None:
         self.original = image
         self.image = image
         self.painted = np.zeros(image.shape[:2], dtype=bool)
         # OpenCV's mean: the same colour as numpy's axis mean, which took longer than a pose call
         # on large photos
         self.fill = np.array(cv2.mean(image)[:3]).astype(np.uint8)
+        self._reduced, self._scale = halve_to(image, search_px)
+
+    @property
+    def search(self) -> np.ndarray:
+        """The painted canvas for whole-image pose calls, at reduced resolution when large."""
+        return self.image if self._scale == 1.0 else self._reduced
+
+    @property
+    def search_window(self) -> Crop:
+        """The window of the image that ``search`` shows (all of it but an odd last pixel)."""
+        h, w = self.search.shape[:2]
+        return Crop(0.0, 0.0, w / self._scale, h / self._scale)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -485,6 +508,10 @@ class _Canvas:
                 self.image = self.original.copy()
             into = self.image
             self.painted[y0:y1, x0:x1] = True
+            if self._scale != 1.0:
+                rh, rw = self._reduced.shape[:2]
+                r0, s0, r1, s1 = pixel_box([v * self._scale for v in box], rw, rh)
+                self._reduced[s0:s1, r0:r1] = self.fill
         saved = None
         if keep is not None:
             k0, l0, k1, l1 = pixel_box(keep, w, h)
