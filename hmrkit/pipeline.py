@@ -27,6 +27,7 @@ from hmrkit.fitting.targets import HAND_SLICES, targets_from_detections
 from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, perspective_project
 from hmrkit.models.pose_prior import load_pose_prior
 from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image
+from hmrkit.perception.backend import PerceptionBackend
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
 from hmrkit.perception.types import Perception, PersonDetection
 from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
@@ -91,7 +92,8 @@ class Pipeline:
         self.body = load_body(self.config.body_model)  # first: a missing SMPL folder fails before anything loads
         if self.config.estimator is not None and self.body.name != "anny":
             raise ValueError(f"the learned estimator predicts Anny poses; with the {self.body.name} body model use the optimization (PipelineConfig(estimator=None))")
-        self.backend = MediaPipeBackend(MediaPipeConfig(video=video, max_people=self.config.max_people, hands=self.config.hands))
+        self.video = video
+        self.backend: PerceptionBackend = MediaPipeBackend(MediaPipeConfig(video=video, max_people=self.config.max_people, hands=self.config.hands))
         self.model: BodyModel = self.body.model
         self.fit_keypoints = self.body.fit_keypoints
         self.output_keypoints = self.body.output_keypoints
@@ -146,14 +148,14 @@ class Pipeline:
         hands_only = []
         if lone_hands and self.config.hands:
             start = time.perf_counter()
-            with compute_threads(self.config.fit_threads, limit_blas=self.backend.config.video):
+            with compute_threads(self.config.fit_threads, limit_blas=self.video):
                 placed = self.hand_solver.place_alone(lone_hands, camera)
             hands_only = [self._hand_alone(h, loaded.scale) for h in placed]
             timings["hands_only"] = (time.perf_counter() - start) * 1000
         people: list[PersonResult] = []
         fit = None
         if people_in:
-            with compute_threads(self.config.fit_threads, limit_blas=self.backend.config.video):  # video: perception runs meanwhile
+            with compute_threads(self.config.fit_threads, limit_blas=self.video):  # video: perception runs meanwhile
                 people, fit = self._fit_people(people_in, camera, loaded.scale, init, smoother, timings)
         elif not hands_only:
             notes.append("no person found")

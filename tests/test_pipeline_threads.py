@@ -20,3 +20,37 @@ def test_compute_threads_limits_torch_and_blas_and_restores_them():
     with compute_threads(1, limit_blas=False):  # photos: the fit runs alone, BLAS keeps its threads
         assert torch.get_num_threads() == 1 and _blas_threads() == blas_before
     assert torch.get_num_threads() == torch_before
+
+
+class _Recorded:
+    """A perception backend that answers with detections made before (the protocol and no more)."""
+
+    def __init__(self, perception) -> None:
+        self.perception, self.closed = perception, False
+
+    def detect(self, image_rgb):
+        return self.perception
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_pipeline_needs_only_the_backend_protocol():
+    """Benchmarks hand the pipeline one MediaPipe result for several estimators through a backend
+    of their own: the pipeline may use nothing beyond ``PerceptionBackend`` (detect, close)."""
+    from conftest import shared_data
+
+    from hmrkit.io import load_image
+    from hmrkit.perception import PerceptionBackend
+    from hmrkit.pipeline import Pipeline
+
+    rgb = load_image(shared_data("demo_images", "astronaut.png")).rgb
+    with Pipeline() as pipeline:
+        direct = pipeline.run(rgb)
+        recorded = _Recorded(pipeline.backend.detect(rgb))
+        assert isinstance(recorded, PerceptionBackend)
+        pipeline.backend.close()
+        pipeline.backend = recorded
+        replayed = pipeline.run(rgb)
+    assert recorded.closed and len(direct.people) == len(replayed.people) == 1
+    torch.testing.assert_close(replayed.people[0].joints3d, direct.people[0].joints3d)
