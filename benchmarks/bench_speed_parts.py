@@ -12,6 +12,12 @@
 (d) Video: ``MediaPipeConfig.hand_retry_every`` 1-4 on the first 60 frames of the sample video:
     wrist searches made and finding a hand, hands kept, perception ms per person-frame.
 (e) The first fit of a fresh process, with numba's cache empty and then filled (subprocesses).
+(f) The chain of one-person photos (demo photos and demo hands): the pose call that finds the
+    person, then the slower of the two wrist searches (they need the pose's wrists; on two
+    cores they run side by side), then hand IK + body fit + mesh (the fit needs the hands: their
+    landmarks are fit targets), each timed alone, one at a time, against the pipeline's whole
+    run() of the photo (median of 3). The chain's sum is a floor for the photo however the
+    work is spread over cores; the search for anyone else and the face search run beside it.
 Results: benchmarks/results/speed_parts.{json,md}.
 """
 
@@ -39,6 +45,7 @@ from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfi
 from hmrkit.pipeline import Pipeline, compute_threads  # noqa: E402
 
 PHOTOS = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+HAND_PHOTOS = sorted((DATA / "demo_images" / "hands").glob("*.jpg"))
 
 
 def hand_crops() -> dict:
@@ -137,6 +144,46 @@ def video_hand_retries(frames: int = 60) -> list[dict]:
     return rows
 
 
+def one_person_chain(pipeline: Pipeline) -> list[dict]:
+    """(f): per one-person photo, the chain pose call -> slower wrist search -> hand IK + fit + mesh,
+    each alone (median of 3), and the pipeline's whole run() (median of 3)."""
+    rows = []
+    with MediaPipeBackend(MediaPipeConfig(max_people=1, face_seeds=False, hands=False)) as single:
+        for path in PHOTOS + HAND_PHOTOS:
+            image = load_image(path)
+            runs = []
+            for _ in range(3):
+                start = time.perf_counter()
+                result = pipeline.run(image)
+                runs.append(((time.perf_counter() - start) * 1000, result))
+            total, result = sorted(runs, key=lambda r: r[0])[1]
+            if len(result.people) != 1:
+                continue
+            pose_ms = statistics.median(_timed(lambda: single.detect_pose(image.rgb)) for _ in range(3))
+            people = single.detect_pose(image.rgb)
+            if len(people) != 1:
+                continue
+            searches = _HandSearches(single, image.rgb)
+            searches.start(people[0])
+            crops = [crop for crop, hits in searches.started[0][1].values() if hits.result() is not None]
+            wrist_ms = max((statistics.median(_timed(lambda c=c: single._hands_in(image.rgb, c)) for _ in range(3))
+                            for c in crops), default=0.0)
+            perception = pipeline.backend.detect(image.rgb)
+            timings = [pipeline.run_with_fit(image, perception=perception)[0].timings_ms for _ in range(3)]
+            after = statistics.median(t["hands"] + t["fit"] + t["mesh"] for t in timings)
+            rows.append({"photo": path.relative_to(DATA / "demo_images").as_posix(), "pose_ms": pose_ms,
+                         "wrist_searches": len(crops), "slower_wrist_search_ms": wrist_ms,
+                         "hands_fit_mesh_ms": after, "chain_ms": pose_ms + wrist_ms + after, "pipeline_ms": total})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def _timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1000
+
+
 _FIRST_FIT = """
 import time
 from hmrkit.fitting.targets import targets_from_detections
@@ -180,10 +227,11 @@ def main() -> None:
         print(fit, flush=True)
         hands = hand_post_optimization(pipeline)
         print(hands, flush=True)
+        chain = one_person_chain(pipeline)
     video = video_hand_retries()
     payload = {"machine": machine(with_load=True), "command": "python benchmarks/bench_speed_parts.py",
                "hand_crops": crops, "body_fit": fit, "hand_post_optimization": hands, "video_hand_retries": video,
-               "first_fit": compile_times}
+               "first_fit": compile_times, "one_person_chain": chain}
     lines = ["# Where the time of one person goes", "", f"Machine: {payload['machine']}. Command: `{payload['command']}`.", "",
              f"(a) MediaPipe Hands on the {crops['crops']} wrist crops of the demo photos ({crops['found']} with a hand): "
              f"{crops['ms_per_crop_alone']:.1f} ms per crop one at a time, {crops['ms_per_crop_two_threads']:.1f} ms per crop "
@@ -200,6 +248,16 @@ def main() -> None:
              "| hand_retry_every | wrist searches | finding a hand | hands kept | perception ms per person-frame |", "|---|---|---|---|---|"]
     lines += [f"| {r['hand_retry_every']} | {r['wrist_searches']} | {r['searches_finding_a_hand']} | {r['hands_kept']} | "
               f"{r['perception_ms_per_person_frame']:.0f} |" for r in video]
+    lines += ["", "(f) Photos of one person: the chain pose call -> slower wrist search -> hand IK + fit + mesh, each "
+              "timed alone (median of 3), against the pipeline's whole run (median of 3), ms:", "",
+              "| photo | pose call | wrist searches | slower wrist search | hand IK + fit + mesh | chain | pipeline |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['photo']} | {r['pose_ms']:.0f} | {r['wrist_searches']} | {r['slower_wrist_search_ms']:.0f} | "
+              f"{r['hands_fit_mesh_ms']:.0f} | {r['chain_ms']:.0f} | {r['pipeline_ms']:.0f} |" for r in chain]
+    lines += [f"| median | {statistics.median(r['pose_ms'] for r in chain):.0f} | | "
+              f"{statistics.median(r['slower_wrist_search_ms'] for r in chain):.0f} | "
+              f"{statistics.median(r['hands_fit_mesh_ms'] for r in chain):.0f} | {statistics.median(r['chain_ms'] for r in chain):.0f} | "
+              f"{statistics.median(r['pipeline_ms'] for r in chain):.0f} |"]
     write("speed_parts", payload, "\n".join(lines) + "\n")
 
 

@@ -77,8 +77,8 @@ class PipelineConfig:
     fit: BodyFitConfig = field(default_factory=BodyFitConfig)
     # Adam steps of the hand post-optimization after the IK net (Lite I2L MeshNet's second stage);
     # 0: the IK net's answer. On real hands (benchmarks/results/hands.md) 20 steps moved PA-MPJPE
-    # 9.12 -> 8.93 mm and root-relative MPJPE 23.11 -> 23.63 mm, and took 256 ms per demo photo with
-    # hands against 8 for the IK net alone (benchmarks/results/speed_parts.md)
+    # 9.12 -> 8.93 mm and root-relative MPJPE 23.11 -> 23.63 mm, and took 138 ms per demo photo with
+    # hands against 6 for the IK net alone (benchmarks/results/speed_parts.md)
     hand_refine_iterations: int = 0
     # Anny (default) or the user's SMPL / SMPL-X files (hmrkit.body.selection)
     body_model: BodyModelChoice = field(default_factory=BodyModelChoice)

@@ -21,8 +21,8 @@ How it works and why:
   ``new_person_every`` frames, so a frame costs about one pose call per tracked person.
 - Concurrency: each MediaPipe call runs on one core and releases the GIL, so the hand
   searches of a person (and the face search of photos) run on ``workers`` threads while the
-  body search goes on (benchmarks/results/speed_parts.md: 44 ms per wrist crop one at a time,
-  23 ms each two at a time on 2 cores). Each thread has its own hand graph; results do not depend on the order.
+  body search goes on (benchmarks/results/speed_parts.md: 33 ms per wrist crop one at a time,
+  18 ms each two at a time on 2 cores). Each thread has its own hand graph; results do not depend on the order.
 - Hands: the hand model finds hands far more reliably on a crop around each pose wrist than on
   the whole frame (``geometry.hand_crop``); the hand whose wrist is nearest the pose wrist
   wins, and the SIDE COMES FROM THE POSE. A hand claimed by two wrists (own or another
@@ -120,8 +120,8 @@ class MediaPipeConfig:
     hand_retry_every: video: after a person's wrist crop finds no hand, that wrist is searched
         again only on every n-th frame (1, the default: every frame). On the first 60 frames of
         the sample video (benchmarks/results/speed_parts.md) 365 of 423 wrist searches found
-        nothing; 2 / 3 / 4 cut the searches to 233 / 168 / 130 and perception from 75 to
-        60 / 54 / 54 ms per person-frame, but kept hands fell from 33 to 26 / 24 / 20 (hands are
+        nothing; 2 / 3 / 4 cut the searches to 233 / 168 / 130 and perception from 63 to
+        52 / 46 / 47 ms per person-frame, but kept hands fell from 33 to 26 / 24 / 20 (hands are
         found in some frames and missed in the next), so speed costs hands here.
     """
 
