@@ -243,7 +243,7 @@ def load_checkpoint(run: Path, modules: dict[str, torch.nn.Module], optimizers: 
     return meta
 
 
-def plot_curves(history: list[dict], path: Path, title: str) -> None:
+def plot_curves(history: list[dict], path: Path, title: str, held_out: str = "synthetic landmarks") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,7 +262,7 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
     axes[1].plot([h["step"] for h in val], [h["val_pa_mpjpe_mm"] for h in val], "o-", label="PA-MPJPE")
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("mm")
-    axes[1].set_title("held-out CMU test (synthetic landmarks)")
+    axes[1].set_title(f"held-out CMU test ({held_out})")
     axes[1].legend()
     axes[1].grid(alpha=0.3)
     fig.suptitle(title)
@@ -369,7 +369,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if rank == 0 and (step % cfg.checkpoint_every == 0 or last):
             meta = {"step": step, "seconds": time.perf_counter() - start, "history": history, "config": asdict(cfg)}
             save_checkpoint(run, modules, optimizers, meta)
-            plot_curves(history, run / "curves.png", f"{cfg.model} (inner {cfg.inner}, outer {cfg.outer}), batch {cfg.batch_size}")
+            plot_curves(history, run / "curves.png", f"{cfg.model} (inner {cfg.inner}, outer {cfg.outer}), batch {cfg.batch_size}",
+                        "synthetic landmarks" if cfg.encoder == "keypoints" else f"rendered crops, {cfg.backbone}")
     summary: dict = {}
     if rank == 0:
         seconds = time.perf_counter() - start
