@@ -1,6 +1,7 @@
 """Pipeline benchmarks: latency per stage on the demo photos, and 2D accuracy (PCK) on real photos.
 
     python benchmarks/bench_pipeline.py latency
+    python benchmarks/bench_pipeline.py batch     # `hmrkit run` on all demo photos, files written
     python benchmarks/bench_pipeline.py pck --dataset lsp  [--limit N]
     python benchmarks/bench_pipeline.py pck --dataset coco
 
@@ -9,7 +10,12 @@ the fitted mesh's projected joints against the labels. A labelled joint counts a
 when it lies within alpha x torso (distance from the left shoulder to the right hip label,
 the usual LSP convention); people whose torso labels are missing are left out; a labelled
 person hmrkit did not find counts as wrong on every joint, for both columns.
-Results: benchmarks/results/pipeline_latency.{json,md}, pipeline_pck_<dataset>.{json,md}.
+*batch*: the demo photos through ``hmrkit run`` with every output file (JSON, NPZ, GLB, overlay
+PNG) in one process after a warm-up photo, against the same photos one at a time (read, run,
+write: no look-ahead) and the overlays' PNG encoding at PIL's default zlib level; 'repeats'
+alternating passes, the median kept.
+Results: benchmarks/results/pipeline_latency.{json,md}, pipeline_pck_<dataset>.{json,md},
+pipeline_batch.{json,md}.
 """
 
 from __future__ import annotations
@@ -37,6 +43,70 @@ from hmrkit.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from hmrkit.writers import render_result_overlay  # noqa: E402
 
 LIMBS = tuple(f"{s}_{j}" for s in ("left", "right") for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"))
+
+
+# -- batch ---------------------------------------------------------------------------------------
+def batch(args) -> None:
+    import io
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    from hmrkit.cli import main as hmrkit_main
+    from hmrkit.writers import OutputOptions, write_result
+
+    images = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        assert hmrkit_main(["run", str(images[0]), "--out", str(out / "warm")]) == 0  # files into the OS cache, numba
+
+        def command() -> float:
+            start = time.perf_counter()
+            assert hmrkit_main(["run", *map(str, images), "--out", str(out / "cli"), "--overwrite"]) == 0
+            return time.perf_counter() - start
+
+        def one_at_a_time() -> tuple[float, int, list]:
+            start, people, overlays = time.perf_counter(), 0, []
+            pipeline = Pipeline(make_config(args))  # as `hmrkit run` makes its own
+            (out / "serial").mkdir(exist_ok=True)
+            for path in images:
+                loaded = load_image(path)
+                result = pipeline.run(loaded, str(path))
+                people += len(result.people)
+                write_result(result, loaded.rgb, out / "serial", path.stem, OutputOptions(overwrite=True))
+                overlays.append(out / "serial" / f"{path.stem}_overlay.png")
+            pipeline.close()
+            return time.perf_counter() - start, people, overlays
+
+        runs_cli, runs_serial = [], []
+        for _ in range(args.repeats):
+            runs_cli.append(command())
+            seconds, people, overlays = one_at_a_time()
+            runs_serial.append(seconds)
+        pictures = [np.asarray(Image.open(p).convert("RGB")) for p in overlays if p.exists()]
+        encode = {}
+        for level in (6, 1):
+            start = time.perf_counter()
+            for picture in pictures:
+                Image.fromarray(picture).save(io.BytesIO(), format="PNG", compress_level=level)
+            encode[level] = (time.perf_counter() - start) * 1000 / len(pictures)
+    cli_s, serial_s = statistics.median(runs_cli), statistics.median(runs_serial)
+    payload = {"machine": machine(with_load=True), "command": f"python benchmarks/bench_pipeline.py batch --repeats {args.repeats}",
+               "photos": len(images), "people": people, "hmrkit_run_seconds": runs_cli, "one_at_a_time_seconds": runs_serial,
+               "png_ms_per_overlay": {"zlib_6_pil_default": encode[6], "zlib_1_hmrkit": encode[1]}}
+    lines = ["# Photo batches: `hmrkit run` on the demo photos, every file written", "",
+             f"Machine: {payload['machine']}. Command: `{payload['command']}`. {len(images)} photos, {people} people; "
+             "outputs JSON, NPZ, GLB and the overlay PNG; each way makes its pipeline (models and MediaPipe graphs) in the "
+             "timed span, after a warm-up run of the command on one photo.", "",
+             "| how | seconds (median) | ms per photo | ms per person |", "|---|---|---|---|",
+             f"| `hmrkit run` (the next photo read and detected while this one is fitted and written; overlays at zlib level 1) | "
+             f"{cli_s:.1f} | {cli_s * 1000 / len(images):.0f} | {cli_s * 1000 / people:.0f} |",
+             f"| one at a time (read, run, write) | {serial_s:.1f} | {serial_s * 1000 / len(images):.0f} | {serial_s * 1000 / people:.0f} |",
+             "", f"Overlay PNG encoding, mean over the {len(pictures)} overlays: {encode[6]:.0f} ms at PIL's default zlib level 6, "
+             f"{encode[1]:.0f} ms at level 1 (hmrkit's)."]
+    write("pipeline_batch", payload, "\n".join(lines) + "\n")
 
 
 # -- latency -----------------------------------------------------------------------------------
@@ -279,12 +349,14 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("latency")
     p.add_argument("--repeats", type=int, default=3, help="runs per photo; the one with the median total is kept")
+    p = sub.add_parser("batch")
+    p.add_argument("--repeats", type=int, default=3, help="alternating passes of each way; the median is kept")
     p = sub.add_parser("pck")
     p.add_argument("--dataset", choices=["lsp", "coco"], required=True)
     p.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"latency": latency, "pck": pck}[args.what](args)
+    {"latency": latency, "pck": pck, "batch": batch}[args.what](args)
 
 
 if __name__ == "__main__":

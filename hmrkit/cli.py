@@ -144,7 +144,8 @@ def command_run(args: argparse.Namespace) -> int:
     from hmrkit.body.selection import BodyModelChoice, BodyModelKind, load_body
     from hmrkit.errors import HmrkitError
     from hmrkit.estimators import HkmrEstimator
-    from hmrkit.io.images import ImageError, VideoError, load_image
+    from hmrkit.io.images import VideoError
+    from hmrkit.photos import PHOTO_ERRORS, detected_ahead
     from hmrkit.pipeline import Pipeline, PipelineConfig
     from hmrkit.video import run_video
     from hmrkit.writers import OutputOptions, output_paths, write_result
@@ -215,14 +216,20 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"hmrkit: skipping {len(images) - len(todo)} image(s) already done in {args.out} (--overwrite redoes them)", file=sys.stderr)
     if todo:
         pipeline = Pipeline(config)
-        bar = tqdm(todo, unit="image", disable=len(todo) < 2, file=sys.stderr)
-        for path, stem in bar:
+        # the next photo's perception runs while this one is fitted: numpy's BLAS must not spin on its core
+        pipeline.limit_blas = len(todo) > 1
+        bar = tqdm(detected_ahead([p for p, _ in todo], pipeline.backend), total=len(todo), unit="image",
+                   disable=len(todo) < 2, file=sys.stderr)
+        for (path, stem), (_, detected) in zip(todo, bar):
             bar.set_postfix_str(path.name)
             try:
-                loaded = load_image(path)
+                if isinstance(detected, Exception):
+                    raise detected
+                loaded = detected.loaded
                 for note in loaded.notes:
                     _say(f"hmrkit: {path}: {note}")
-                result = pipeline.run(loaded, source=str(path))
+                result = pipeline.run_with_fit(loaded, source=str(path), perception=detected.perception)[0]
+                result.timings_ms["perception"] = detected.perception_ms
                 if not result.people and not result.hands_only:
                     raise HmrkitError("no person found")
                 target = args.out / stem.parent
@@ -230,7 +237,7 @@ def command_run(args: argparse.Namespace) -> int:
                 written = write_result(result, loaded.rgb, target, stem.name, options)
                 if len(todo) < 2:
                     _say(f"hmrkit: {path}: {len(result.people)} person(s), {len(result.hands_only)} lone hand(s) -> {', '.join(str(p) for p in written.values())}")
-            except (HmrkitError, ImageError, FileExistsError, OSError, ValueError) as error:
+            except PHOTO_ERRORS as error:
                 failed += 1
                 _input_error(path, error)
         pipeline.close()

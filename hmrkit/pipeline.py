@@ -92,7 +92,9 @@ class Pipeline:
         self.body = load_body(self.config.body_model)  # first: a missing SMPL folder fails before anything loads
         if self.config.estimator is not None and self.body.name != "anny":
             raise ValueError(f"the learned estimator predicts Anny poses; with the {self.body.name} body model use the optimization (PipelineConfig(estimator=None))")
-        self.video = video
+        # numpy's BLAS held to one thread during fits: set when perception runs alongside them (video
+        # look-ahead, photo batches; see compute_threads)
+        self.limit_blas = video
         self.backend: PerceptionBackend = MediaPipeBackend(MediaPipeConfig(video=video, max_people=self.config.max_people, hands=self.config.hands))
         self.model: BodyModel = self.body.model
         self.fit_keypoints = self.body.fit_keypoints
@@ -148,14 +150,14 @@ class Pipeline:
         hands_only = []
         if lone_hands and self.config.hands:
             start = time.perf_counter()
-            with compute_threads(self.config.fit_threads, limit_blas=self.video):
+            with compute_threads(self.config.fit_threads, limit_blas=self.limit_blas):
                 placed = self.hand_solver.place_alone(lone_hands, camera)
             hands_only = [self._hand_alone(h, loaded.scale) for h in placed]
             timings["hands_only"] = (time.perf_counter() - start) * 1000
         people: list[PersonResult] = []
         fit = None
         if people_in:
-            with compute_threads(self.config.fit_threads, limit_blas=self.video):  # video: perception runs meanwhile
+            with compute_threads(self.config.fit_threads, limit_blas=self.limit_blas):  # perception may run meanwhile
                 people, fit = self._fit_people(people_in, camera, loaded.scale, init, smoother, timings)
         elif not hands_only:
             notes.append("no person found")

@@ -119,6 +119,13 @@ def render_result_overlay(result: ImageResult, rgb: np.ndarray) -> np.ndarray:
     return render_overlay(rgb, meshes, overlay_intrinsics(result, rgb)) if meshes else rgb
 
 
+def _save_png(picture: np.ndarray, path: Path) -> None:
+    """Lossless, with zlib's fastest level: PIL's default (6) took 425 ms for a 1920 x 1080 overlay,
+    more than finding and fitting its people, against 161 ms at level 1 for a 17 % larger file
+    (development timing)."""
+    Image.fromarray(picture).save(path, format="PNG", compress_level=1)
+
+
 def write_result(result: ImageResult, rgb: np.ndarray, out_dir: Path, stem: str, options: OutputOptions) -> dict[str, Path]:
     """Write the requested files; return them by kind. ``rgb`` is the image the fit saw."""
     paths = output_paths(out_dir, stem, options)
@@ -135,10 +142,10 @@ def write_result(result: ImageResult, rgb: np.ndarray, out_dir: Path, stem: str,
         _atomic_write(paths["mesh"], lambda t: export_meshes(t, meshes, overwrite=True), options.overwrite)
     if "overlay" in paths and meshes:
         picture = render_result_overlay(result, rgb)
-        _atomic_write(paths["overlay"], lambda t: Image.fromarray(picture).save(t, format="PNG"), options.overwrite)
+        _atomic_write(paths["overlay"], lambda t: _save_png(picture, t), options.overwrite)
     if "side" in paths and meshes:
         from hmrkit.render.overlay import render_side_view
 
         picture = render_side_view(meshes, overlay_intrinsics(result, rgb), rgb.shape[:2])
-        _atomic_write(paths["side"], lambda t: Image.fromarray(picture).save(t, format="PNG"), options.overwrite)
+        _atomic_write(paths["side"], lambda t: _save_png(picture, t), options.overwrite)
     return {kind: path for kind, path in paths.items() if path.exists()}

@@ -1,0 +1,52 @@
+"""Many photos through one pipeline: the next photo is read and its people detected on a second
+thread while the current one is fitted and written, as video frames are (:mod:`hmrkit.video`).
+
+One photo at a time leaves a core idle during the fit (single-threaded) and the writing;
+MediaPipe's calls leave the interpreter free, so the next photo's perception fills it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from hmrkit.errors import HmrkitError
+from hmrkit.io.images import ImageError, LoadedImage, load_image
+from hmrkit.perception.backend import PerceptionBackend
+from hmrkit.perception.types import Perception
+
+# what reading or detecting one photo may raise without it being a bug: reported per photo
+PHOTO_ERRORS = (HmrkitError, ImageError, FileExistsError, OSError, ValueError)
+
+
+@dataclass(frozen=True)
+class DetectedPhoto:
+    """A photo as read, with the people perception found in it and how long that took."""
+
+    loaded: LoadedImage
+    perception: Perception
+    perception_ms: float
+
+
+def detected_ahead(paths: list[Path], backend: PerceptionBackend) -> Iterator[tuple[Path, DetectedPhoto | Exception]]:
+    """Each path with its photo read and detected, or with the error that stopped that; the next
+    photo is read and detected while the caller handles this one. Other exceptions propagate."""
+
+    def detect(path: Path) -> DetectedPhoto | Exception:
+        try:
+            loaded = load_image(path)
+            start = time.perf_counter()
+            perception = backend.detect(loaded.rgb)
+            return DetectedPhoto(loaded, perception, (time.perf_counter() - start) * 1000)
+        except PHOTO_ERRORS as error:
+            return error
+
+    with ThreadPoolExecutor(1, thread_name_prefix="hmrkit-photos") as ahead:
+        upcoming = ahead.submit(detect, paths[0]) if paths else None
+        for k, path in enumerate(paths):
+            detected = upcoming.result()
+            upcoming = ahead.submit(detect, paths[k + 1]) if k + 1 < len(paths) else None
+            yield path, detected
