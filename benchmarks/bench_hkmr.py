@@ -665,13 +665,13 @@ def image_path(args) -> None:
     render_ms = (time.perf_counter() - start) * 1000 / batch.batch
     print(f"render: {render_ms:.1f} ms per 128 px crop", flush=True)
     folder = cache_dir() / "hkmr_image"
-    runs = {"image, EfficientNet-Lite0 (ImageNet)": {"encoder": "image", "backbone": "efficientnet_lite0"},
-            "keypoints (the pipeline's encoder)": {"encoder": "keypoints"},
-            "image, ResNet-50 (random init; step time only)": {"encoder": "image", "backbone": "resnet50", "steps": 5}}
+    runs = [  # (name, run folder and weights file name, steps, TrainConfig options)
+        ("image, EfficientNet-Lite0 (ImageNet)", "image_efficientnet_lite0", args.steps, {"encoder": "image", "backbone": "efficientnet_lite0"}),
+        ("keypoints (the pipeline's encoder)", "keypoints_mlp", args.steps, {"encoder": "keypoints"}),
+        ("image, ResNet-50 (random init; step time only)", "image_resnet50", 5, {"encoder": "image", "backbone": "resnet50"}),
+    ]
     rows = []
-    for name, options in runs.items():
-        steps = options.pop("steps", args.steps)
-        tag = name.split(",")[0].split(" ")[0] + "_" + options.get("backbone", "mlp")
+    for name, tag, steps, options in runs:
         run = folder / tag
         cfg = TrainConfig(steps=steps, batch_size=args.batch_size, val_size=args.val_size, val_every=steps // 4 if steps >= 20 else steps,
                           checkpoint_every=steps, threads=2, run_dir=str(run), out=str(folder / f"{tag}.safetensors"), **options)

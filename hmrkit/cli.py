@@ -144,8 +144,7 @@ def command_run(args: argparse.Namespace) -> int:
     from hmrkit.body.selection import BodyModelChoice, BodyModelKind, load_body
     from hmrkit.errors import HmrkitError
     from hmrkit.estimators import HkmrEstimator
-    from hmrkit.io.images import VideoError
-    from hmrkit.photos import PHOTO_ERRORS, detected_ahead
+    from hmrkit.photos import INPUT_ERRORS, detected_ahead
     from hmrkit.pipeline import Pipeline, PipelineConfig
     from hmrkit.video import run_video
     from hmrkit.writers import OutputOptions, output_paths, write_result
@@ -237,14 +236,14 @@ def command_run(args: argparse.Namespace) -> int:
                 written = write_result(result, loaded.rgb, target, stem.name, options)
                 if len(todo) < 2:
                     _say(f"hmrkit: {path}: {len(result.people)} person(s), {len(result.hands_only)} lone hand(s) -> {', '.join(str(p) for p in written.values())}")
-            except PHOTO_ERRORS as error:
+            except INPUT_ERRORS as error:
                 failed += 1
                 _input_error(path, error)
         pipeline.close()
     for path, stem in videos:
         try:
             run_video(path, args.out / stem.parent, stem.name, config, options, max_frames=args.max_frames)
-        except (HmrkitError, VideoError, FileExistsError, OSError, ValueError) as error:
+        except INPUT_ERRORS as error:
             failed += 1
             _input_error(path, error)
     return 1 if failed else 0

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hmrkit.errors import HmrkitError
-from hmrkit.io.images import ImageError, LoadedImage, load_image
+from hmrkit.io.images import ImageError, LoadedImage, VideoError, load_image
 from hmrkit.perception.backend import PerceptionBackend
 from hmrkit.perception.types import Perception
 
-# what reading or detecting one photo may raise without it being a bug: reported per photo
-PHOTO_ERRORS = (HmrkitError, ImageError, FileExistsError, OSError, ValueError)
+# what reading, fitting or writing one input (photo or video) may raise without it being a bug:
+# reported in one line, and the batch goes on
+INPUT_ERRORS = (HmrkitError, ImageError, VideoError, FileExistsError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def detected_ahead(paths: list[Path], backend: PerceptionBackend) -> Iterator[tu
             start = time.perf_counter()
             perception = backend.detect(loaded.rgb)
             return DetectedPhoto(loaded, perception, (time.perf_counter() - start) * 1000)
-        except PHOTO_ERRORS as error:
+        except INPUT_ERRORS as error:
             return error
 
     with ThreadPoolExecutor(1, thread_name_prefix="hmrkit-photos") as ahead:
