@@ -384,7 +384,8 @@ def speed(args) -> None:
         print(name, rows[name], flush=True)
     rows["video mode"] = video_speed(args.video_frames)
     print("video mode", rows["video mode"], flush=True)
-    payload = {"machine": machine(with_load=True), "command": "python benchmarks/bench_hkmr.py speed", "rows": rows,
+    command = "python benchmarks/bench_hkmr.py speed" + (f" --name {args.name}" if args.name != "hkmr_speed" else "")
+    payload = {"machine": machine(with_load=True), "command": command, "rows": rows,
                "notes": f"regressor: batch 1, no_grad, 1 torch thread, median over samples; refinement: the pipeline's {REFINE} "
                         "Levenberg-Marquardt steps (3D stage, 2D stage); pipeline: photos in ../shared/data/demo_images, whole run() "
                         "(MediaPipe pose + hands on wrist crops, fit, mesh) / people found; video mode: the frames of "
@@ -403,7 +404,7 @@ def speed(args) -> None:
         else:
             lines.append(f"| {name} (mean / median over {r['images']} photos, {r['people']} people, {r['hands']} hands) | "
                          f"{r['per_person_ms_mean']:.0f} / {r['per_person_ms_median']:.0f} |")
-    write("hkmr_speed", payload, "\n".join(lines) + "\n")
+    write(args.name, payload, "\n".join(lines) + "\n")
 
 
 def video_speed(frames: int) -> dict:
@@ -721,6 +722,7 @@ def main() -> None:
     p = sub.add_parser("speed")
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--video-frames", type=int, default=120)
+    p.add_argument("--name", default="hkmr_speed", help="results file name: repeated runs kept side by side (this machine's speed swings)")
     p = sub.add_parser("refine")
     p.add_argument("--images", type=int, default=30)
     p.add_argument("--start", type=int, default=100)
