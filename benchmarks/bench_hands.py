@@ -116,12 +116,13 @@ def joints_of(v: HandFit | torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------- (a) real hands
-def run_mediapipe(images: list[np.ndarray]) -> tuple[np.ndarray, list[str], list[float]]:
+def run_mediapipe(images: list[np.ndarray], model_complexity: int = 1) -> tuple[np.ndarray, list[str], list[float]]:
+    """MediaPipe Hands' world landmarks (NaN where no hand), labels and ms per image."""
     import mediapipe as mp
 
     world = np.full((len(images), 21, 3), np.nan, np.float32)
     labels, times = [], []
-    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=1) as hands:
+    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=model_complexity) as hands:
         hands.process(images[0])  # warm-up
         for i, image in enumerate(images):
             t = time.perf_counter()
@@ -172,11 +173,16 @@ def real_metrics(pred: torch.Tensor, gt: torch.Tensor, ray: torch.Tensor) -> dic
     }
 
 
-def bench_real(ik_left: HandIK, ik_right: HandIK) -> dict:
+def real_hands() -> tuple[dict, list[np.ndarray]]:
+    """The real test crops: their annotations and RGB images."""
     from PIL import Image
 
     ann = np.load(DATA / "annotations.npz")
-    images = [np.asarray(Image.open(DATA / "images" / name).convert("RGB")) for name in ann["image_names"]]
+    return ann, [np.asarray(Image.open(DATA / "images" / name).convert("RGB")) for name in ann["image_names"]]
+
+
+def bench_real(ik_left: HandIK, ik_right: HandIK) -> dict:
+    ann, images = real_hands()
     gt_all = torch.tensor(ann["joints_cam_mm"], dtype=torch.float32) / 1000.0
     world, labels, mp_times = run_mediapipe(images)
     found = ~np.isnan(world[:, 0, 0])

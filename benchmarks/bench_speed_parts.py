@@ -30,8 +30,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 
 from bench_common import DATA, ROOT, machine, write  # the script's own folder
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from hmrkit.fitting.hands import HandSolver  # noqa: E402
 from hmrkit.fitting.targets import targets_from_detections  # noqa: E402
 from hmrkit.io.images import VideoReader, load_image  # noqa: E402
+from hmrkit.perception.geometry import Crop  # noqa: E402
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig, _HandSearches  # noqa: E402
 from hmrkit.pipeline import Pipeline, compute_threads  # noqa: E402
 
@@ -48,17 +51,23 @@ PHOTOS = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() 
 HAND_PHOTOS = sorted((DATA / "demo_images" / "hands").glob("*.jpg"))
 
 
+def wrist_crops(backend: MediaPipeBackend) -> list[tuple[np.ndarray, Crop]]:
+    """Every wrist crop the backend searches on the demo photos, with its photo."""
+    crops = []
+    for path in PHOTOS:
+        image = load_image(path).rgb
+        searches = _HandSearches(backend, image)
+        for person in backend.detect_pose(image):
+            searches.start(person)  # the crops the backend picks (the searches themselves are not timed)
+        for _, started in searches.started:
+            crops += [(image, crop) for crop, hits in started.values() if hits.result() is not None]
+    return crops
+
+
 def hand_crops() -> dict:
     """(a): every wrist crop the backend would search on the demo photos, timed alone and in pairs."""
-    crops = []
     with MediaPipeBackend(MediaPipeConfig(hands=False)) as backend:
-        for path in PHOTOS:
-            image = load_image(path).rgb
-            searches = _HandSearches(backend, image)
-            for person in backend.detect_pose(image):
-                searches.start(person)  # the crops the backend picks (the searches themselves are not timed)
-            for _, started in searches.started:
-                crops += [(image, crop) for crop, hits in started.values() if hits.result() is not None]
+        crops = wrist_crops(backend)
         backend._hands_in(*crops[0])  # warm-up: the graph
         start = time.perf_counter()
         found = sum(bool(backend._hands_in(image, crop)) for image, crop in crops)
@@ -144,36 +153,37 @@ def video_hand_retries(frames: int = 60) -> list[dict]:
     return rows
 
 
-def one_person_chain(pipeline: Pipeline) -> list[dict]:
+def one_person_chain(pipeline: Pipeline, repeats: int = 3, statistic: Callable[[list[float]], float] = statistics.median) -> list[dict]:
     """(f): per one-person photo, the chain pose call -> slower wrist search -> hand IK + fit + mesh,
-    each alone (median of 3), and the pipeline's whole run() (median of 3)."""
+    each alone, and the pipeline's whole run(); each time the ``statistic`` of ``repeats`` runs."""
     rows = []
     with MediaPipeBackend(MediaPipeConfig(max_people=1, face_seeds=False, hands=False)) as single:
         for path in PHOTOS + HAND_PHOTOS:
             image = load_image(path)
             runs = []
-            for _ in range(3):
+            for _ in range(repeats):
                 start = time.perf_counter()
                 result = pipeline.run(image)
-                runs.append(((time.perf_counter() - start) * 1000, result))
-            total, result = sorted(runs, key=lambda r: r[0])[1]
+                runs.append((time.perf_counter() - start) * 1000)
             if len(result.people) != 1:
                 continue
-            pose_ms = statistics.median(_timed(lambda: single.detect_pose(image.rgb)) for _ in range(3))
+            total = statistic(runs)
+            pose_ms = statistic([_timed(lambda: single.detect_pose(image.rgb)) for _ in range(repeats)])
             people = single.detect_pose(image.rgb)
             if len(people) != 1:
                 continue
             searches = _HandSearches(single, image.rgb)
             searches.start(people[0])
             crops = [crop for crop, hits in searches.started[0][1].values() if hits.result() is not None]
-            wrist_ms = max((statistics.median(_timed(lambda c=c: single._hands_in(image.rgb, c)) for _ in range(3))
+            wrist_ms = max((statistic([_timed(lambda c=c: single._hands_in(image.rgb, c)) for _ in range(repeats)])
                             for c in crops), default=0.0)
             perception = pipeline.backend.detect(image.rgb)
-            timings = [pipeline.run_with_fit(image, perception=perception)[0].timings_ms for _ in range(3)]
-            after = statistics.median(t["hands"] + t["fit"] + t["mesh"] for t in timings)
+            timings = [pipeline.run_with_fit(image, perception=perception)[0].timings_ms for _ in range(repeats)]
+            after = statistic([t["hands"] + t["fit"] + t["mesh"] for t in timings])
             rows.append({"photo": path.relative_to(DATA / "demo_images").as_posix(), "pose_ms": pose_ms,
                          "wrist_searches": len(crops), "slower_wrist_search_ms": wrist_ms,
-                         "hands_fit_mesh_ms": after, "chain_ms": pose_ms + wrist_ms + after, "pipeline_ms": total})
+                         "hands_fit_mesh_ms": after, "chain_ms": pose_ms + wrist_ms + after, "pipeline_ms": total,
+                         "hands_found": len(result.people[0].hands)})
             print(rows[-1], flush=True)
     return rows
 

@@ -152,6 +152,24 @@ def test_hands_on_a_hands_photo(backend, rgb) -> None:
 
 
 @needs_demo
+def test_lite_hand_models_find_the_same_hands(backend, rgb) -> None:
+    """hand_model_complexity=0 (MediaPipe's lite palm and hand models, also in the wheel) on test5:
+    both hands, each the same hand as the full models found (mean landmark gap under 15 % of its
+    size, the backend's own test for one hand seen twice)."""
+    image = rgb("hands/test5.jpg")
+    full = backend.detect(image).people[0]
+    with MediaPipeBackend(MediaPipeConfig(max_people=1, hand_model_complexity=0)) as be:
+        lite = be.detect(image).people[0]
+    assert set(lite.hands) == set(full.hands) == {"left", "right"}
+    for side, hand in lite.hands.items():
+        size = np.ptp(full.hands[side].xy, axis=0).max()
+        gap = np.linalg.norm(hand.xy - full.hands[side].xy, axis=1).mean()
+        assert 0 < gap < 0.15 * size  # a different model: close, not equal (9.7 % for the right hand here)
+    with pytest.raises(ValueError, match="hand_model_complexity"):
+        MediaPipeConfig(hand_model_complexity=2)
+
+
+@needs_demo
 def test_wrist_crops_below_the_minimum_size_are_not_searched(rgb) -> None:
     """The same photo with hands found at full size, none when its wrist crops count as too small."""
     image = rgb("hands/test5.jpg")

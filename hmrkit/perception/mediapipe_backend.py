@@ -117,6 +117,9 @@ class MediaPipeConfig:
     visible: visibility above which a body landmark counts as seen.
     workers: threads that search hands and faces while the body search goes on (each with its
         own MediaPipe graphs; 2 suits 2 cores).
+    hand_model_complexity: MediaPipe Hands' models, both in the wheel: 1, the full palm detector
+        and hand landmark model; 0, the lite ones. On the demo photos' wrist crops the lite models
+        search a crop faster but find fewer hands (benchmarks/results/speed_floor.md).
     hand_retry_every: video: after a person's wrist crop finds no hand, that wrist is searched
         again only on every n-th frame (1, the default: every frame). On the first 60 frames of
         the sample video (benchmarks/results/speed_parts.md) 365 of 423 wrist searches found
@@ -146,10 +149,13 @@ class MediaPipeConfig:
     visible: float = 0.5
     workers: int = 2
     hand_retry_every: int = 1
+    hand_model_complexity: int = 1
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.hand_retry_every < 1:
             raise ValueError(f"workers and hand_retry_every must be >= 1, got {self.workers}, {self.hand_retry_every}")
+        if self.hand_model_complexity not in (0, 1):
+            raise ValueError(f"hand_model_complexity must be 0 or 1, got {self.hand_model_complexity}")
         if self.max_people < 1:
             raise ValueError(f"max_people must be >= 1, got {self.max_people}")
         if self.new_person_every < 1:
@@ -277,7 +283,7 @@ class MediaPipeBackend:
             graph = mp.solutions.hands.Hands(
                 static_image_mode=True,
                 max_num_hands=2,
-                model_complexity=1,
+                model_complexity=self.config.hand_model_complexity,
                 min_detection_confidence=self.config.min_hand_confidence,
             )
             self._hand_graphs.append(graph)
