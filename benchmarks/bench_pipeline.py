@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pipeline.py latency
     python benchmarks/bench_pipeline.py batch     # `hmrkit run` on all demo photos, files written
+    python benchmarks/bench_pipeline.py startup   # `hmrkit run` on one photo from a fresh process, by phase
     python benchmarks/bench_pipeline.py pck --dataset lsp  [--limit N]
     python benchmarks/bench_pipeline.py pck --dataset coco
 
@@ -14,8 +15,11 @@ person hmrkit did not find counts as wrong on every joint, for both columns.
 PNG) in one process after a warm-up photo, against the same photos one at a time (read, run,
 write: no look-ahead) and the overlays' PNG encoding at PIL's default zlib level; 'repeats'
 alternating passes, the median kept.
+*startup*: what a user waits for ``hmrkit run photo.jpg``: a fresh process's wall time, and the
+same work split into phases (imports, model loading, the first run, writing), each measured in
+fresh processes too.
 Results: benchmarks/results/pipeline_latency.{json,md}, pipeline_pck_<dataset>.{json,md},
-pipeline_batch.{json,md}.
+pipeline_batch.{json,md}, pipeline_startup.{json,md}.
 """
 
 from __future__ import annotations
@@ -107,6 +111,79 @@ def batch(args) -> None:
              "", f"Overlay PNG encoding, mean over the {len(pictures)} overlays: {encode[6]:.0f} ms at PIL's default zlib level 6, "
              f"{encode[1]:.0f} ms at level 1 (hmrkit's)."]
     write("pipeline_batch", payload, "\n".join(lines) + "\n")
+
+
+# -- startup -----------------------------------------------------------------------------------
+_PHASES = """
+import sys, tempfile, time
+from pathlib import Path
+marks = [("start", time.perf_counter())]
+import torch
+marks.append(("import torch", time.perf_counter()))
+import roma
+marks.append(("import roma", time.perf_counter()))
+import mediapipe
+marks.append(("import mediapipe", time.perf_counter()))
+import trimesh
+marks.append(("import trimesh", time.perf_counter()))
+from hmrkit.io.images import load_image
+from hmrkit.pipeline import Pipeline
+from hmrkit.writers import OutputOptions, write_result
+marks.append(("import hmrkit", time.perf_counter()))
+pipeline = Pipeline()
+marks.append(("Pipeline(): models loaded", time.perf_counter()))
+loaded = load_image(sys.argv[1])
+result = pipeline.run(loaded, sys.argv[1])
+marks.append(("first run() (MediaPipe graphs made, numba kernels loaded)", time.perf_counter()))
+with tempfile.TemporaryDirectory() as out:
+    write_result(result, loaded.rgb, Path(out), "photo", OutputOptions(overwrite=True))
+marks.append(("files written (JSON, NPZ, GLB, overlay PNG)", time.perf_counter()))
+for (_, a), (name, b) in zip(marks, marks[1:]):
+    print("phase", (b - a) * 1000, name, sep="\t")
+"""
+
+
+def startup(args) -> None:
+    """`hmrkit run` on one photo in a fresh process, as a user types it: wall time, and its phases."""
+    import statistics
+    import subprocess
+    import tempfile
+
+    photo = DATA / "demo_images" / "astronaut.png"
+    arguments = ["run", str(photo), "--overwrite", "--out"]
+    ways = {"quick exit": [sys.executable, "-m", "hmrkit.cli"],  # as the `hmrkit` command ends (cli.console_main)
+            "interpreter shutdown": [sys.executable, "-c", "import sys; from hmrkit.cli import main; sys.exit(main())"]}
+    walls, phases = {way: [] for way in ways}, {}
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run(ways["quick exit"] + arguments + [out], check=True, capture_output=True, cwd=ROOT)  # warm-up: OS file cache, numba cache
+        for _ in range(args.repeats):
+            for way, command in ways.items():
+                start = time.perf_counter()
+                subprocess.run(command + arguments + [out], check=True, capture_output=True, cwd=ROOT)
+                walls[way].append(time.perf_counter() - start)
+            lines = subprocess.run([sys.executable, "-c", _PHASES, str(photo)], check=True, capture_output=True, text=True,
+                                   cwd=ROOT).stdout.splitlines()
+            for line in lines:
+                if line.startswith("phase\t"):
+                    _, ms, name = line.split("\t")
+                    phases.setdefault(name, []).append(float(ms))
+    medians = {name: statistics.median(values) for name, values in phases.items()}
+    payload = {"machine": machine(with_load=True), "command": f"python benchmarks/bench_pipeline.py startup --repeats {args.repeats}",
+               "photo": photo.name, "hmrkit_run_seconds": walls, "phases_ms": phases}
+    lines = ["# `hmrkit run` on one photo, from a fresh process", "",
+             f"Machine: {payload['machine']}. Command: `{payload['command']}`. Photo: {photo.name} (one person), every output "
+             "file written; after one warm-up run (the OS file cache and numba's kernel cache filled).", "",
+             f"`python -m hmrkit.cli run {photo.name}` (what the `hmrkit` command runs): {statistics.median(walls['quick exit']):.2f} s "
+             f"wall (median of {args.repeats}); the same ending with the interpreter's normal shutdown (unloading torch's and "
+             f"MediaPipe's modules): {statistics.median(walls['interpreter shutdown']):.2f} s (runs alternate).", "",
+             "The same work in phases, each in a fresh process (median ms):", "", "| phase | ms |", "|---|---|"]
+    lines += [f"| {name} | {ms:.0f} |" for name, ms in medians.items()]
+    lines += [f"| sum | {sum(medians.values()):.0f} |", "",
+              "Most of the wait is imports: roma 1.8.0 loads torch._dynamo when imported (so do 1.6.1 and 1.7.1; 1.5.7 does not, "
+              "but Anny needs roma >= 1.7.1 and imports it itself); mediapipe's package loads matplotlib for its drawing utilities; trimesh writes the "
+              "GLB. What hmrkit adds: its modules, the models (Anny's snapshot, HKMR, the priors, the keypoint maps) and the "
+              "first run's one-off work."]
+    write("pipeline_startup", payload, "\n".join(lines) + "\n")
 
 
 # -- latency -----------------------------------------------------------------------------------
@@ -351,12 +428,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="runs per photo; the one with the median total is kept")
     p = sub.add_parser("batch")
     p.add_argument("--repeats", type=int, default=3, help="alternating passes of each way; the median is kept")
+    p = sub.add_parser("startup")
+    p.add_argument("--repeats", type=int, default=5, help="fresh processes of each kind; medians kept")
     p = sub.add_parser("pck")
     p.add_argument("--dataset", choices=["lsp", "coco"], required=True)
     p.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"latency": latency, "pck": pck, "batch": batch}[args.what](args)
+    {"latency": latency, "pck": pck, "batch": batch, "startup": startup}[args.what](args)
 
 
 if __name__ == "__main__":

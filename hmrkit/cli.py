@@ -12,10 +12,12 @@ failed, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -294,5 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def console_main() -> NoReturn:
+    """The ``hmrkit`` command: :func:`main`, then a quick exit. The interpreter's own shutdown
+    unloads torch's and MediaPipe's thousands of modules, ~1 s that a finished command does
+    not need (benchmarks/results/pipeline_startup.md): by the time ``main`` returns every output
+    file is written and closed and the thread pools are shut down, so only the standard streams
+    and logging are flushed before the process ends with ``main``'s status."""
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -137,6 +137,21 @@ def test_console_script_version_and_quiet_errors(tmp_path):
     assert run.stderr.strip().splitlines() == [f"hmrkit: error: image file is empty (0 bytes): {tmp_path / 'x.jpg'}"]
 
 
+def test_console_script_quick_exit_leaves_every_file_whole(tmp_path, sample_run):
+    """The command ends with os._exit (no interpreter shutdown): its files must be complete and
+    the same as an in-process run's, its summary line printed."""
+    exe = [sys.executable, "-m", "hmrkit.cli"]
+    run = subprocess.run(exe + ["run", str(SAMPLE), "--out", str(tmp_path), "--side-view"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "1 person(s)" in run.stderr.strip().splitlines()[-1]
+    written, expected = (json.loads((folder / "astronaut.json").read_text()) for folder in (tmp_path, sample_run))
+    assert written["people"] == expected["people"]  # (timings differ)
+    np.testing.assert_array_equal(np.load(tmp_path / "astronaut.npz")["vertices"], np.load(sample_run / "astronaut.npz")["vertices"])
+    mesh = trimesh.load(tmp_path / "astronaut.glb", force="mesh", process=False)
+    assert len(mesh.vertices) == len(trimesh.load(sample_run / "astronaut.glb", force="mesh", process=False).vertices)
+    assert (tmp_path / "astronaut_overlay.png").read_bytes() == (sample_run / "astronaut_overlay.png").read_bytes()
+
+
 def test_json_parameters_rebuild_the_written_mesh(sample_run, anny_body):
     """The documented way of reading the pose back (docs/output.md) gives the .npz mesh."""
     person = json.loads((sample_run / "astronaut.json").read_text())["people"][0]
