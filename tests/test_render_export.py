@@ -104,3 +104,33 @@ def test_bad_requests_fail_clearly(tmp_path):
         export_mesh(tmp_path / "m.stl", v, f)
     with pytest.raises(ValueError, match="no meshes"):
         export_meshes(tmp_path / "m.glb", [])
+
+
+def test_glb_layout_follows_the_spec_and_holds_our_data(tmp_path):
+    """The .glb is written by hmrkit (render/gltf.py): header length, 4-byte chunk alignment, one
+    named node per mesh, POSITION min/max, and trimesh reads back our normals and colours exactly."""
+    import json
+    import struct
+
+    from hmrkit.render.mesh_ops import vertex_normals
+
+    v, f = collapsed_sphere()
+    path = export_meshes(tmp_path / "two.glb", [(v, f, (255, 0, 0)), (v + 1, f[:7], (0, 0, 255))])
+    data = path.read_bytes()
+    magic, version, length = struct.unpack("<4sII", data[:12])
+    assert (magic, version, length) == (b"glTF", 2, len(data))
+    json_length, json_kind = struct.unpack("<I4s", data[12:20])
+    bin_length, bin_kind = struct.unpack("<I4s", data[20 + json_length : 28 + json_length])
+    assert (json_kind, bin_kind) == (b"JSON", b"BIN\0") and json_length % 4 == 0 and bin_length % 4 == 0
+    assert 28 + json_length + bin_length == len(data)
+    document = json.loads(data[20 : 20 + json_length])
+    assert [n["name"] for n in document["nodes"]] == ["person_0", "person_1"]
+    assert document["buffers"] == [{"byteLength": bin_length}]
+    assert all(view["byteOffset"] % 4 == 0 for view in document["bufferViews"])
+    position = document["accessors"][document["meshes"][0]["primitives"][0]["attributes"]["POSITION"]]
+    np.testing.assert_allclose(position["min"], v.min(axis=0)), np.testing.assert_allclose(position["max"], v.max(axis=0))
+    first, second = load_meshes(path)
+    np.testing.assert_array_equal(first.vertex_normals, vertex_normals(v, f))
+    np.testing.assert_array_equal(first.visual.vertex_colors, np.tile([255, 0, 0, 255], (len(v), 1)))
+    np.testing.assert_array_equal(second.faces, f[:7])
+    np.testing.assert_array_equal(second.visual.vertex_colors[0], [0, 0, 255, 255])

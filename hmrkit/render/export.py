@@ -1,4 +1,4 @@
-"""Write meshes to .glb (default), .obj or .ply, with trimesh (works offline).
+"""Write meshes to .glb (default; :mod:`hmrkit.render.gltf`), .obj or .ply (trimesh), offline.
 
 Frames: vertices are written in the OpenCV camera frame, metres (x right, y down,
 z forward) -- the frame of every other hmrkit output, so a mesh lines up with the
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import trimesh
 
+from hmrkit.render.gltf import GlbMesh, glb_bytes
 from hmrkit.render.mesh_ops import ColoredMesh, as_colored_meshes, degenerate_faces, vertex_normals
 
 FORMATS = ("glb", "obj", "ply")
@@ -51,14 +51,13 @@ def export_meshes(
     parsed = as_colored_meshes(meshes)
     if not parsed:
         raise ValueError("no meshes to export")
-    tms = [_to_trimesh(m, y_up=y_up, drop_degenerate=drop_degenerate) for m in parsed]
+    prepared = [_prepared(f"person_{i}", m, y_up=y_up, drop_degenerate=drop_degenerate) for i, m in enumerate(parsed)]
     if fmt == "glb":
-        scene = trimesh.Scene()
-        for i, tm in enumerate(tms):
-            scene.add_geometry(tm, node_name=f"person_{i}", geom_name=f"person_{i}")
-        data = trimesh.exchange.gltf.export_glb(scene, include_normals=True)
+        data = glb_bytes(prepared)
     else:
-        merged = _merge(tms)
+        import trimesh  # only here: importing it costs ~0.5 s
+
+        merged = _merged(prepared)
         if fmt == "obj":
             data = trimesh.exchange.obj.export_obj(merged, include_normals=True, include_color=True)
         else:
@@ -78,7 +77,7 @@ def export_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, color
     return export_meshes(path, [(vertices, faces, color)], **kwargs)
 
 
-def _to_trimesh(mesh: ColoredMesh, *, y_up: bool, drop_degenerate: bool) -> trimesh.Trimesh:
+def _prepared(name: str, mesh: ColoredMesh, *, y_up: bool, drop_degenerate: bool) -> GlbMesh:
     vertices, faces = mesh.vertices, mesh.faces
     if drop_degenerate and len(faces):
         faces = faces[~degenerate_faces(vertices, faces)]
@@ -86,23 +85,19 @@ def _to_trimesh(mesh: ColoredMesh, *, y_up: bool, drop_degenerate: bool) -> trim
     if y_up:
         vertices, normals = vertices @ _Y_UP, normals @ _Y_UP  # diagonal: transpose not needed
     rgba = np.append(np.round(mesh.color * 255), 255).astype(np.uint8)
-    return trimesh.Trimesh(
-        vertices=vertices,
-        faces=faces,
-        vertex_normals=normals,
-        vertex_colors=np.tile(rgba, (len(vertices), 1)),
-        process=False,  # keep vertex order and count: no merging or removal
-        validate=False,
-    )
+    return GlbMesh(name, vertices, faces, normals, np.tile(rgba, (len(vertices), 1)))
 
 
-def _merge(tms: list[trimesh.Trimesh]) -> trimesh.Trimesh:
-    offsets = np.cumsum([0] + [len(t.vertices) for t in tms])
+def _merged(meshes: list[GlbMesh]):
+    """One trimesh.Trimesh of all ``meshes``, vertex order kept (no merging or removal)."""
+    import trimesh
+
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])
     return trimesh.Trimesh(
-        vertices=np.concatenate([t.vertices for t in tms]),
-        faces=np.concatenate([t.faces + o for t, o in zip(tms, offsets)]),
-        vertex_normals=np.concatenate([t.vertex_normals for t in tms]),
-        vertex_colors=np.concatenate([t.visual.vertex_colors for t in tms]),
+        vertices=np.concatenate([m.vertices for m in meshes]),
+        faces=np.concatenate([m.faces + o for m, o in zip(meshes, offsets)]),
+        vertex_normals=np.concatenate([m.normals for m in meshes]),
+        vertex_colors=np.concatenate([m.colors for m in meshes]),
         process=False,
         validate=False,
     )
