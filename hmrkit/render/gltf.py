@@ -6,7 +6,9 @@ with zeros, each to 4 bytes. Each mesh's data lies in the binary chunk as four b
 uint32 triangle indices, float32 positions, float32 normals, uint8 RGBA colours (normalized) --
 every one a multiple of 4 bytes long, so all stay aligned. Written here rather than through
 trimesh because importing trimesh costs ~0.5 s of every ``hmrkit run``
-(benchmarks/results/pipeline_startup.md); tests read the files back with trimesh.
+(benchmarks/results/pipeline_startup.md); tests read the files back with trimesh. The Khronos
+glTF validator (npm ``gltf-validator`` 2.0.0-dev.3.10, a development check) reports no error,
+warning or info on the demo photos' outputs, a y-up mesh and a mesh without faces.
 """
 
 from __future__ import annotations
