@@ -363,10 +363,12 @@ def speed(args) -> None:
         print(name, rows[name], flush=True)
 
     images = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    for name, estimator in (("pipeline HKMR + refine", HkmrEstimator.load(body=body)), ("pipeline HKMR, no refine", HkmrEstimator.load(body=body)),
-                            ("pipeline optimization only", None)):
-        refine = "no refine" not in name
-        pipeline = Pipeline(PipelineConfig(estimator=estimator, refine=refine, with_vertices=True))
+    variants = (("pipeline HKMR + refine", HkmrEstimator.load(body=body), True, REFINE),
+                ("pipeline HKMR + refine (1, 8) (`--refine-steps 1,8`)", HkmrEstimator.load(body=body), True, (1, 8)),
+                ("pipeline HKMR, no refine", HkmrEstimator.load(body=body), False, REFINE),
+                ("pipeline optimization only", None, True, REFINE))
+    for name, estimator, refine, steps in variants:
+        pipeline = Pipeline(PipelineConfig(estimator=estimator, refine=refine, refine_iterations=steps, with_vertices=True))
         pipeline.run(load_image(images[0]))
         per_person, hands, people = [], 0, 0
         for path in images:
