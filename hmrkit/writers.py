@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,17 @@ def render_result_overlay(result: ImageResult, rgb: np.ndarray) -> np.ndarray:
     return render_overlay(rgb, meshes, overlay_intrinsics(result, rgb)) if meshes else rgb
 
 
+def _save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """What ``np.savez_compressed`` writes (``np.load`` reads it the same), at zlib's fastest level:
+    a video frame's arrays (three people) took 44 ms at numpy's level 6 against 20 ms at level 1,
+    and the file came out no larger (553 vs 549 KB; float32 vertices barely compress; development
+    timing)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
 def _save_png(picture: np.ndarray, path: Path) -> None:
     """Lossless, with zlib's fastest level: PIL's default (6) took 425 ms for a 1920 x 1080 overlay,
     more than finding and fitting its people, against 161 ms at level 1 for a 17 % larger file
@@ -135,7 +147,7 @@ def write_result(result: ImageResult, rgb: np.ndarray, out_dir: Path, stem: str,
         _atomic_write(paths["json"], lambda t: t.write_text(text), options.overwrite)
     if "npz" in paths:
         arrays = result_arrays(result)
-        _atomic_write(paths["npz"], lambda t: np.savez_compressed(t, **arrays), options.overwrite)
+        _atomic_write(paths["npz"], lambda t: _save_npz(arrays, t), options.overwrite)
     if "mesh" in paths and meshes:
         from hmrkit.render.export import export_meshes
 

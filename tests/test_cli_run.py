@@ -222,3 +222,25 @@ def test_a_hand_without_a_body_gets_its_own_mesh(tmp_path):
     assert np.array(hand["joints3d"])[:, 2].min() > 0  # in front of the camera
     npz = np.load(out / "00000.npz")
     assert any(k.endswith("_vertices") for k in npz.files)
+
+
+def test_npz_holds_every_result_array_exactly_deflated(tmp_path):
+    """writers._save_npz (zlib level 1): np.load, without pickles, gives back each array of
+    result_arrays bit for bit, every member deflated."""
+    import zipfile
+
+    from hmrkit.pipeline import Pipeline
+    from hmrkit.writers import OutputOptions, result_arrays, write_result
+
+    with Pipeline() as pipeline:
+        result = pipeline.run(SAMPLE)
+    rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    write_result(result, rgb, tmp_path, "a", OutputOptions(json=False, mesh_format=None, overlay=False))
+    expected = result_arrays(result)
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as written:
+        assert sorted(written.files) == sorted(expected)
+        for name, array in expected.items():
+            assert written[name].dtype == np.asarray(array).dtype
+            np.testing.assert_array_equal(written[name], array)
+    with zipfile.ZipFile(tmp_path / "a.npz") as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}

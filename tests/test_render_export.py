@@ -134,3 +134,22 @@ def test_glb_layout_follows_the_spec_and_holds_our_data(tmp_path):
     np.testing.assert_array_equal(first.visual.vertex_colors, np.tile([255, 0, 0, 255], (len(v), 1)))
     np.testing.assert_array_equal(second.faces, f[:7])
     np.testing.assert_array_equal(second.visual.vertex_colors[0], [0, 0, 255, 255])
+
+
+def test_glb_stores_shared_triangles_and_colours_once(tmp_path):
+    """Two people of one body model: one index accessor and one colour accessor serve both,
+    and both still read back whole."""
+    import json
+    import struct
+
+    v, f = collapsed_sphere()
+    path = export_meshes(tmp_path / "pair.glb", [(v, f, (10, 20, 30)), (v + 1, f, (10, 20, 30))])
+    data = path.read_bytes()
+    (json_length,) = struct.unpack("<I", data[12:16])
+    first, second = (m["primitives"][0] for m in json.loads(data[20 : 20 + json_length])["meshes"])
+    assert first["indices"] == second["indices"]
+    assert first["attributes"]["COLOR_0"] == second["attributes"]["COLOR_0"]
+    assert first["attributes"]["POSITION"] != second["attributes"]["POSITION"]
+    a, b = load_meshes(path)
+    np.testing.assert_array_equal(a.faces, f), np.testing.assert_array_equal(b.faces, f)
+    np.testing.assert_allclose(b.vertices, v + 1, atol=1e-6)

@@ -4,7 +4,8 @@ The format (Khronos glTF 2.0, "GLB File Format Specification"): a 12-byte header
 ``glTF``, version 2, total length), a JSON chunk padded with spaces and a binary chunk padded
 with zeros, each to 4 bytes. Each mesh's data lies in the binary chunk as four buffer views --
 uint32 triangle indices, float32 positions, float32 normals, uint8 RGBA colours (normalized) --
-every one a multiple of 4 bytes long, so all stay aligned. Written here rather than through
+every one a multiple of 4 bytes long, so all stay aligned; data equal to an earlier mesh's (the
+body model's triangles, a colour) is stored once and shared. Written here rather than through
 trimesh because importing trimesh costs ~0.5 s of every ``hmrkit run``
 (benchmarks/results/pipeline_startup.md); tests read the files back with trimesh. The Khronos
 glTF validator (npm ``gltf-validator`` 2.0.0-dev.3.10, a development check) reports no error,
@@ -40,16 +41,20 @@ def glb_bytes(meshes: list[GlbMesh], generator: str = "hmrkit") -> bytes:
     views: list[dict] = []
     accessors: list[dict] = []
     blobs: list[bytes] = []
+    written: dict[tuple, int] = {}  # identical data (everyone's triangles, one colour) is stored once
     offset = 0
 
     def add(array: np.ndarray, component: int, kind: str, target: int, **extra) -> int:
         nonlocal offset
         data = np.ascontiguousarray(array).tobytes()
-        views.append({"buffer": 0, "byteOffset": offset, "byteLength": len(data), "target": target})
-        accessors.append({"bufferView": len(views) - 1, "componentType": component, "count": len(array), "type": kind, **extra})
-        blobs.append(data)
-        offset += len(data)  # every view is a multiple of 4 bytes: the next one stays aligned
-        return len(accessors) - 1
+        key = (data, component, kind, target, json.dumps(extra))
+        if key not in written:
+            views.append({"buffer": 0, "byteOffset": offset, "byteLength": len(data), "target": target})
+            accessors.append({"bufferView": len(views) - 1, "componentType": component, "count": len(array), "type": kind, **extra})
+            blobs.append(data)
+            offset += len(data)  # every view is a multiple of 4 bytes: the next one stays aligned
+            written[key] = len(accessors) - 1
+        return written[key]
 
     gltf_meshes = []
     for mesh in meshes:
