@@ -19,7 +19,6 @@ from pathlib import Path
 from hmrkit.body.base import BodyModel
 from hmrkit.body.conventions import BODY_OUTPUT
 from hmrkit.body.keypoints import KeypointMap
-from hmrkit.body.smpl_family import SMPL, SMPLX, ModelFileError, SmplFamilyModel
 from hmrkit.fitting.targets import FIT_KEYPOINTS
 
 
@@ -27,9 +26,6 @@ class BodyModelKind(enum.Enum):
     ANNY = "anny"
     SMPL = "smpl"
     SMPLX = "smplx"
-
-
-_SMPL_CLASSES: dict[BodyModelKind, type[SmplFamilyModel]] = {BodyModelKind.SMPL: SMPL, BodyModelKind.SMPLX: SMPLX}
 
 
 @dataclass(frozen=True)
@@ -60,9 +56,11 @@ def load_body(choice: BodyModelChoice) -> SelectedBody:
         model = load_anny_body()
         fit = model.compile_keypoints(build_keypoint_map(anny_keypoint_library(), model.skeleton, FIT_KEYPOINTS))
         return SelectedBody("anny", model, fit, anny_keypoint_map(model, BODY_OUTPUT), True, True)
+    # only here: the SMPL-family loader brings scipy.sparse (for the .pkl files), ~0.1 s to import
+    from hmrkit.body.smpl_family import SMPL, SMPLX, ModelFileError
     from hmrkit.body.smpl_keypoints import smpl_keypoint_map
 
-    cls = _SMPL_CLASSES[choice.kind]
+    cls = SMPL if choice.kind is BodyModelKind.SMPL else SMPLX
     if choice.model_dir is None:
         raise ModelFileError(f"the {cls.family} body model needs --model-dir: the folder holding your {cls.family} files "
                              f"(hmrkit cannot ship them; get them from the model's website)")
