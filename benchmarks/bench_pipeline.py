@@ -3,6 +3,7 @@
     python benchmarks/bench_pipeline.py latency
     python benchmarks/bench_pipeline.py batch     # `hmrkit run` on all demo photos, files written
     python benchmarks/bench_pipeline.py startup   # `hmrkit run` on one photo from a fresh process, by phase
+    python benchmarks/bench_pipeline.py video     # `hmrkit run` on the sample video's first 60 frames, files written
     python benchmarks/bench_pipeline.py pck --dataset lsp  [--limit N]
     python benchmarks/bench_pipeline.py pck --dataset coco
 
@@ -15,11 +16,13 @@ person hmrkit did not find counts as wrong on every joint, for both columns.
 PNG) in one process after a warm-up photo, against the same photos one at a time (read, run,
 write: no look-ahead) and the overlays' PNG encoding at PIL's default zlib level; 'repeats'
 alternating passes, the median kept.
+*video*: ``hmrkit run`` on the sample video's first frames with every output file, and with only
+the JSON and the overlay video; runs alternate, the median kept.
 *startup*: what a user waits for ``hmrkit run photo.jpg``: a fresh process's wall time, and the
 same work split into phases (imports, model loading, the first run, writing), each measured in
 fresh processes too.
 Results: benchmarks/results/pipeline_latency.{json,md}, pipeline_pck_<dataset>.{json,md},
-pipeline_batch.{json,md}, pipeline_startup.{json,md}.
+pipeline_batch.{json,md}, pipeline_startup.{json,md}, pipeline_video.{json,md}.
 """
 
 from __future__ import annotations
@@ -111,6 +114,40 @@ def batch(args) -> None:
              "", f"Overlay PNG encoding, mean over the {len(pictures)} overlays: {encode[6]:.0f} ms at PIL's default zlib level 6, "
              f"{encode[1]:.0f} ms at level 1 (hmrkit's)."]
     write("pipeline_batch", payload, "\n".join(lines) + "\n")
+
+
+# -- video -------------------------------------------------------------------------------------
+def video(args) -> None:
+    """`hmrkit run` on the sample video's first frames, every file written, and with only the JSON
+    and the overlay video: what a user waits for per frame."""
+    import statistics
+    import tempfile
+
+    from hmrkit.cli import main as hmrkit_main
+
+    clip = DATA / "demo_images" / "sample_video.mp4"
+    ways = {"every file (per frame JSON, NPZ, GLB; the overlay video)": [],
+            "JSON and the overlay video only (`--no-npz --mesh-format none`)": ["--no-npz", "--mesh-format", "none"]}
+    seconds: dict[str, list[float]] = {way: [] for way in ways}
+    with tempfile.TemporaryDirectory() as folder:
+        assert hmrkit_main(["run", str(clip), "--out", folder, "--max-frames", "5", "--overwrite"]) == 0  # warm-up
+        for _ in range(args.repeats):
+            for way, extra in ways.items():
+                start = time.perf_counter()
+                assert hmrkit_main(["run", str(clip), "--out", folder, "--max-frames", str(args.frames), "--overwrite", *extra]) == 0
+                seconds[way].append(time.perf_counter() - start)
+    payload = {"machine": machine(with_load=True),
+               "command": f"python benchmarks/bench_pipeline.py video --frames {args.frames} --repeats {args.repeats}",
+               "video": clip.name, "frames": args.frames, "seconds": seconds}
+    lines = ["# `hmrkit run` on a video, files written", "",
+             f"Machine: {payload['machine']}. Command: `{payload['command']}`. The first {args.frames} frames of {clip.name} "
+             "(1280 x 720, 3-4 people a frame), in one process after a warm-up run; each run makes its pipeline; runs "
+             "alternate, the median kept.", "",
+             "| outputs | seconds | ms per frame | frames per second |", "|---|---|---|---|"]
+    for way, values in seconds.items():
+        median = statistics.median(values)
+        lines.append(f"| {way} | {median:.1f} | {median * 1000 / args.frames:.0f} | {args.frames / median:.1f} |")
+    write("pipeline_video", payload, "\n".join(lines) + "\n")
 
 
 # -- startup -----------------------------------------------------------------------------------
@@ -426,6 +463,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="runs per photo; the one with the median total is kept")
     p = sub.add_parser("batch")
     p.add_argument("--repeats", type=int, default=3, help="alternating passes of each way; the median is kept")
+    p = sub.add_parser("video")
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--repeats", type=int, default=3, help="alternating runs of each kind; the median is kept")
     p = sub.add_parser("startup")
     p.add_argument("--repeats", type=int, default=5, help="fresh processes of each kind; medians kept")
     p = sub.add_parser("pck")
@@ -433,7 +473,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"latency": latency, "pck": pck, "batch": batch, "startup": startup}[args.what](args)
+    {"latency": latency, "pck": pck, "batch": batch, "startup": startup, "video": video}[args.what](args)
 
 
 if __name__ == "__main__":
