@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_common import DATA, RESULTS, ROOT, machine, write  # the script's own folder
+from bench_common import DATA, DEMO_PHOTOS, RESULTS, ROOT, machine, write  # the script's own folder
 
 sys.path.insert(0, str(ROOT))
 
@@ -362,7 +362,7 @@ def speed(args) -> None:
         rows[name] = {"regressor_ms": float(np.median(regressor_ms[2:])), "regressor_plus_refine_ms": float(np.median(refined_ms[2:]))}
         print(name, rows[name], flush=True)
 
-    images = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    images = DEMO_PHOTOS
     variants = (("pipeline HKMR + refine", HkmrEstimator.load(body=body), True, REFINE),
                 ("pipeline HKMR + refine (1, 8) (`--refine-steps 1,8`)", HkmrEstimator.load(body=body), True, (1, 8)),
                 ("pipeline HKMR, no refine", HkmrEstimator.load(body=body), False, REFINE),

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench_common import DATA, ROOT, machine, write  # the script's own folder
+from bench_common import DATA, DEMO_PHOTOS, ROOT, machine, write  # the script's own folder
 
 sys.path.insert(0, str(ROOT))
 
@@ -64,7 +64,7 @@ def batch(args) -> None:
     from hmrkit.cli import main as hmrkit_main
     from hmrkit.writers import OutputOptions, write_result
 
-    images = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    images = DEMO_PHOTOS
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
         assert hmrkit_main(["run", str(images[0]), "--out", str(out / "warm")]) == 0  # files into the OS cache, numba
@@ -223,7 +223,7 @@ def startup(args) -> None:
 
 # -- latency -----------------------------------------------------------------------------------
 def latency(args) -> None:
-    images = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    images = DEMO_PHOTOS
     pipeline = Pipeline(make_config(args))
     first = load_image(images[0])
     render_result_overlay(pipeline.run(first), first.rgb)  # warm-up: graphs, numba cache, renderer

@@ -28,9 +28,9 @@ import time
 import numpy as np
 import torch
 
-from bench_common import ROOT, machine, write  # the script's own folder
+from bench_common import DATA, DEMO_PHOTOS, ROOT, machine, write  # the script's own folder
 from bench_hands import real_hands, run_mediapipe
-from bench_speed_parts import PHOTOS, HAND_PHOTOS, DATA, one_person_chain, wrist_crops
+from bench_speed_parts import HAND_PHOTOS, hands_fit_mesh_ms, one_person_chain, wrist_crops
 
 sys.path.insert(0, str(ROOT))
 
@@ -47,14 +47,11 @@ def without_refinement(names: list[str]) -> dict[str, float]:
     """Hand IK + HKMR alone + mesh (fastest of 5) for the photos named."""
     out = {}
     with Pipeline(PipelineConfig(refine=False)) as pipeline:
-        for path in PHOTOS + HAND_PHOTOS:
+        for path in DEMO_PHOTOS + HAND_PHOTOS:
             name = path.relative_to(DATA / "demo_images").as_posix()
             if name not in names:
                 continue
-            image = load_image(path)
-            perception = pipeline.backend.detect(image.rgb)
-            timings = [pipeline.run_with_fit(image, perception=perception)[0].timings_ms for _ in range(REPEATS)]
-            out[name] = min(t["hands"] + t["fit"] + t["mesh"] for t in timings)
+            out[name] = hands_fit_mesh_ms(pipeline, load_image(path), REPEATS, min)
     return out
 
 
@@ -70,6 +67,7 @@ def lite_on_wrist_crops() -> dict:
             start = time.perf_counter()
             found[complexity] = [backend._hands_in(image, crop) for image, crop in crops]
             ms[complexity] = (time.perf_counter() - start) * 1000 / len(crops)
+
     def hand(hit) -> HandLandmarks:
         return HandLandmarks(side="left", xy=hit.xy, world=hit.world, score=1.0, side_source="pose")
 

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from bench_common import DATA, ROOT, machine, write  # the script's own folder
+from bench_common import DATA, DEMO_PHOTOS, ROOT, machine, write  # the script's own folder
 
 sys.path.insert(0, str(ROOT))
 
@@ -47,14 +47,13 @@ from hmrkit.perception.geometry import Crop  # noqa: E402
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig, _HandSearches  # noqa: E402
 from hmrkit.pipeline import Pipeline, compute_threads  # noqa: E402
 
-PHOTOS = sorted(p for p in (DATA / "demo_images").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 HAND_PHOTOS = sorted((DATA / "demo_images" / "hands").glob("*.jpg"))
 
 
 def wrist_crops(backend: MediaPipeBackend) -> list[tuple[np.ndarray, Crop]]:
     """Every wrist crop the backend searches on the demo photos, with its photo."""
     crops = []
-    for path in PHOTOS:
+    for path in DEMO_PHOTOS:
         image = load_image(path).rgb
         searches = _HandSearches(backend, image)
         for person in backend.detect_pose(image):
@@ -105,7 +104,7 @@ def body_fit(pipeline: Pipeline) -> dict:
 def hand_post_optimization(pipeline: Pipeline) -> dict:
     """(c): all hands of a photo through the IK net alone and with 20 post-optimization steps."""
     photos = []
-    for path in PHOTOS:
+    for path in DEMO_PHOTOS:
         people = [p for p in pipeline.backend.detect(load_image(path).rgb).people if p.body is not None and p.hands]
         if people:
             photos.append(people)
@@ -158,7 +157,7 @@ def one_person_chain(pipeline: Pipeline, repeats: int = 3, statistic: Callable[[
     each alone, and the pipeline's whole run(); each time the ``statistic`` of ``repeats`` runs."""
     rows = []
     with MediaPipeBackend(MediaPipeConfig(max_people=1, face_seeds=False, hands=False)) as single:
-        for path in PHOTOS + HAND_PHOTOS:
+        for path in DEMO_PHOTOS + HAND_PHOTOS:
             image = load_image(path)
             runs = []
             for _ in range(repeats):
@@ -177,15 +176,20 @@ def one_person_chain(pipeline: Pipeline, repeats: int = 3, statistic: Callable[[
             crops = [crop for crop, hits in searches.started[0][1].values() if hits.result() is not None]
             wrist_ms = max((statistic([_timed(lambda c=c: single._hands_in(image.rgb, c)) for _ in range(repeats)])
                             for c in crops), default=0.0)
-            perception = pipeline.backend.detect(image.rgb)
-            timings = [pipeline.run_with_fit(image, perception=perception)[0].timings_ms for _ in range(repeats)]
-            after = statistic([t["hands"] + t["fit"] + t["mesh"] for t in timings])
+            after = hands_fit_mesh_ms(pipeline, image, repeats, statistic)
             rows.append({"photo": path.relative_to(DATA / "demo_images").as_posix(), "pose_ms": pose_ms,
                          "wrist_searches": len(crops), "slower_wrist_search_ms": wrist_ms,
                          "hands_fit_mesh_ms": after, "chain_ms": pose_ms + wrist_ms + after, "pipeline_ms": total,
                          "hands_found": len(result.people[0].hands)})
             print(rows[-1], flush=True)
     return rows
+
+
+def hands_fit_mesh_ms(pipeline: Pipeline, image, repeats: int, statistic: Callable[[list[float]], float]) -> float:
+    """Hand IK + body fit + mesh of the photo's people, after one perception (``statistic`` of ``repeats``)."""
+    perception = pipeline.backend.detect(image.rgb)
+    timings = [pipeline.run_with_fit(image, perception=perception)[0].timings_ms for _ in range(repeats)]
+    return statistic([t["hands"] + t["fit"] + t["mesh"] for t in timings])
 
 
 def _timed(call) -> float:
