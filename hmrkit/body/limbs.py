@@ -1,0 +1,118 @@
+"""Limb status as AJAHR reports it: for each of the four limbs, present or absent from one level.
+
+Each limb is one four-way class (BPAC-Net's heads): 0 = present, then the three levels of
+:mod:`hmrkit.body.amputation` from the most distal to the most proximal (arm: ``hand``,
+``forearm``, ``arm``; leg: ``foot``, ``lower_leg``, ``leg``). A status maps to the
+:class:`~hmrkit.body.amputation.LimbLoss` list the body layer collapses.
+
+Users who know write a status as ``left_leg=lower_leg,right_arm=hand`` (:func:`parse_limbs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hmrkit.body.amputation import LimbLoss, limb_loss
+
+LIMBS: tuple[str, ...] = ("left_arm", "right_arm", "left_leg", "right_leg")
+ARM_LEVELS: tuple[str, ...] = ("hand", "forearm", "arm")
+LEG_LEVELS: tuple[str, ...] = ("foot", "lower_leg", "leg")
+PRESENT = "present"
+
+
+def levels(limb: str) -> tuple[str, ...]:
+    """The three absence levels of ``limb``, distal first (class 1, 2, 3)."""
+    if limb not in LIMBS:
+        raise ValueError(f"unknown limb {limb!r}; known: {', '.join(LIMBS)}")
+    return ARM_LEVELS if limb.endswith("_arm") else LEG_LEVELS
+
+
+def class_names(limb: str) -> tuple[str, ...]:
+    """The four class names of ``limb``'s head: ``present`` then its levels."""
+    return (PRESENT,) + levels(limb)
+
+
+@dataclass(frozen=True)
+class LimbState:
+    limb: str  # one of LIMBS
+    level: str | None = None  # None: present; else one of levels(limb)
+    probabilities: dict[str, float] | None = None  # class name -> probability, when a classifier decided
+
+    @property
+    def present(self) -> bool:
+        return self.level is None
+
+    @property
+    def class_index(self) -> int:
+        return 0 if self.level is None else 1 + levels(self.limb).index(self.level)
+
+    @property
+    def loss(self) -> LimbLoss | None:
+        """The body layer's collapse for this state (None when present)."""
+        return None if self.level is None else limb_loss(f"{self.limb.split('_')[0]}_{self.level}")
+
+
+@dataclass(frozen=True)
+class LimbStatus:
+    """One person's four limbs, in :data:`LIMBS` order. ``source``: how it was decided --
+    "intact" (assumed), "user" (stated), or the classifier's name."""
+
+    states: tuple[LimbState, ...]
+    source: str = "intact"
+
+    def __post_init__(self) -> None:
+        if tuple(s.limb for s in self.states) != LIMBS:
+            raise ValueError(f"a limb status lists {', '.join(LIMBS)} in that order")
+        for s in self.states:
+            if s.level is not None:
+                levels(s.limb).index(s.level)  # ValueError on a level of the wrong limb
+
+    @classmethod
+    def intact(cls) -> "LimbStatus":
+        return cls(tuple(LimbState(limb) for limb in LIMBS), "intact")
+
+    @classmethod
+    def from_classes(cls, classes, probabilities: np.ndarray | None = None, source: str = "intact") -> "LimbStatus":
+        """From four class indices (0 present, 1-3 levels) and optionally (4, 4) class probabilities."""
+        classes = [int(c) for c in classes]
+        if len(classes) != len(LIMBS) or not all(0 <= c <= 3 for c in classes):
+            raise ValueError(f"limb classes are four integers in 0..3, got {classes}")
+        states = []
+        for i, (limb, c) in enumerate(zip(LIMBS, classes)):
+            probs = None if probabilities is None else {n: float(p) for n, p in zip(class_names(limb), probabilities[i])}
+            states.append(LimbState(limb, None if c == 0 else levels(limb)[c - 1], probs))
+        return cls(tuple(states), source)
+
+    @property
+    def classes(self) -> np.ndarray:
+        """(4,) int64 class indices in LIMBS order."""
+        return np.array([s.class_index for s in self.states], dtype=np.int64)
+
+    @property
+    def losses(self) -> tuple[LimbLoss, ...]:
+        return tuple(s.loss for s in self.states if s.loss is not None)
+
+    @property
+    def any_absent(self) -> bool:
+        return any(not s.present for s in self.states)
+
+    def state(self, limb: str) -> LimbState:
+        return self.states[LIMBS.index(limb)]
+
+
+def parse_limbs(text: str) -> LimbStatus:
+    """``"left_leg=lower_leg,right_arm=hand"`` -> a user-stated status; unnamed limbs are present.
+    ``limb=present`` is allowed. Raises ValueError with a one-line message on anything else."""
+    chosen: dict[str, str | None] = {}
+    for part in (p.strip() for p in text.split(",")):
+        limb, sep, level = (s.strip() for s in part.partition("="))
+        if not sep or limb not in LIMBS:
+            raise ValueError(f"limb statement {part!r}: write LIMB=LEVEL with LIMB one of {', '.join(LIMBS)}")
+        if limb in chosen:
+            raise ValueError(f"limb statement names {limb} twice")
+        if level != PRESENT and level not in levels(limb):
+            raise ValueError(f"limb statement {part!r}: the level of {limb} is one of {', '.join(class_names(limb))}")
+        chosen[limb] = None if level == PRESENT else level
+    return LimbStatus(tuple(LimbState(limb, chosen.get(limb)) for limb in LIMBS), "user")

@@ -1,0 +1,98 @@
+"""The on-disk form of a synthetic set, shared by its generator, the trainers and the benchmarks.
+
+    DIR/manifest.json         {"format": "hmrkit.synth", "kind": "a3d", "version": 1, "seed", "count", ...}
+    DIR/images/000000.jpg     the composited RGB image
+    DIR/labels/000000.npz     one :class:`SynthPerson` (plain numpy arrays, no pickled objects)
+
+Labels are read with ``allow_pickle=False``: a set is data, never code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "hmrkit.synth"
+VERSION = 1
+
+
+@dataclass
+class SynthPerson:
+    """The labels of one rendered person. 2D in pixels of the image (centres at integers),
+    3D in the camera frame (OpenCV, metres)."""
+
+    limb_classes: np.ndarray  # (4,) int64, hmrkit.body.limbs.LIMBS order: 0 present, 1-3 absence level
+    box: np.ndarray  # (4,) float32 x0, y0, x1, y1 of the rendered person's visible pixels
+    camera: np.ndarray  # (4,) float32 fx, fy, cx, cy
+    rotations: np.ndarray  # (J, 3, 3) float32 local joint rotations of the body model's skeleton
+    shape: np.ndarray  # (S,) float32 the body model's shape parameters
+    translation: np.ndarray  # (3,) float32
+    keypoints2d: np.ndarray  # (K, 2) float32, hmrkit.body.conventions.BODY_OUTPUT order
+    keypoints3d: np.ndarray  # (K, 3) float32
+    keypoints_absent: np.ndarray  # (K,) bool: on a collapsed (absent) part
+    landmarks: np.ndarray  # (33, 3) float32 MediaPipe pose landmarks found on the image: x, y px, visibility; NaN: none found
+    background: str = ""  # where the background came from (file name), for tracing
+
+
+@dataclass(frozen=True)
+class SynthManifest:
+    kind: str  # "a3d" or "hands"
+    seed: int
+    count: int
+    image_size: tuple[int, int]  # height, width
+    options: dict  # the generator's settings, as given
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, **asdict(self)}
+
+
+def image_path(root: Path, index: int) -> Path:
+    return Path(root) / "images" / f"{index:06d}.jpg"
+
+
+def label_path(root: Path, index: int) -> Path:
+    return Path(root) / "labels" / f"{index:06d}.npz"
+
+
+def write_manifest(root: Path, manifest: SynthManifest) -> None:
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=1))
+
+
+def read_manifest(root: Path) -> SynthManifest:
+    path = Path(root) / "manifest.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{root}: not a synthetic set (unreadable manifest.json: {error})") from None
+    if data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise ValueError(f"{root}: manifest.json is not an {FORMAT} v{VERSION} manifest")
+    return SynthManifest(data["kind"], int(data["seed"]), int(data["count"]), tuple(data["image_size"]), dict(data["options"]))
+
+
+def save_person(path: Path, person: SynthPerson) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f.name: np.asarray(getattr(person, f.name)) for f in fields(person)}
+    np.savez(path, **arrays)
+
+
+def load_person(path: Path) -> SynthPerson:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            values = {f.name: data[f.name] for f in fields(SynthPerson)}
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: damaged or foreign label file ({error})") from None
+    values["background"] = str(values["background"])
+    return SynthPerson(**values)
+
+
+def completed(root: Path) -> list[int]:
+    """Indices whose image and label both exist (a generator resumes after these)."""
+    labels = Path(root) / "labels"
+    found = sorted(int(p.stem) for p in labels.glob("*.npz") if p.stem.isdigit()) if labels.is_dir() else []
+    return [i for i in found if image_path(root, i).exists()]
