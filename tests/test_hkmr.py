@@ -222,12 +222,29 @@ def test_efficientnet_weights_from_the_wheel_classify():
 
 
 def test_discriminator_scores_and_losses():
+    """Scores depend on the input, joint by joint: turning one joint moves that joint's score and
+    the whole-pose score (the last), no other joint's; a sample's scores ignore its batch."""
+    import roma
+
+    torch.manual_seed(0)
     d = PoseDiscriminator()
-    r = torch.eye(3).expand(4, 21, 3, 3)
-    scores = d(r)
-    assert scores.shape == (4, 22)
-    assert torch.isclose(generator_loss(torch.ones(3, 22)), torch.tensor(0.0))
-    assert torch.isclose(discriminator_loss(torch.ones(2, 22), torch.zeros(2, 22)), torch.tensor(0.0))
+    rest = torch.eye(3).expand(2, 21, 3, 3).clone()
+    bent = rest.clone()
+    bent[:, 5] = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, 1.2]))
+    with torch.no_grad():
+        a, b = d(rest), d(bent)
+        alone = d(bent[:1])
+    assert a.shape == (2, 22)
+    changed = (a - b).abs() > 1e-6
+    assert changed[:, 5].all() and changed[:, 21].all()  # that joint and the whole pose
+    assert torch.equal(a[:, :5], b[:, :5]) and torch.equal(a[:, 6:21], b[:, 6:21])  # no other joint
+    assert torch.allclose(alone, b[:1], atol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        d(torch.eye(3).expand(2, 22, 3, 3))
+    # LSGAN losses against the formula by hand: mean (s - 1)^2; mean (real - 1)^2 + mean fake^2
+    assert torch.isclose(generator_loss(torch.tensor([[0.5, 2.0]])), torch.tensor((0.25 + 1.0) / 2))
+    real, fake = torch.tensor([[1.0, 3.0]]), torch.tensor([[0.0, 2.0]])
+    assert torch.isclose(discriminator_loss(real, fake), torch.tensor((0.0 + 4.0) / 2 + (0.0 + 4.0) / 2))
 
 
 def test_save_load_roundtrip(tmp_path):
