@@ -33,6 +33,59 @@ def default_focal_length(height: int, width: int, fov_degrees: float = DEFAULT_F
     return max(height, width) / (2 * math.tan(math.radians(fov_degrees) / 2))
 
 
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole intrinsics in pixels of the ORIGINAL image (before any downscaling), pixel centres
+    at integer coordinates: what a user (``--intrinsics``) or a photo's EXIF says about the camera.
+
+    The pipeline turns them into the :class:`PerspectiveCamera` of the (possibly downscaled)
+    picture it fits with :meth:`for_scale`, so users never deal with hmrkit's working size.
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    def __post_init__(self) -> None:
+        values = (self.fx, self.fy, self.cx, self.cy)
+        try:
+            finite = all(math.isfinite(float(v)) for v in values)
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            raise ValueError(f"camera intrinsics must be finite numbers, got fx,fy,cx,cy = {values}")
+        if self.fx <= 0 or self.fy <= 0:
+            raise ValueError(f"focal lengths must be positive pixels, got fx {self.fx}, fy {self.fy}")
+
+    @classmethod
+    def parse(cls, text: str) -> CameraIntrinsics:
+        """``"fx,fy,cx,cy"`` (the command line's form); ValueError with a one-line reason."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 4:
+            raise ValueError(f"intrinsics take four numbers fx,fy,cx,cy (pixels), got {text!r}")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"intrinsics take four numbers fx,fy,cx,cy (pixels), got {text!r}") from None
+        return cls(*values)
+
+    @classmethod
+    def centred(cls, fx: float, fy: float, width: int, height: int) -> CameraIntrinsics:
+        """Focal lengths with the principal point at the centre of a ``width`` x ``height`` image."""
+        return cls(fx, fy, (width - 1) / 2, (height - 1) / 2)
+
+    def for_scale(self, scale: float) -> PerspectiveCamera:
+        """The camera of the picture downscaled by ``scale`` (its pixels per original pixel):
+        focal lengths times ``scale``; pixel centres stay at integers on both grids, so
+        ``c' = (c + 0.5) scale - 0.5`` (the inverse of the pipeline's back-conversion)."""
+        return PerspectiveCamera(self.fx * scale, self.fy * scale, (self.cx + 0.5) * scale - 0.5, (self.cy + 0.5) * scale - 0.5)
+
+    def inside(self, width: int, height: int) -> bool:
+        """Whether the principal point lies on the ``width`` x ``height`` original image."""
+        return -0.5 <= self.cx <= width - 0.5 and -0.5 <= self.cy <= height - 0.5
+
+
 def _batch_field(value: Scalar, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
     """A float or (B,) camera field as a (B,) tensor."""
     v = torch.as_tensor(value, dtype=like.dtype, device=like.device)

@@ -15,6 +15,12 @@ Choices:
   decoded directly at a reduced DCT scale, which is much faster). ``LoadedImage.scale`` says
   by how much, so callers can map pixels back (``original_px = px / scale``) and tell users.
 - A truncated or corrupt file is an error, never a half-grey picture.
+- The camera's focal length is read from EXIF when the file has one (:func:`exif_focal`): the
+  35 mm-equivalent focal length (keeping the diagonal field of view, so it survives resizing),
+  else the focal length in mm with the sensor's resolution (FocalPlaneX/YResolution) and the
+  pixel size it refers to (PixelX/YDimension; without them a resized export would be read as a
+  far longer lens). Absurd values are ignored with a note. Cropped photos keep their EXIF but
+  not its field of view: ``--intrinsics`` or ``--fov`` override it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -31,6 +37,13 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_SIDE = 4096
 _WHITE = (255, 255, 255)
+FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)  # 35 mm film: equivalent focal lengths keep the diagonal view
+MAX_EQUIVALENT_MM = 10000.0  # no real lens is longer (35 mm-equivalent): such EXIF values are errors
+_EXIF_IFD = 0x8769
+_FOCAL_LENGTH, _FOCAL_35MM = 0x920A, 0xA405
+_PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
+_PLANE_X_RES, _PLANE_Y_RES, _PLANE_UNIT = 0xA20E, 0xA20F, 0xA210
+_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # ResolutionUnit: inch (EXIF's default), cm, mm, um
 
 
 class ImageError(ValueError):
@@ -42,6 +55,17 @@ class VideoError(ValueError):
 
 
 @dataclass(frozen=True)
+class ExifFocal:
+    """The focal lengths a photo's EXIF implies, in pixels of the original image (display
+    orientation; the principal point is taken at the image centre)."""
+
+    fx: float
+    fy: float
+    equivalent_mm: float  # the 35 mm-equivalent focal length they amount to
+    tags: str  # which EXIF tags gave them, e.g. "FocalLengthIn35mmFilm 26 mm"
+
+
+@dataclass(frozen=True)
 class LoadedImage:
     """A decoded photo.
 
@@ -49,12 +73,14 @@ class LoadedImage:
     scale: rgb pixels per original pixel (1.0, or < 1 when downscaled).
     original_size: (width, height) of the file's picture after EXIF orientation.
     notes: human-readable remarks worth passing on to the user (downscaling, alpha, ...).
+    exif_focal: the camera's focal lengths from EXIF, None when the file gives no usable ones.
     """
 
     rgb: np.ndarray
     scale: float
     original_size: tuple[int, int]
     notes: tuple[str, ...] = ()
+    exif_focal: ExifFocal | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -78,6 +104,7 @@ def load_image(path: str | Path, max_side: int | None = DEFAULT_MAX_SIDE) -> Loa
         with Image.open(p) as im:
             _check_nonempty(im, p)
             raw_size = im.size
+            focal = _read_exif_focal(im, notes)
             if max_side is not None and im.format == "JPEG":
                 _draft_jpeg(im, max_side)
             _load_strictly(im, p)
@@ -85,6 +112,8 @@ def load_image(path: str | Path, max_side: int | None = DEFAULT_MAX_SIDE) -> Loa
             im = ImageOps.exif_transpose(im)
             turned = im.size != decoded_size
             original_size = (raw_size[1], raw_size[0]) if turned else raw_size
+            if focal is not None and turned:
+                focal = ExifFocal(focal.fy, focal.fx, focal.equivalent_mm, focal.tags)
             rgb = _to_rgb_uint8(im, p, notes)
     except ImageError:
         raise
@@ -96,7 +125,67 @@ def load_image(path: str | Path, max_side: int | None = DEFAULT_MAX_SIDE) -> Loa
         raise ImageError(f"image too large to decode safely: {p} ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"cannot decode image {p}: {e}") from None
-    return _limit_size(rgb, original_size, max_side, notes)
+    return replace(_limit_size(rgb, original_size, max_side, notes), exif_focal=focal)
+
+
+def _read_exif_focal(im: Image.Image, notes: list[str]) -> ExifFocal | None:
+    """:func:`exif_focal` of an opened file; a broken EXIF block only costs the focal length."""
+    try:
+        exif = im.getexif()
+        tags = {**exif, **exif.get_ifd(_EXIF_IFD)}  # the focal tags belong in the Exif IFD; TIFFs may hold them in IFD0
+    except Exception as error:  # noqa: BLE001 - Pillow's EXIF parser raises many kinds on bad blocks
+        notes.append(f"EXIF unreadable, focal length not used ({type(error).__name__})")
+        return None
+    return exif_focal(tags, im.size, notes)
+
+
+def _number(value: object) -> float | None:
+    """An EXIF number (int, IFDRational) as a finite float; None when absent or not a number."""
+    if value is None:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def exif_focal(tags: dict[int, object], size: tuple[int, int], notes: list[str]) -> ExifFocal | None:
+    """Focal lengths (pixels) from the EXIF sub-IFD ``tags`` of a picture stored ``size`` = (width,
+    height) before orientation. Values that cannot be right are ignored with a note in ``notes``."""
+    width, height = size
+    equivalent = _number(tags.get(_FOCAL_35MM))
+    if equivalent is not None:
+        if 0 < equivalent <= MAX_EQUIVALENT_MM:
+            f = equivalent * math.hypot(width, height) / FILM_DIAGONAL_MM
+            return ExifFocal(f, f, equivalent, f"FocalLengthIn35mmFilm {equivalent:g} mm")
+        notes.append(f"EXIF 35 mm-equivalent focal length {equivalent:g} mm ignored (not in (0, {MAX_EQUIVALENT_MM:g}])")
+    focal = _number(tags.get(_FOCAL_LENGTH))
+    if focal is None:
+        return None
+    if focal <= 0:
+        notes.append(f"EXIF focal length {focal:g} mm ignored (not positive)")
+        return None
+    unit = _UNIT_MM.get(int(_number(tags.get(_PLANE_UNIT)) or 2))
+    x_res = _number(tags.get(_PLANE_X_RES))
+    y_res = _number(tags.get(_PLANE_Y_RES)) or x_res
+    pixels_x, pixels_y = _number(tags.get(_PIXEL_X)), _number(tags.get(_PIXEL_Y))
+    if unit is None or not x_res or x_res <= 0 or not y_res or y_res <= 0 or not pixels_x or pixels_x <= 0:
+        notes.append(f"EXIF focal length {focal:g} mm ignored (no 35 mm equivalent, and no sensor resolution "
+                     "with the pixel size it refers to)")
+        return None
+    pixels_y = pixels_y if pixels_y and pixels_y > 0 else pixels_x * height / width
+    if abs(pixels_x / pixels_y - width / height) > 0.01 * width / height:
+        notes.append(f"EXIF focal length {focal:g} mm ignored (EXIF pixel size {pixels_x:g}x{pixels_y:g} "
+                     f"is not this {width}x{height} picture's shape: cropped?)")
+        return None
+    per_mm_x, per_mm_y = x_res / unit, y_res / unit  # sensor pixels per mm
+    equivalent = focal * FILM_DIAGONAL_MM / math.hypot(pixels_x / per_mm_x, pixels_y / per_mm_y)
+    if not 0 < equivalent <= MAX_EQUIVALENT_MM:
+        notes.append(f"EXIF focal length {focal:g} mm ignored (its sensor size makes it {equivalent:g} mm 35 mm-equivalent)")
+        return None
+    fx, fy = focal * per_mm_x * width / pixels_x, focal * per_mm_y * height / pixels_y
+    return ExifFocal(fx, fy, equivalent, f"FocalLength {focal:g} mm, FocalPlaneResolution")
 
 
 def _check_nonempty(im: Image.Image, p: Path) -> None:
