@@ -1,0 +1,315 @@
+"""BPAC-Net, AJAHR's body-part amputation classifier (Sec. 3.3.1, Supp. G), and its pipeline classifier.
+
+The net sees one person: a square RGB crop concatenated with 33 heatmaps of the person's
+MediaPipe landmarks (one Gaussian per landmark, scaled by its visibility, so a limb MediaPipe
+invented with low confidence draws faint spots), X = concat(I, K). A small ResNet with a CBAM
+module (channel then spatial attention) after every basic block extracts the features; a
+feature head gives a vector (the paper's alignment token, kept for later use) and four heads
+give four classes each: present, then the three absence levels of :mod:`hmrkit.body.limbs`
+(arm: hand / forearm / arm; leg: foot / lower_leg / leg). The paper's ResNet-32 (16 blocks)
+is cut to 8 narrower blocks on a 128 px crop so one person costs a few ms on a CPU.
+
+:class:`BpacClassifier` turns the heads' probabilities into a :class:`LimbStatus`: a limb is
+called absent only when its "present" probability falls below a threshold calibrated on
+training data for a low false-amputation rate (the real photos of intact people must not turn
+into amputees); the level is then the most probable of the three absence classes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hmrkit.body.conventions import MEDIAPIPE33
+from hmrkit.body.limbs import LIMBS, LimbStatus
+from hmrkit.errors import ModelAssetError
+from hmrkit.geometry.crops import CropBox, crop_affine
+from hmrkit.paths import weights_dir
+from hmrkit.perception.types import PersonDetection
+from hmrkit.weights_file import read_weights
+
+FILE_FORMAT = "hmrkit-bpac-v1"
+DEFAULT_WEIGHTS = "bpac.safetensors"
+TRAIN_COMMAND = "hmrkit train bpac"
+NUM_LANDMARKS = len(MEDIAPIPE33)
+NUM_CLASSES = 4  # present + three absence levels
+# Landmark order of the mirrored image (left <-> right by name), and limb order likewise.
+FLIP_LANDMARKS: tuple[int, ...] = tuple(
+    MEDIAPIPE33.index(n.replace("left", "@").replace("right", "left").replace("@", "right")) for n in MEDIAPIPE33.names
+)
+FLIP_LIMBS: tuple[int, ...] = tuple(
+    LIMBS.index(n.replace("left", "@").replace("right", "left").replace("@", "right")) for n in LIMBS
+)
+_NOSE, _SHOULDERS = MEDIAPIPE33.index("nose"), MEDIAPIPE33.indices(["left_shoulder", "right_shoulder"])
+_RGB_MEAN = (0.485, 0.456, 0.406)
+_RGB_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BpacConfig:
+    crop_size: int = 128  # input side in pixels
+    widths: tuple[int, ...] = (32, 64, 128, 192)  # channels of the four stages
+    blocks: tuple[int, ...] = (2, 2, 2, 2)  # basic blocks per stage, each followed by CBAM
+    feature_dim: int = 256  # the feature head's output
+    reduction: int = 8  # CBAM's channel-attention bottleneck
+    heatmap_sigma: float = 0.02  # Gaussian sigma as a fraction of the crop side
+    crop_padding: float = 1.15  # crop side = this x the longer side of the person's extent
+
+    @classmethod
+    def from_json(cls, text: str) -> BpacConfig:
+        data = json.loads(text)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+# -- the net -----------------------------------------------------------------------------------
+
+
+class Cbam(nn.Module):
+    """Convolutional Block Attention Module (Woo et al. 2018): channel attention from the
+    average- and max-pooled features through a shared MLP, then spatial attention from a 7x7
+    convolution over the channel-wise mean and max."""
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 4)
+        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1))
+        self.spatial = nn.Conv2d(2, 1, 7, padding=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channel = torch.sigmoid(self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True)))
+        x = x * channel
+        spatial = torch.sigmoid(self.spatial(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)))
+        return x * spatial
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (two 3x3 convolutions, identity or 1x1 shortcut) with CBAM at its end."""
+
+    def __init__(self, cin: int, cout: int, stride: int, reduction: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                         if stride != 1 or cin != cout else nn.Identity())
+        self.cbam = Cbam(cout, reduction)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y)) + self.shortcut(x)
+        return self.cbam(F.relu(y))
+
+
+@dataclass
+class BpacOutput:
+    logits: torch.Tensor  # (B, 4 limbs, 4 classes), LIMBS order
+    features: torch.Tensor  # (B, feature_dim): the feature head's vector
+
+
+class BpacNet(nn.Module):
+    """Input (B, 3 + 33, S, S): RGB in [0, 1] then the landmark heatmaps (see :func:`landmark_heatmaps`)."""
+
+    def __init__(self, config: BpacConfig = BpacConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c0 = config.widths[0]
+        # stride-4 stem (two strided 3x3 convolutions): the crop's 128 px become 32 px maps
+        self.stem = nn.Sequential(nn.Conv2d(3 + NUM_LANDMARKS, c0 // 2, 3, 2, 1, bias=False), nn.BatchNorm2d(c0 // 2),
+                                  nn.ReLU(inplace=True), nn.Conv2d(c0 // 2, c0, 3, 2, 1, bias=False),
+                                  nn.BatchNorm2d(c0), nn.ReLU(inplace=True))
+        blocks, cin = [], c0
+        for stage, (width, count) in enumerate(zip(config.widths, config.blocks)):
+            for i in range(count):
+                blocks.append(BasicBlock(cin, width, 2 if stage > 0 and i == 0 else 1, config.reduction))
+                cin = width
+        self.blocks = nn.Sequential(*blocks)
+        self.feature_head = nn.Sequential(nn.Linear(cin, config.feature_dim), nn.ReLU(inplace=True))
+        self.heads = nn.ModuleList(nn.Linear(config.feature_dim, NUM_CLASSES) for _ in LIMBS)
+        self.register_buffer("rgb_mean", torch.tensor(_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("rgb_std", torch.tensor(_RGB_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> BpacOutput:
+        s = self.config.crop_size
+        if x.ndim != 4 or x.shape[1:] != (3 + NUM_LANDMARKS, s, s):
+            raise ValueError(f"BPAC-Net takes (B, {3 + NUM_LANDMARKS}, {s}, {s}), got {tuple(x.shape)}")
+        x = torch.cat([(x[:, :3] - self.rgb_mean) / self.rgb_std, x[:, 3:]], 1)
+        pooled = self.blocks(self.stem(x)).mean((2, 3))
+        features = self.feature_head(pooled)
+        return BpacOutput(torch.stack([head(features) for head in self.heads], 1), features)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def landmark_heatmaps(xy: torch.Tensor, weight: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """(B, 33, size, size) Gaussians exp(-d^2 / 2 sigma^2) at the landmarks ``xy`` (B, 33, 2), in
+    pixels of the crop (centres at integers), each scaled by ``weight`` (B, 33) (visibility; 0 for
+    a landmark not found). Separable: the outer product of a row and a column profile."""
+    grid = torch.arange(size, dtype=xy.dtype, device=xy.device)
+    gx = torch.exp(-(grid - xy[..., :1]).square() / (2 * sigma**2))  # (B, 33, size)
+    gy = torch.exp(-(grid - xy[..., 1:]).square() / (2 * sigma**2))
+    return weight[..., None, None] * gy[..., :, None] * gx[..., None, :]
+
+
+def person_crop_box(landmarks_xy: np.ndarray, padding: float) -> CropBox:
+    """The square crop of one person, from its 33 landmarks alone (seen or guessed: where a missing
+    limb would be is part of the evidence) and the head top (landmarks stop at the eyes), its side
+    ``padding`` times their longer extent. Training (synthetic sets, cached detections) and the
+    pipeline cut the same crop from the same landmarks, whatever box a detector drew."""
+    xy = np.asarray(landmarks_xy, dtype=np.float64)
+    pts = xy[np.isfinite(xy).all(1)]
+    if len(pts) == 0:
+        raise ValueError("a person crop needs landmarks")
+    lo, hi = pts.min(0), pts.max(0)
+    if np.isfinite(xy[[_NOSE] + _SHOULDERS]).all():
+        lo[1] = min(lo[1], xy[_NOSE, 1] - 0.8 * abs(xy[_SHOULDERS, 1].mean() - xy[_NOSE, 1]))
+    side = max(float((hi - lo).max()) * padding, 8.0)
+    return CropBox(torch.tensor((lo + hi) / 2), torch.tensor(side))
+
+
+def cut_person(image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
+    """(size, size, 3) uint8 crop of ``box``; a box much larger than the crop is first shrunk with
+    area averaging (bilinear warping alone would alias), outside the image is black."""
+    scale = size / float(box.size)
+    centre = box.center.double().numpy()
+    if scale < 0.5:
+        half = float(box.size) / 2 + 2
+        x0, y0 = (max(int(np.floor(c - half)), 0) for c in centre)
+        x1, y1 = min(int(np.ceil(centre[0] + half)), image.shape[1]), min(int(np.ceil(centre[1] + half)), image.shape[0])
+        if x1 > x0 and y1 > y0:
+            factor = 2 * scale
+            region = image[y0:y1, x0:x1]
+            w, h = max(int(round((x1 - x0) * factor)), 1), max(int(round((y1 - y0) * factor)), 1)
+            image = cv2.resize(region, (w, h), interpolation=cv2.INTER_AREA)
+            fx, fy = w / (x1 - x0), h / (y1 - y0)  # pixel centre u -> (u - x0 + 0.5) * f - 0.5
+            centre = np.array([(centre[0] - x0 + 0.5) * fx - 0.5, (centre[1] - y0 + 0.5) * fy - 0.5])
+            box = CropBox(torch.tensor(centre), torch.tensor(float(box.size) * fx))
+    m = crop_affine(box, size).double().numpy()
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def crop_landmarks(landmarks_xy: np.ndarray, box: CropBox, size: int) -> np.ndarray:
+    """Landmarks (33, 2) in image pixels -> pixels of the ``size`` crop of ``box``."""
+    k = size / float(box.size)
+    return ((np.asarray(landmarks_xy, dtype=np.float64) - box.center.double().numpy()) * k + (size - 1) / 2).astype(np.float32)
+
+
+def net_input(crops: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor, config: BpacConfig) -> torch.Tensor:
+    """The net's input from uint8 or [0, 1] crops (B, S, S, 3) or (B, 3, S, S), crop-pixel landmarks
+    (B, 33, 2) (NaN: not found) and visibility (B, 33)."""
+    if crops.shape[-1] == 3:
+        crops = crops.permute(0, 3, 1, 2)
+    rgb = crops.float() / 255.0 if crops.dtype == torch.uint8 else crops.float()
+    found = torch.isfinite(xy).all(-1)
+    weight = torch.where(found, visibility.float().clamp(0, 1), torch.zeros_like(visibility, dtype=torch.float32))
+    xy = torch.where(found[..., None], xy.float(), torch.zeros_like(xy, dtype=torch.float32))
+    heat = landmark_heatmaps(xy, weight, config.crop_size, config.heatmap_sigma * config.crop_size)
+    return torch.cat([rgb, heat], 1)
+
+
+def flip_inputs(x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The mirrored person: image and heatmaps flipped left-right, heatmap channels and limb labels
+    (B, 4) swapped left <-> right (the person's left arm becomes their right arm)."""
+    flipped = x.flip(-1)
+    order = torch.tensor([0, 1, 2] + [3 + i for i in FLIP_LANDMARKS], device=x.device)
+    return flipped[:, order], None if labels is None else labels[:, list(FLIP_LIMBS)]
+
+
+# -- weights -----------------------------------------------------------------------------------
+
+
+def save_bpac(net: BpacNet, thresholds: np.ndarray, path: str | Path, extra: dict[str, str] | None = None) -> Path:
+    """Write the net and its decision thresholds (4,), one per limb; config in the metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"format": FILE_FORMAT, "config": json.dumps(asdict(net.config)),
+                "thresholds": json.dumps([float(t) for t in np.asarray(thresholds).reshape(len(LIMBS))])}
+    metadata.update(extra or {})
+    state = {k: v.detach().float().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(path), metadata=metadata)
+    return path
+
+
+def load_bpac(path: str | Path | None = None) -> tuple[BpacNet, np.ndarray, dict[str, str]]:
+    """The net (eval mode), its thresholds and the file's metadata; :class:`ModelAssetError` (one
+    line) when the file is missing, damaged or not a BPAC-Net file."""
+    path = Path(path) if path is not None else weights_dir() / DEFAULT_WEIGHTS
+    state, metadata = read_weights(path, "BPAC-Net", FILE_FORMAT, TRAIN_COMMAND)
+    try:
+        net = BpacNet(BpacConfig.from_json(metadata["config"]))
+        net.load_state_dict(state, strict=True)
+        thresholds = np.asarray(json.loads(metadata["thresholds"]), dtype=np.float64)
+        if thresholds.shape != (len(LIMBS),) or not np.all((thresholds >= 0) & (thresholds <= 1)):
+            raise ValueError(f"thresholds must be {len(LIMBS)} numbers in [0, 1]")
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ModelAssetError(f"BPAC-Net weights malformed: {path}: {str(error).splitlines()[0]}") from None
+    return net.eval(), thresholds, metadata
+
+
+# -- the pipeline's classifier -----------------------------------------------------------------
+
+
+@dataclass
+class BpacClassifier:
+    """Limb status of the people of one image from the shipped (or a given) BPAC-Net."""
+
+    net: BpacNet
+    thresholds: np.ndarray  # (4,) per limb: absent when P(present) < threshold
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> BpacClassifier:
+        net, thresholds, metadata = load_bpac(path)
+        return cls(net, thresholds, metadata)
+
+    def inputs(self, rgb: np.ndarray, people: list[PersonDetection]) -> torch.Tensor:
+        """(N, 36, S, S) the net's input for the people with body landmarks, in order."""
+        cfg = self.net.config
+        crops, xys, vis = [], [], []
+        for person in people:
+            body = person.body
+            box = person_crop_box(body.xy, cfg.crop_padding)
+            crops.append(cut_person(rgb, box, cfg.crop_size))
+            xys.append(crop_landmarks(body.xy, box, cfg.crop_size))
+            vis.append(body.visibility)
+        return net_input(torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(xys)),
+                         torch.from_numpy(np.stack(vis)), cfg)
+
+    @torch.no_grad()
+    def probabilities(self, rgb: np.ndarray, people: list[PersonDetection]) -> np.ndarray:
+        """(N, 4 limbs, 4 classes) softmax probabilities, one batch for the image's people with a
+        body (people without one get NaN rows)."""
+        out = np.full((len(people), len(LIMBS), NUM_CLASSES), np.nan)
+        with_body = [i for i, p in enumerate(people) if p.body is not None]
+        if with_body:
+            logits = self.net(self.inputs(rgb, [people[i] for i in with_body])).logits
+            out[with_body] = torch.softmax(logits.double(), -1).numpy()
+        return out
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """(N, 4) classes from (N, 4, 4) probabilities: 0 unless P(present) < the limb's threshold,
+        then the most probable absence level."""
+        absent = probabilities[..., 0] < self.thresholds
+        return np.where(absent, 1 + probabilities[..., 1:].argmax(-1), 0)
+
+    def classify(self, rgb: np.ndarray, people: list[PersonDetection]) -> list[LimbStatus]:
+        """One :class:`LimbStatus` per person (source "bpac", probabilities filled); a person found
+        by hands only has no body landmarks to judge and is reported intact."""
+        probs = self.probabilities(rgb, people)
+        statuses = []
+        for p in probs:
+            if np.isnan(p).any():
+                statuses.append(LimbStatus.intact())
+            else:
+                statuses.append(LimbStatus.from_classes(self.decide(p[None])[0], p, source="bpac"))
+        return statuses

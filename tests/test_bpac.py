@@ -1,0 +1,340 @@
+"""BPAC-Net (AJAHR's limb classifier): the net, its inputs, its weights file, its trainer, the shipped model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import shared_data
+from hmrkit.body.conventions import MEDIAPIPE33
+from hmrkit.body.limbs import LIMBS
+from hmrkit.errors import ModelAssetError
+from hmrkit.models.bpac_net import (
+    FLIP_LANDMARKS,
+    FLIP_LIMBS,
+    BasicBlock,
+    BpacClassifier,
+    BpacConfig,
+    BpacNet,
+    Cbam,
+    crop_landmarks,
+    cut_person,
+    flip_inputs,
+    landmark_heatmaps,
+    load_bpac,
+    net_input,
+    person_crop_box,
+    save_bpac,
+)
+from hmrkit.paths import weights_dir
+from hmrkit.train.bpac import Augmentation, Samples, augment, calibrate, decide
+
+SMALL = BpacConfig(crop_size=64, widths=(8, 16, 16, 16), blocks=(1, 1, 1, 1), feature_dim=32)
+
+
+def _landmarks(rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xy = torch.from_numpy(rng.uniform(4, size - 5, (n, 33, 2))).float()
+    vis = torch.from_numpy(rng.uniform(0, 1, (n, 33))).float()
+    return xy, vis
+
+
+def test_shapes_and_feature_head():
+    torch.manual_seed(0)
+    net = BpacNet(SMALL).eval()
+    out = net(torch.rand(3, 36, 64, 64))
+    assert out.logits.shape == (3, len(LIMBS), 4)
+    assert out.features.shape == (3, SMALL.feature_dim)
+    with pytest.raises(ValueError, match="BPAC-Net takes"):
+        net(torch.rand(3, 35, 64, 64))
+    default = BpacNet()
+    assert default(torch.rand(1, 36, 128, 128)).logits.shape == (1, 4, 4)
+
+
+def test_cbam_ends_every_basic_block():
+    net = BpacNet(BpacConfig()).eval()
+    blocks = [m for m in net.blocks]
+    assert len(blocks) == sum(BpacConfig().blocks) and all(isinstance(b, BasicBlock) for b in blocks)
+    seen: dict[int, torch.Tensor] = {}
+    hooks = []
+    for i, block in enumerate(blocks):
+        assert isinstance(block.cbam, Cbam)
+        hooks.append(block.cbam.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(("cbam", i), out)))
+        hooks.append(block.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(("block", i), out)))
+    with torch.no_grad():
+        net(torch.rand(2, 36, 128, 128))
+    for h in hooks:
+        h.remove()
+    for i in range(len(blocks)):  # each block's output is its CBAM's output: attention is the block's last step
+        assert seen[("block", i)] is seen[("cbam", i)]
+
+
+def test_cbam_attention_matches_its_definition():
+    torch.manual_seed(1)
+    cbam = Cbam(16, 4).eval()
+    x = torch.randn(2, 16, 9, 7)
+    mlp = cbam.mlp
+    channel = torch.sigmoid(mlp(x.mean((2, 3), keepdim=True)) + mlp(x.amax((2, 3), keepdim=True)))
+    y = x * channel
+    pooled = torch.stack([y.mean(1), y.amax(1)], 1)
+    spatial = torch.sigmoid(torch.nn.functional.conv2d(pooled, cbam.spatial.weight, cbam.spatial.bias, padding=3))
+    with torch.no_grad():
+        assert torch.allclose(cbam(x), y * spatial, atol=1e-6)
+
+
+def test_heatmaps_against_a_pixel_loop():
+    rng = np.random.default_rng(0)
+    size, sigma = 20, 1.7
+    xy, weight = _landmarks(rng, 2, size)
+    heat = landmark_heatmaps(xy.double(), weight.double(), size, sigma).numpy()
+    expected = np.zeros((2, 33, size, size))
+    for b in range(2):
+        for k in range(33):
+            x, y = xy[b, k].tolist()
+            for v in range(size):
+                for u in range(size):
+                    expected[b, k, v, u] = weight[b, k].item() * np.exp(-((u - x) ** 2 + (v - y) ** 2) / (2 * sigma**2))
+    np.testing.assert_allclose(heat, expected, atol=1e-12)
+
+
+def test_net_input_weights_by_visibility_and_zeroes_missing_landmarks():
+    cfg = BpacConfig(crop_size=32)
+    crops = torch.randint(0, 256, (1, 32, 32, 3), dtype=torch.uint8)
+    xy = torch.full((1, 33, 2), 10.0)
+    xy[0, 5] = float("nan")
+    vis = torch.full((1, 33), 0.25)
+    x = net_input(crops, xy, vis, cfg)
+    assert x.shape == (1, 36, 32, 32)
+    assert torch.allclose(x[0, :3], crops[0].permute(2, 0, 1).float() / 255)
+    assert float(x[0, 3 + 0, 10, 10]) == pytest.approx(0.25)  # the peak is the visibility
+    assert float(x[0, 3 + 5].abs().max()) == 0.0  # not found: no heatmap
+
+
+def test_flip_tables_swap_sides_by_name():
+    names = MEDIAPIPE33.names
+    assert names[FLIP_LANDMARKS[names.index("left_wrist")]] == "right_wrist"
+    assert names[FLIP_LANDMARKS[names.index("mouth_left")]] == "mouth_right"
+    assert FLIP_LANDMARKS[0] == 0  # the nose stays
+    assert [FLIP_LANDMARKS[i] for i in FLIP_LANDMARKS] == list(range(33))
+    assert [LIMBS[i] for i in FLIP_LIMBS] == ["right_arm", "left_arm", "right_leg", "left_leg"]
+
+
+def test_flip_is_the_mirrored_person_with_labels_swapped():
+    rng = np.random.default_rng(2)
+    cfg = BpacConfig(crop_size=48)
+    crops = torch.from_numpy(rng.integers(0, 256, (2, 48, 48, 3), dtype=np.uint8))
+    xy, vis = _landmarks(rng, 2, 48)
+    labels = torch.tensor([[1, 0, 3, 0], [0, 2, 0, 1]])
+    flipped, flipped_labels = flip_inputs(net_input(crops, xy, vis, cfg), labels)
+    # independently: mirror the picture and the landmarks, then relabel each landmark by its mirrored name
+    mirrored_xy = xy.clone()
+    mirrored_xy[..., 0] = 47 - xy[..., 0]
+    order = list(FLIP_LANDMARKS)
+    expected = net_input(crops.flip(2), mirrored_xy[:, order], vis[:, order], cfg)
+    assert torch.allclose(flipped, expected, atol=1e-6)
+    assert flipped_labels.tolist() == [[0, 1, 0, 3], [2, 0, 1, 0]]
+
+
+def test_crop_cut_and_landmark_map_agree():
+    """A bright dot at a landmark lands on that landmark's crop position, in both cutting paths."""
+    for side, image_size in ((100.0, 200), (900.0, 1200)):  # warped directly; shrunk first (scale < 0.5)
+        image = np.zeros((image_size, image_size, 3), np.uint8)
+        rng = np.random.default_rng(3)
+        xy = rng.uniform(image_size * 0.3, image_size * 0.7, (33, 2))
+        dot = np.round(xy[15]).astype(int)
+        r = int(side / 60)
+        image[dot[1] - r:dot[1] + r + 1, dot[0] - r:dot[0] + r + 1] = 255
+        box = person_crop_box(xy, 1.15)
+        crop = cut_person(image, box, 64)
+        where = crop_landmarks(dot[None].astype(np.float64), box, 64)[0]
+        ys, xs = np.nonzero(crop[..., 0] > 100)
+        weights = crop[ys, xs, 0].astype(float)
+        assert np.hypot((xs * weights).sum() / weights.sum() - where[0], (ys * weights).sum() / weights.sum() - where[1]) < 0.7
+
+
+def test_crop_box_covers_every_landmark_and_the_head_top():
+    xy = np.zeros((33, 2))
+    xy[:, 0] = np.linspace(100, 140, 33)
+    xy[:, 1] = np.linspace(50, 250, 33)
+    xy[0] = (120, 60)  # nose
+    xy[11], xy[12] = (110, 100), (130, 100)  # shoulders 40 px below the nose: head top at 60 - 32
+    box = person_crop_box(xy, 1.0)
+    assert float(box.size) == pytest.approx(250 - 28)
+    assert box.center.tolist() == pytest.approx([(xy[:, 0].min() + 140) / 2, (28 + 250) / 2])
+
+
+def test_augmentation_moves_landmarks_with_the_picture():
+    """With landmark noise off, each heatmap peak sits on the bright dot drawn at its landmark."""
+    rng = np.random.default_rng(4)
+    cfg = BpacConfig(crop_size=64)
+    p = 80
+    crops = np.zeros((6, p, p, 3), np.uint8)
+    xy = np.full((6, 33, 2), np.nan, np.float32)
+    for i in range(6):
+        c = rng.integers(25, 55, 2)
+        crops[i, c[1] - 1:c[1] + 2, c[0] - 1:c[0] + 2] = 255
+        xy[i, 15] = c
+    samples = Samples(crops, xy, np.ones((6, 33), np.float32), np.tile(np.array([[1, 0, 2, 0]]), (6, 1)), np.zeros(6, bool))
+    aug = Augmentation(landmark_noise=0.0, visibility=0.0, saturation=0.0, contrast=0.0, brightness=0.0)
+    x, labels = augment(samples, cfg, torch.Generator().manual_seed(5), aug)
+    for i in range(6):
+        flipped = labels[i].tolist() == [0, 1, 0, 2]
+        assert flipped or labels[i].tolist() == [1, 0, 2, 0]
+        channel = 3 + (FLIP_LANDMARKS[15] if flipped else 15)
+        heat, bright = x[i, channel], x[i, 0]
+        assert float(heat.max()) > 0.6  # a whole Gaussian of peak 1 near a pixel centre
+
+        def centroid(img: np.ndarray) -> np.ndarray:
+            v, u = np.nonzero(img > 0.3 * img.max())
+            w = img[v, u]
+            return np.array([(v * w).sum(), (u * w).sum()]) / w.sum()
+
+        assert np.hypot(*(centroid(heat.numpy()) - centroid(bright.numpy()))) < 0.75
+
+
+def test_decision_rule_and_calibration():
+    p = np.array([[[0.3, 0.1, 0.5, 0.1], [0.9, 0.05, 0.03, 0.02], [0.45, 0.5, 0.03, 0.02], [0.2, 0.1, 0.1, 0.6]]])
+    assert decide(p, np.full(4, 0.4)).tolist() == [[2, 0, 0, 3]]
+    assert decide(p, np.full(4, 0.1)).tolist() == [[0, 0, 0, 0]]
+    rng = np.random.default_rng(6)
+    real = rng.uniform(0.2, 1.0, (400, 4))
+    synth = rng.uniform(0.5, 1.0, (300, 4))
+    t = calibrate(real, synth, 0.01)
+    assert (real.min(1) < t).mean() <= 0.01 and (synth.min(1) < t).mean() <= 0.01
+    assert (real.min(1) <= t).mean() > 0  # the largest such threshold: the next person would be called absent
+
+
+def test_weights_round_trip(tmp_path):
+    torch.manual_seed(7)
+    net = BpacNet(SMALL).eval()
+    for m in net.modules():  # non-trivial batch-norm statistics travel too
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    path = save_bpac(net, np.array([0.1, 0.2, 0.3, 0.4]), tmp_path / "b.safetensors", {"steps": "3"})
+    loaded, thresholds, meta = load_bpac(path)
+    assert loaded.config == SMALL and meta["steps"] == "3"
+    assert thresholds.tolist() == [0.1, 0.2, 0.3, 0.4]
+    x = torch.rand(2, 36, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(net(x).logits, loaded(x).logits)
+
+
+def test_damaged_or_foreign_weights_give_one_line(tmp_path):
+    net = BpacNet(SMALL)
+    good = save_bpac(net, np.full(4, 0.2), tmp_path / "good.safetensors")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 100)
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign), metadata={"format": "hmrkit-bpac-v1", "config": json.dumps({"crop_size": 64}),
+                                                             "thresholds": "[0.1, 0.1, 0.1, 0.1]"})
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other), metadata={"format": "hmrkit-pose-prior-v1"})
+    for path in (cut, garbage, foreign, other, tmp_path / "missing.safetensors"):
+        with pytest.raises(ModelAssetError) as error:
+            BpacClassifier.load(path)
+        message = str(error.value)
+        assert "\n" not in message and str(path) in message
+
+
+def test_bad_weights_through_the_command_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not weights")
+    code = ("import sys; from hmrkit.models.bpac_net import BpacClassifier; from hmrkit.errors import HmrkitError\n"
+            "try:\n    BpacClassifier.load(sys.argv[1])\nexcept HmrkitError as e:\n    print(e, file=sys.stderr); sys.exit(1)")
+    done = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "unreadable" in done.stderr
+
+
+def test_trainer_rejects_a_missing_set_in_one_line(capsys, tmp_path):
+    from hmrkit.train.bpac import main
+
+    assert main(["--a3d", str(tmp_path / "nothing"), "--run-dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a synthetic set" in err[0]
+
+
+def _tiny_a3d(root, count: int = 12) -> None:
+    """A stand-in synthetic set in the on-disk format: noise pictures, random landmarks and labels."""
+    import cv2
+
+    from hmrkit.synth.dataset import SynthManifest, SynthPerson, image_path, label_path, save_person, write_manifest
+
+    rng = np.random.default_rng(8)
+    write_manifest(root, SynthManifest("a3d", 0, count, (160, 120), {}))
+    for i in range(count):
+        path = image_path(root, i)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), rng.integers(0, 256, (160, 120, 3), dtype=np.uint8))
+        landmarks = np.concatenate([rng.uniform(20, 100, (33, 2)), rng.uniform(0, 1, (33, 1))], 1).astype(np.float32)
+        if i == 3:
+            landmarks[:] = np.nan  # MediaPipe found nobody: skipped
+        save_person(label_path(root, i), SynthPerson(
+            limb_classes=np.zeros(4, np.int64) if i == 9 else rng.integers(0, 4, 4), box=np.zeros(4, np.float32), camera=np.ones(4, np.float32),
+            rotations=np.tile(np.eye(3, dtype=np.float32), (2, 1, 1)), shape=np.zeros(3, np.float32),
+            translation=np.zeros(3, np.float32), keypoints2d=np.zeros((5, 2), np.float32),
+            keypoints3d=np.zeros((5, 3), np.float32), keypoints_absent=np.zeros(5, bool), landmarks=landmarks))
+
+
+@pytest.mark.slow
+def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
+    from hmrkit.train.bpac import main
+
+    lspet = shared_data("lspet_dev", "images")
+    demo = shared_data("demo_images", "zidane.jpg")
+    data = tmp_path / "data"
+    (data / "lspet_dev" / "images").mkdir(parents=True)
+    (data / "demo_images").mkdir()
+    for name in ("im00006.jpg", "im00008.jpg", "im00009.jpg"):  # 6: held out for calibration; 9 is odd: never read
+        shutil.copy(lspet / name, data / "lspet_dev" / "images" / name)
+    shutil.copy(demo, data / "demo_images" / demo.name)
+    _tiny_a3d(tmp_path / "a3d")
+    common = ["--a3d", str(tmp_path / "a3d"), "--data", str(data), "--run-dir", str(tmp_path / "run"),
+              "--out", str(tmp_path / "bpac.safetensors"), "--batch-size", "4", "--crop-size", "64",
+              "--val-every", "1", "--checkpoint-every", "1", "--warmup", "1"]
+    assert main(common + ["--steps", "2"]) == 0
+    first = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert first["step"] == 2
+    detections = np.load(tmp_path / "run" / "detections_real.npz")
+    assert not any("im00009" in p for p in detections["photos_read"])
+    assert main(common + ["--steps", "3", "--resume"]) == 0
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["step"] == 3 and [h["step"] for h in state["history"]] == [1, 2, 3]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["people"]["train_synthetic"] + summary["people"]["held_out_synthetic"] == 11
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    classifier = BpacClassifier.load(tmp_path / "bpac.safetensors")
+    assert classifier.thresholds.tolist() == [summary["threshold"]] * 4
+
+
+SHIPPED = weights_dir() / "bpac.safetensors"
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped BPAC-Net weights (hmrkit train bpac)")
+def test_shipped_classifier_calls_an_intact_photo_intact():
+    from hmrkit.io.images import load_image
+    from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
+
+    photo = shared_data("demo_images", "Cristiano_Ronaldo.jpg")
+    rgb = load_image(photo).rgb
+    with MediaPipeBackend(MediaPipeConfig(hands=False)) as backend:
+        people = backend.detect(rgb).people
+    assert people
+    classifier = BpacClassifier.load()
+    statuses = classifier.classify(rgb, people)
+    assert len(statuses) == len(people)
+    for status in statuses:
+        assert status.source == "bpac" and not status.any_absent
+        for state in status.states:
+            assert sum(state.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+            assert state.probabilities["present"] >= classifier.thresholds[0]
