@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not (DATA / "cmu_mocap").is_dir(), reason="../shared/data/cmu_mocap is absent")
 
-# Measured on this batch (CMU test split every 4th frame, 64 samples, seed 7) with the shipped
-# weights: HKMR 78.1 mm, flat 98.4 mm (docs/hkmr.md). The thresholds leave a margin.
-MAX_MPJPE_MM = {"hkmr.safetensors": 95.0, "hmr_flat.safetensors": 115.0}
+# The shipped weights' own record: the trainer's validation MPJPE on held-out CMU poses with the
+# training noise (benchmarks/results/hkmr_train.json, hkmr_flat_train.json; hmrkit/weights/hkmr.md).
+# This smaller draw of the same kind may be up to a fifth worse.
+TRAIN_RECORDS = {"hkmr.safetensors": "hkmr_train.json", "hmr_flat.safetensors": "hkmr_flat_train.json"}
+MAX_MPJPE_MM = {weights: 1.2 * json.loads((ROOT / "benchmarks" / "results" / record).read_text())["val"]["mpjpe_mm"]
+                for weights, record in TRAIN_RECORDS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +31,10 @@ def body():
 
 @pytest.fixture(scope="module")
 def held_out(body):
-    from hmrkit.data.synth_keypoints import V1_NOISE, SynthKeypoints
+    from hmrkit.data.synth_keypoints import SynthConfig, SynthKeypoints
 
-    # the noise model the shipped weights trained on (and the thresholds were measured with)
-    return SynthKeypoints(body, "test", stride=4, config=V1_NOISE).sample(64, torch.Generator().manual_seed(7))
+    # the noise model the shipped weights trained on and were validated with (hkmr_train.json: v1_noise false)
+    return SynthKeypoints(body, "test", stride=4, config=SynthConfig()).sample(64, torch.Generator().manual_seed(7))
 
 
 def _orthonormal(r: torch.Tensor) -> bool:
@@ -70,7 +74,7 @@ def test_shipped_weights_accuracy_and_fit_init(body, held_out, weights):
 
 
 def test_shipped_hkmr_beats_the_flat_baseline(body, held_out):
-    """The issue's bar, as a regression check on this batch (measured 78.1 vs 98.4 mm)."""
+    """The issue's bar, as a regression check on this batch (their training records: 62.2 vs 75.2 mm)."""
     from hmrkit.estimators import FlatEstimator, HkmrEstimator
     from hmrkit.eval.metrics import mpjpe
 
