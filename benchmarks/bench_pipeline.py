@@ -175,6 +175,9 @@ with tempfile.TemporaryDirectory() as out:
 marks.append(("files written (JSON, NPZ, GLB, overlay PNG)", time.perf_counter()))
 for (_, a), (name, b) in zip(marks, marks[1:]):
     print("phase", (b - a) * 1000, name, sep="\t")
+start = time.perf_counter()
+import trimesh  # what --mesh-format obj or ply adds, after everything above is loaded
+print("trimesh", (time.perf_counter() - start) * 1000, sep="\t")
 """
 
 
@@ -188,7 +191,7 @@ def startup(args) -> None:
     arguments = ["run", str(photo), "--overwrite", "--out"]
     ways = {"quick exit": [sys.executable, "-m", "hmrkit.cli"],  # as the `hmrkit` command ends (cli.console_main)
             "interpreter shutdown": [sys.executable, "-c", "import sys; from hmrkit.cli import main; sys.exit(main())"]}
-    walls, phases = {way: [] for way in ways}, {}
+    walls, phases, trimesh_ms = {way: [] for way in ways}, {}, []
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(ways["quick exit"] + arguments + [out], check=True, capture_output=True, cwd=ROOT)  # warm-up: OS file cache, numba cache
         for _ in range(args.repeats):
@@ -202,9 +205,11 @@ def startup(args) -> None:
                 if line.startswith("phase\t"):
                     _, ms, name = line.split("\t")
                     phases.setdefault(name, []).append(float(ms))
+                elif line.startswith("trimesh\t"):
+                    trimesh_ms.append(float(line.split("\t")[1]))
     medians = {name: statistics.median(values) for name, values in phases.items()}
     payload = {"machine": machine(with_load=True), "command": f"python benchmarks/bench_pipeline.py startup --repeats {args.repeats}",
-               "photo": photo.name, "hmrkit_run_seconds": walls, "phases_ms": phases}
+               "photo": photo.name, "hmrkit_run_seconds": walls, "phases_ms": phases, "import_trimesh_after_phases_ms": trimesh_ms}
     lines = ["# `hmrkit run` on one photo, from a fresh process", "",
              f"Machine: {payload['machine']}. Command: `{payload['command']}`. Photo: {photo.name} (one person), every output "
              "file written; after one warm-up run (the OS file cache and numba's kernel cache filled).", "",
@@ -216,7 +221,8 @@ def startup(args) -> None:
     lines += [f"| sum | {sum(medians.values()):.0f} |", "",
               "Most of the wait is imports: roma 1.8.0 loads torch._dynamo when imported (so do 1.6.1 and 1.7.1; 1.5.7 does not, "
               "but Anny needs roma >= 1.7.1 and imports it itself); mediapipe's package loads matplotlib for its drawing utilities. "
-              "(hmrkit writes the GLB itself: trimesh, ~0.5 s to import, is loaded only for --mesh-format obj or ply.) What hmrkit adds: its modules, the models (Anny's snapshot, HKMR, the priors, the keypoint maps) and the "
+              f"(hmrkit writes the GLB itself: trimesh, {statistics.median(trimesh_ms):.0f} ms to import after all of the above "
+              "(median, the same processes), is loaded only for --mesh-format obj or ply.) What hmrkit adds: its modules, the models (Anny's snapshot, HKMR, the priors, the keypoint maps) and the "
               "first run's one-off work."]
     write("pipeline_startup", payload, "\n".join(lines) + "\n")
 
