@@ -34,6 +34,11 @@ How it works and why:
 - Hands only: when no body is found (or ``hands_only=True``) the hand model runs on the whole
   image and sides come from its handedness; two hands of opposite sides are reported as one
   person, anything else as one person per hand (a guess: the image says no more).
+- No invented people (photos): the hand model also runs on the whole image (on a worker, while
+  the body search goes on), and the bodies found are screened on whole-body evidence
+  (``plausibility``): a "body" that is a hand seen close becomes that hand, reported alone; a
+  body too small to be resolved goes. The screening never looks at one limb's landmarks alone.
+- No silent cap: ``max_people`` is high by default, and the result says when it was reached.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -62,6 +67,7 @@ from hmrkit.perception.geometry import (
     square_tiles,
     union_box,
 )
+from hmrkit.perception.plausibility import PlausibilityConfig, screen
 from hmrkit.perception.types import (
     BodyLandmarks,
     HandLandmarks,
@@ -86,7 +92,12 @@ class MediaPipeConfig:
     """Settings of the MediaPipe backend (defaults suit photos).
 
     video: track between calls (consecutive frames of one video) instead of detecting anew.
-    max_people: the most people reported per image.
+    max_people: the most people reported per image; when reached, the result's notes say so
+        (more people may be in the image). High by default: a photo's search stops when it
+        finds nobody new, so the cap costs nothing below it; in video it is the most tracker slots.
+    plausibility: photos: screen the bodies found (hand close-ups, bodies too small to be
+        people; see ``hmrkit.perception.plausibility``), which also runs the hand model once on
+        the whole image; None: keep every body MediaPipe reports.
     face_seeds: also look for people under detected faces (photos only; see module notes).
     face_levels: tile levels of the face search (1 = whole short side, 2 adds half-side tiles).
     hands: look for hands around each pose wrist.
@@ -129,7 +140,8 @@ class MediaPipeConfig:
     """
 
     video: bool = False
-    max_people: int = 8
+    max_people: int = 64
+    plausibility: PlausibilityConfig | None = field(default_factory=PlausibilityConfig)
     face_seeds: bool = True
     face_levels: int = 2
     hands: bool = True
@@ -207,13 +219,22 @@ class MediaPipeBackend:
         cfg = self.config
         notes: list[str] = []
         people: list[PersonDetection] = []
+        whole: Future | None = None  # the hand model on the whole image
         if not cfg.hands_only:
             searches = _HandSearches(self, image) if cfg.hands else None
+            if cfg.plausibility is not None and not cfg.video:
+                whole = self._workers().submit(self._hands_on_whole, image)
             people = self._find_bodies(image, None if searches is None else searches.start)
+            if len(people) >= cfg.max_people:
+                notes.append(f"max_people ({cfg.max_people}) reached: the image may hold more people (raise --max-people)")
             if searches is not None:
                 people = searches.attach(people)
+            if whole is not None:
+                screened = screen(people, [_lone_hand(hit) for hit in whole.result()], w, h, cfg.plausibility)
+                people = screened.people + [self._hands_person([hand], w, h) for hand in screened.lone_hands]
+                notes += screened.notes
         if cfg.hands_only or (not people and cfg.hands_fallback):
-            people = self._hands_only(image)
+            people = self._hands_only(image, None if whole is None else whole.result())
             notes.append("no body found: hands searched on the whole image, sides from the hand model"
                          if not cfg.hands_only else "hands only: sides from the hand model")
         return Perception(image_size=(w, h), people=people, notes=tuple(notes))
@@ -456,24 +477,25 @@ class MediaPipeBackend:
         return PersonDetection(box=box, score=float(body.visibility[_CORE].mean()), body=body)
 
     # ------------------------------------------------------------------ hands
-    def _hands_only(self, image: np.ndarray) -> list[PersonDetection]:
+    def _hands_on_whole(self, image: np.ndarray) -> list[_HandHit]:
+        """The hand model on the whole image (halved like the body search when large: its palm
+        detector sees 192 px anyway), in full-image pixels."""
+        reduced, scale = halve_to(image, self.config.body_search_px)
+        h, w = reduced.shape[:2]
+        hits = self._hands_in(reduced, Crop(0.0, 0.0, float(w), float(h)))
+        return hits if scale == 1.0 else [replace(hit, xy=hit.xy / scale) for hit in hits]
+
+    def _hands_only(self, image: np.ndarray, hits: list[_HandHit] | None = None) -> list[PersonDetection]:
+        """People of hands alone, from the whole-image hand search (``hits`` when already made)."""
         h, w = image.shape[:2]
-        hits = self._hands_in(image, Crop(0.0, 0.0, float(w), float(h)))
-        hands = [
-            HandLandmarks(side=hit.label_side, xy=hit.xy, world=hit.world, score=hit.label_score,
-                          side_source="hand_model")
-            for hit in hits
-        ]
+        hands = [_lone_hand(hit) for hit in (self._hands_on_whole(image) if hits is None else hits)]
         groups = [hands] if len(hands) == 2 and hands[0].side != hands[1].side else [[hd] for hd in hands]
-        return [
-            PersonDetection(
-                box=clip_box(union_box([points_box(hd.xy) for hd in group]), w, h),
-                score=max(hd.score for hd in group),
-                body=None,
-                hands={hd.side: hd for hd in group},
-            )
-            for group in groups
-        ]
+        return [self._hands_person(group, w, h) for group in groups]
+
+    @staticmethod
+    def _hands_person(hands: list[HandLandmarks], w: int, h: int) -> PersonDetection:
+        return PersonDetection(box=clip_box(union_box([points_box(hd.xy) for hd in hands]), w, h),
+                               score=max(hd.score for hd in hands), body=None, hands={hd.side: hd for hd in hands})
 
 
 class _Canvas:
@@ -682,6 +704,11 @@ def _same_hand(a: HandLandmarks, b: HandLandmarks) -> bool:
     """Two detections of one physical hand: mean landmark gap under 15 % of the hand's size."""
     size = float(np.linalg.norm(a.xy.max(axis=0) - a.xy.min(axis=0)))
     return float(np.linalg.norm(a.xy - b.xy, axis=1).mean()) < 0.15 * max(size, 1.0)
+
+
+def _lone_hand(hit: _HandHit) -> HandLandmarks:
+    """A hand found without a body: its side from the hand model."""
+    return HandLandmarks(side=hit.label_side, xy=hit.xy, world=hit.world, score=hit.label_score, side_source="hand_model")
 
 
 def _person_side(label: str, mirrored_input: bool) -> Side:

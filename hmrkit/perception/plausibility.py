@@ -1,0 +1,142 @@
+"""Is a detected "body" a person? Checks on whole-body evidence (issue 15).
+
+MediaPipe's pose model answers with confidence near 1 on things that are not people: a hand
+seen close (the fingers taken for limbs: 32 of the 100 real hand close-ups of hands_ge2019_dev
+gave a body), or a print on a dress under a face-shaped pattern (a 6 x 14 px "person"). These
+checks reject such detections on evidence about the detection as a whole -- where its landmarks
+lie against a hand found in the same image, how large it is -- and never on one limb's
+landmarks: a limb may be absent (amputation), which a later stage decides.
+
+- Hand close-up: a body most of whose seen, in-image landmarks lie inside the box of a hand the
+  hand model found on the whole image IS that hand; so is a body whose box holds that hand's box
+  and is less than twice as large (the hand and its forearm taken for a body, sometimes upside
+  down). The hand is reported on its own, and in such a close-up any other body less than twice
+  the hand's size goes too (a person's box is many times their hand's; on the close-ups such
+  bodies were strips of fingers at the border).
+- Too small: a body whose landmark box is shorter than ``min_body_px`` on its long side. The
+  pose landmark model cannot resolve a person that small (it needs ~100 px), so such a body is
+  a pattern the detector took for one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hmrkit.perception.geometry import points_box
+from hmrkit.perception.types import BodyLandmarks, HandLandmarks, PersonDetection
+
+
+@dataclass(frozen=True)
+class PlausibilityConfig:
+    """Thresholds of the checks (see the module notes).
+
+    hand_share: share of a body's seen, in-image landmarks inside a hand's box (grown by
+        ``hand_margin`` of its size on each side) from which the body is that hand. On the 32
+        hand close-ups that gave a body, the body's share inside the whole-image hand was 0.59
+        to 1.0 (one more body 0.0: a strip at the border, smaller than the hand). A real person
+        with half their seen landmarks inside one hand's box would be hidden by that hand.
+    hand_area, hand_inside: a body whose box holds ``hand_inside`` of a hand's box, the hand's box
+        being at least ``hand_area`` of the body's, is that hand too (one close-up: 0.94 and 0.58;
+        on a real person the hand would have to be half as large as their whole box). In a
+        close-up, other bodies under ``hand_area`` relative size go as well.
+    min_body_px: the shortest long side of a body's box (pixels) that is kept.
+    """
+
+    hand_share: float = 0.5
+    hand_margin: float = 0.1
+    hand_area: float = 0.5
+    hand_inside: float = 0.8
+    min_body_px: float = 32.0
+    visible: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.hand_share <= 1.0:
+            raise ValueError(f"hand_share must lie in (0, 1], got {self.hand_share}")
+        if self.hand_margin < 0 or self.min_body_px < 0:
+            raise ValueError("hand_margin and min_body_px must be >= 0")
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What the checks kept: people (bodies), hands reported alone, and why anything went."""
+
+    people: list[PersonDetection]
+    lone_hands: list[HandLandmarks] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+
+
+def seen_points(body: BodyLandmarks, width: int, height: int, visible: float) -> np.ndarray:
+    """(N, 2) the body's landmarks seen (visibility >= ``visible``) and inside the image."""
+    pts = body.xy[body.visibility >= visible]
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
+    return pts[inside]
+
+
+def share_inside(points: np.ndarray, hand_xy: np.ndarray, margin: float) -> float:
+    """Share of ``points`` inside the box of a hand's landmarks grown by ``margin`` of its size."""
+    if len(points) == 0:
+        return 0.0
+    x0, y0, x1, y1 = points_box(hand_xy, margin=0.0)
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    inside = (points[:, 0] >= x0 - mx) & (points[:, 0] <= x1 + mx) & (points[:, 1] >= y0 - my) & (points[:, 1] <= y1 + my)
+    return float(inside.mean())
+
+
+def _area(box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def _overlap(a, b) -> float:
+    """Area of the intersection of two boxes."""
+    return _area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+
+
+def is_hand(person: PersonDetection, hand: HandLandmarks, width: int, height: int, cfg: PlausibilityConfig) -> bool:
+    """The body of ``person`` is ``hand`` seen close (see the module notes)."""
+    pts = seen_points(person.body, width, height, cfg.visible)
+    if len(pts) >= 3 and share_inside(pts, hand.xy, cfg.hand_margin) >= cfg.hand_share:
+        return True
+    box = points_box(hand.xy, margin=0.0)
+    area = _area(box)
+    return area > 0 and _overlap(box, person.box) >= cfg.hand_inside * area and area >= cfg.hand_area * _area(person.box)
+
+
+def screen(people: list[PersonDetection], hands: list[HandLandmarks], width: int, height: int,
+           config: PlausibilityConfig | None = None) -> Screened:
+    """``people`` without the detections that are not people; ``hands``: hands the hand model
+    found on the whole image (sides from the hand model), candidates for a close-up."""
+    cfg = config or PlausibilityConfig()
+    notes: list[str] = []
+    covering: dict[int, HandLandmarks] = {}  # body index -> the hand it is
+    for k, person in enumerate(people):
+        if person.body is None:
+            continue
+        for hand in hands:
+            if is_hand(person, hand, width, height, cfg):
+                covering[k] = hand
+                break
+    lone: list[HandLandmarks] = []
+    for hand in covering.values():
+        if not any(hand is other for other in lone):
+            lone.append(hand)
+    smallest_hand = min((_area(points_box(h.xy, margin=0.0)) for h in lone), default=0.0)
+    kept: list[PersonDetection] = []
+    small = 0
+    for k, person in enumerate(people):
+        if k in covering:
+            continue
+        if person.body is not None and lone and cfg.hand_area * _area(person.box) < smallest_hand:
+            small += 1
+            continue
+        x0, y0, x1, y1 = person.box
+        if person.body is not None and max(x1 - x0, y1 - y0) < cfg.min_body_px:
+            small += 1
+            continue
+        kept.append(person)
+    if covering:
+        notes.append(f"{len(covering)} body detection(s) were a hand seen close: reported as a hand")
+    if small:
+        notes.append(f"{small} body detection(s) too small to be a person left out")
+    return Screened(kept, lone, tuple(notes))

@@ -1,0 +1,163 @@
+"""Plausibility screening of detected bodies (hmrkit.perception.plausibility) and the backend's
+use of it: hand close-ups give a hand and no body, textures give nobody, real people stay,
+bodies too small to be people go, and a reached ``max_people`` is said."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hmrkit.io import load_image
+from hmrkit.perception import BodyLandmarks, HandLandmarks, MediaPipeBackend, MediaPipeConfig, PersonDetection, mp33_index
+from hmrkit.perception.plausibility import PlausibilityConfig, screen, share_inside
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+HANDS = DATA / "hands_ge2019_dev" / "images"
+DEMO = DATA / "demo_images"
+needs_hands = pytest.mark.skipif(not HANDS.is_dir(), reason=f"hand crops absent: {HANDS} (needs ../shared/data)")
+needs_demo = pytest.mark.skipif(not DEMO.is_dir(), reason=f"demo images absent: {DEMO} (needs ../shared/data)")
+
+
+def _body(centre: tuple[float, float], height: float, visibility: float = 0.9) -> PersonDetection:
+    """An upright stick person of ``height`` px: head on top, feet at the bottom (33 landmarks)."""
+    rng = np.random.default_rng(0)
+    cx, cy = centre
+    # fractions of the height below the top for each landmark group, and a small spread sideways
+    ys = np.full(33, 0.1)
+    ys[11:13], ys[13:15], ys[15:23] = 0.25, 0.4, 0.5
+    ys[23:25], ys[25:27], ys[27:33] = 0.55, 0.75, 0.95
+    xs = rng.uniform(-0.2, 0.2, 33)
+    xy = np.stack([cx + xs * height, cy - height / 2 + ys * height], axis=1)
+    body = BodyLandmarks(xy=xy, visibility=np.full(33, visibility), world=np.zeros((33, 3)))
+    x0, y0 = xy.min(axis=0)
+    x1, y1 = xy.max(axis=0)
+    return PersonDetection(box=(x0, y0, x1, y1), score=visibility, body=body)
+
+
+def _hand(box: tuple[float, float, float, float]) -> HandLandmarks:
+    x0, y0, x1, y1 = box
+    t = np.linspace(0, 1, 21)
+    xy = np.stack([x0 + t * (x1 - x0), y0 + (1 - t) * (y1 - y0)], axis=1)
+    return HandLandmarks(side="left", xy=xy, world=np.zeros((21, 3)), score=0.9, side_source="hand_model")
+
+
+def test_share_inside_counts_points_in_the_grown_box():
+    hand = _hand((0, 0, 100, 100))
+    pts = np.array([[50, 50], [105, 50], [115, 50], [-20, -20]], float)
+    assert share_inside(pts, hand.xy, margin=0.1) == pytest.approx(0.5)  # 105 is inside the 10 % margin, 115 not
+    assert share_inside(pts, hand.xy, margin=0.0) == pytest.approx(0.25)
+    assert share_inside(np.zeros((0, 2)), hand.xy, margin=0.1) == 0.0
+
+
+def test_a_body_inside_a_hand_becomes_that_hand():
+    body = _body((100, 100), 150)
+    hand = _hand((20, 20, 180, 180))
+    out = screen([body], [hand], 200, 200)
+    assert out.people == [] and out.lone_hands == [hand]
+    assert any("hand seen close" in n for n in out.notes)
+
+
+def test_a_body_holding_a_hand_half_its_size_is_that_hand():
+    """A hand and its forearm taken for a body: most landmarks outside the hand, but the body's
+    box holds the hand's box and is under twice its size."""
+    body = _body((100, 100), 180)
+    hand = _hand((55, 40, 145, 160))  # 90 x 120 inside a body box of about 144 x 153
+    assert screen([body], [hand], 200, 200).people == []
+    assert screen([body], [_hand((70, 60, 130, 120))], 200, 200).people == [body]  # a quarter of its size: a person's hand
+
+
+def test_a_person_beside_a_hand_stays_and_smaller_bodies_go_in_a_close_up():
+    body = _body((300, 250), 350)  # a person to the right of a hand
+    hand = _hand((0, 0, 120, 120))
+    out = screen([body], [hand], 500, 500)
+    assert out.people == [body] and out.lone_hands == [] and out.notes == ()
+    # in a close-up (a hand covers one body), a "body" under twice the hand's size is not a person
+    fake, strip = _body((60, 60), 100), _body((160, 400), 100)
+    out = screen([fake, strip, body], [hand], 500, 500)
+    assert out.people == [body] and out.lone_hands == [hand]
+
+
+def test_a_body_too_small_goes_and_the_threshold_is_the_configs():
+    tiny, person = _body((50, 50), 14), _body((200, 200), 200)
+    assert screen([tiny, person], [], 400, 400).people == [person]
+    assert screen([tiny, person], [], 400, 400, PlausibilityConfig(min_body_px=10)).people == [tiny, person]
+
+
+def test_odd_limb_landmarks_alone_never_reject_a_person():
+    """A missing limb is decided later (limb status): a body whose arm landmarks are unseen or
+    flung far away, as MediaPipe guesses for an absent arm, stays."""
+    person = _body((200, 200), 200)
+    xy, vis = person.body.xy.copy(), person.body.visibility.copy()
+    arm = [mp33_index(n) for n in ("left_elbow", "left_wrist", "left_pinky", "left_index", "left_thumb")]
+    xy[arm] += [150.0, -120.0]
+    vis[arm] = 0.05
+    odd = PersonDetection(box=person.box, score=person.score,
+                          body=BodyLandmarks(xy=xy, visibility=vis, world=person.body.world))
+    assert screen([odd], [_hand((0, 0, 40, 40))], 400, 400).people == [odd]
+
+
+def test_config_checks_its_values():
+    with pytest.raises(ValueError, match="hand_share"):
+        PlausibilityConfig(hand_share=0.0)
+    with pytest.raises(ValueError, match="min_body_px"):
+        PlausibilityConfig(min_body_px=-1)
+
+
+# ---------------------------------------------------------------------- real MediaPipe runs
+@pytest.fixture(scope="module")
+def backend():
+    with MediaPipeBackend(MediaPipeConfig()) as be:
+        yield be
+
+
+@needs_hands
+@pytest.mark.parametrize("name", ["00007.jpg", "00015.jpg", "00021.jpg", "00083.jpg"])
+def test_hand_close_ups_give_a_hand_and_no_body(backend, name):
+    """These real crops gave a whole body (and a second strip-body on 00083) before the screening."""
+    found = backend.detect(load_image(HANDS / name).rgb)
+    assert [p for p in found.people if p.body is not None] == []
+    hands = [h for p in found.people for h in p.hands.values()]
+    assert len(hands) == 1 and hands[0].side_source == "hand_model"
+    x0, y0, x1, y1 = found.people[0].box
+    assert (x1 - x0) * (y1 - y0) > 0.3 * 256 * 256  # the close-up's hand, not a speck
+
+
+def test_textures_give_nobody(backend):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:480, 0:640]
+    images = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8),
+              np.repeat((((xx // 40 + yy // 40) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2),
+              np.repeat(((np.sin(xx / 7.0) > 0) * 200 + 30).astype(np.uint8)[..., None], 3, axis=2)]
+    for image in images:
+        assert backend.detect(image).people == []
+
+
+@needs_demo
+def test_real_people_are_kept(backend):
+    """Photos of people with their hands in view: nobody is screened out."""
+    for name, least in (("hands/test5.jpg", 1), ("zidane.jpg", 2), ("hand4whole_input.png", 1)):
+        found = backend.detect(load_image(DEMO / name).rgb)
+        assert sum(p.body is not None for p in found.people) >= least, name
+        assert not any("hand seen close" in n for n in found.notes), name
+
+
+@needs_demo
+def test_a_reached_max_people_is_said():
+    image = load_image(DEMO / "TennisLessonsHongKong.jpg").rgb
+    with MediaPipeBackend(MediaPipeConfig(max_people=2, hands=False)) as be:
+        found = be.detect(image)
+    assert len(found.people) == 2
+    assert any("max_people (2) reached" in n for n in found.notes)
+
+
+@needs_demo
+@pytest.mark.slow
+def test_a_print_on_a_dress_is_not_a_person(backend):
+    """pexels-photo-3556662: the face search took a dress print for a face and found a 6 x 14 px
+    "person" under it (before the screening). Every body kept is larger than that."""
+    found = backend.detect(load_image(DEMO / "pexels-photo-3556662.jpeg").rgb)
+    bodies = [p for p in found.people if p.body is not None]
+    assert len(bodies) >= 7
+    assert all(max(p.box[2] - p.box[0], p.box[3] - p.box[1]) >= 32 for p in bodies)
