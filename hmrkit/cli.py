@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-npz", action="store_true", help="do not write <stem>.npz")
     run.add_argument("--no-overlay", action="store_true", help="do not render the overlay PNG")
     run.add_argument("--side-view", action="store_true", help="also render a side view PNG")
-    run.add_argument("--max-people", type=int, default=8, help="most people per image (default 8)")
+    run.add_argument("--max-people", type=int, default=64, help="most people per image (default 64; the result notes when it is reached)")
     run.add_argument("--fov", type=float, default=None, help="camera field of view along the long side, degrees (default 60)")
     run.add_argument("--body-model", choices=["anny", "smpl", "smplx"], default="anny",
                      help="body model (anny: embedded, free for any use; smpl/smplx: your own licensed files, "

@@ -61,7 +61,7 @@ def _blas_threads() -> ThreadpoolController:
 @dataclass
 class PipelineConfig:
     fov_degrees: float = DEFAULT_FOV_DEGREES  # assumed field of view along the long image side
-    max_people: int = 8
+    max_people: int = 64  # high: the search stops when nobody new is found; the notes say when it is reached
     with_vertices: bool = True
     hands: bool = True
     fit_threads: int = 1
