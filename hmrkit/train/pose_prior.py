@@ -168,7 +168,8 @@ an action absent from training), every frame.
 loss = squared Frobenius reconstruction error summed over joints + beta * KL, beta = {config.beta}
 (ramped up over {config.kl_warmup} steps). {info['train_seconds']:.0f} s on {platform.machine()} (2 shared CPU cores).
 
-**Measured** (decode(mu) vs input: geodesic angle per joint and frame, degrees; KL in nats):
+**Measured** (decode(mu) vs input: geodesic angle per joint and frame, degrees; KL in nats; the
+shipped file measured again by `python benchmarks/bench_pose_prior.py`: `benchmarks/results/pose_prior.md`):
 
 | poses | frames | recon mean deg | recon median deg | KL mean | KL median |
 |---|---|---|---|---|---|
@@ -178,7 +179,7 @@ Held-out real poses reconstruct to {test['recon_deg_mean']:.1f} deg per joint on
 far lower KL than implausible poses, which is what the prior loss relies on. The encoder sees its
 6D inputs standardized by the training data's mean and std (kept in the file): without that an
 MLP encoder maps random rotations near the latent origin and gives them a *lower* KL than real
-poses (measured: 18 vs 52 nats in a first run).
+poses (a development note from a first run without it; no committed result).
 
 **Limits**: the training set is small (CMU's seven training activities, mostly upright; no
 lying, sitting, crawling or floor work; basketball signals and traffic directing, i.e. arm
