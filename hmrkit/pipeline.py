@@ -20,6 +20,7 @@ from threadpoolctl import ThreadpoolController
 from hmrkit.body.amputation import absent_joints
 from hmrkit.body.base import BodyModel
 from hmrkit.body.conventions import BODY_OUTPUT
+from hmrkit.body.limbs import LimbStatus, removed_keypoints
 from hmrkit.body.selection import BodyModelChoice, load_body
 from hmrkit.estimators import HkmrEstimator
 from hmrkit.fitting.body_fit import BodyEstimator, BodyFit, BodyFitConfig, BodyFitter
@@ -31,6 +32,7 @@ from hmrkit.perception.backend import PerceptionBackend
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
 from hmrkit.perception.types import Perception, PersonDetection
 from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
+from hmrkit.limb_stage import LimbChoice, PeopleWithLimbs, decide_limbs
 from hmrkit.results import HandResult, ImageResult, PersonResult
 
 
@@ -82,6 +84,23 @@ class PipelineConfig:
     hand_refine_iterations: int = 0
     # Anny (default) or the user's SMPL / SMPL-X files (hmrkit.body.selection)
     body_model: BodyModelChoice = field(default_factory=BodyModelChoice)
+    # limb differences (hmrkit.limb_stage): one status for everyone (the user's statement, or
+    # LimbStatus.intact() to assume intact limbs)
+    limbs: LimbStatus = field(default_factory=LimbStatus.intact)
+
+    def camera(self, width: int, height: int, loaded: LoadedImage | None = None) -> tuple[PerspectiveCamera, str]:
+        """The camera of a ``width`` x ``height`` picture (``loaded``'s, when given: its scale and
+        EXIF), and where it came from: "user" (intrinsics or field of view), "exif" or "default".
+        Intrinsics and EXIF focal lengths are in original pixels: they are scaled to the picture."""
+        scale = 1.0 if loaded is None else loaded.scale
+        if self.intrinsics is not None:
+            return self.intrinsics.for_scale(scale), "user"
+        if self.fov_degrees is not None:
+            return PerspectiveCamera.from_image_size(height, width, self.fov_degrees), "user"
+        exif = None if loaded is None else loaded.exif_focal
+        if exif is not None:
+            return CameraIntrinsics.centred(exif.fx, exif.fy, *loaded.original_size).for_scale(scale), "exif"
+        return PerspectiveCamera.from_image_size(height, width, DEFAULT_FOV_DEGREES), "default"
 
 
 class Pipeline:
@@ -104,6 +123,9 @@ class Pipeline:
         if self.config.hand_refine_iterations < 0:
             raise ValueError(f"hand_refine_iterations must be >= 0, got {self.config.hand_refine_iterations}")
         self.hand_solver = HandSolver(refine=self.config.hand_refine_iterations > 0, iterations=self.config.hand_refine_iterations)
+        if self.config.intrinsics is not None and self.config.fov_degrees is not None:
+            raise ValueError("give the camera's intrinsics or its field of view, not both")
+        self.limbs = LimbChoice(self.config.limbs)
 
     def close(self) -> None:
         self.backend.close()
@@ -157,8 +179,11 @@ class Pipeline:
         people: list[PersonResult] = []
         fit = None
         if people_in:
+            start = time.perf_counter()
+            limbs = decide_limbs(rgb, people_in, self.limbs)
+            timings["limbs"] = (time.perf_counter() - start) * 1000
             with compute_threads(self.config.fit_threads, limit_blas=self.limit_blas):  # perception may run meanwhile
-                people, fit = self._fit_people(people_in, camera, loaded.scale, init, smoother, timings)
+                people, fit = self._fit_people(limbs, camera, loaded.scale, init, smoother, timings)
         elif not hands_only:
             notes.append("no person found")
         scale = loaded.scale
@@ -176,9 +201,11 @@ class Pipeline:
             return "optimization"
         return estimator.name + ("+refine" if self.config.refine else "")
 
-    def _fit_people(self, detections, camera, scale, init, smoother, timings) -> tuple[list[PersonResult], BodyFit]:
+    def _fit_people(self, limbs: PeopleWithLimbs, camera, scale, init, smoother, timings) -> tuple[list[PersonResult], BodyFit]:
         start = time.perf_counter()
+        detections = limbs.people
         targets = targets_from_detections(detections, self.config.fit.weigh_unseen, self.config.fit.pose_hand_point_weight)
+        targets.collapse = limbs.collapse(self.model.skeleton)
         solved = self.hand_solver.solve_people(detections) if self.config.hands else [{} for _ in detections]
         fixed = self.hand_solver.fixed_fingers(self.model, solved)
         timings["hands"] = (time.perf_counter() - start) * 1000
@@ -207,7 +234,7 @@ class Pipeline:
             fit.track_ids = track_ids
         timings["fit"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
-        people = self._people(detections, fit, camera, scale, solved)
+        people = self._people(limbs, fit, camera, scale, solved)
         timings["mesh"] = (time.perf_counter() - start) * 1000
         return people, fit
 
@@ -216,7 +243,7 @@ class Pipeline:
         return HandResult(placed.side, xy, placed.fit.joints[0].numpy(), placed.landmarks.score, placed.landmarks.side_source,
                           angle_dict(placed.fit), placed.fit.vertices[0].numpy(), placed.faces.numpy())
 
-    def _people(self, detections: list[PersonDetection], fit: BodyFit, camera: PerspectiveCamera, scale: float,
+    def _people(self, limbs: PeopleWithLimbs, fit: BodyFit, camera: PerspectiveCamera, scale: float,
                 solved: list[dict]) -> list[PersonResult]:
         with torch.no_grad():
             out = self.model(fit.rotations, fit.shape, fit.translation, with_vertices=self.config.with_vertices,
@@ -224,7 +251,8 @@ class Pipeline:
             joints2d = perspective_project(out.keypoints, camera)
         to_original = lambda xy: (xy + 0.5) / scale - 0.5  # noqa: E731 - pixel centres at integers
         people = []
-        for i, det in enumerate(detections):
+        for i, (det, status) in enumerate(zip(limbs.people, limbs.status)):
+            gone = removed_keypoints(BODY_OUTPUT.names, status)
             hands = {}
             for side, hand in det.hands.items():
                 part = HAND_SLICES[side]
@@ -236,8 +264,8 @@ class Pipeline:
                 box=box,
                 confidence=det.score,
                 joint_names=BODY_OUTPUT.names,
-                joints2d=to_original(joints2d[i].numpy()),
-                joints3d=out.keypoints[i].numpy(),
+                joints2d=np.where(gone[:, None], np.nan, to_original(joints2d[i].numpy())),
+                joints3d=np.where(gone[:, None], np.nan, out.keypoints[i].numpy()),
                 pose_names=self.model.skeleton.names,
                 pose=fit.rotations[i].numpy(),
                 shape_names=self.model.shape_names,
@@ -245,11 +273,12 @@ class Pipeline:
                 translation=fit.translation[i].numpy(),
                 reprojection_error=float(fit.reprojection_error[i]) / scale,
                 hands=hands,
-                absent_joints=absent_joints(self.model.skeleton, []),
+                absent_joints=absent_joints(self.model.skeleton, status.losses),
+                limbs=status,
                 vertices=None if out.vertices is None else out.vertices[i].numpy(),
                 track_id=det.track_id,
-                bone_scales={} if fit.scales is None else {
-                    n: float(fit.scales[i, self.model.skeleton.index(n)]) for n in self.config.fit.bone_scale_joints},
+                bone_scales={} if fit.scales is None else {  # a collapsed joint (scale 0) is a limb difference, not a bone scale
+                    n: float(s) for n in self.config.fit.bone_scale_joints if (s := fit.scales[i, self.model.skeleton.index(n)]) > 0},
             ))
         return people
 

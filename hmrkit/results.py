@@ -12,6 +12,8 @@ import numpy as np
 import roma
 import torch
 
+from hmrkit.body.limbs import LimbStatus
+
 SCHEMA = "hmrkit.result"
 SCHEMA_VERSION = "1.2"  # 1.1: bone_scales; 1.2: estimator
 
@@ -33,8 +35,8 @@ class PersonResult:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 pixels
     confidence: float
     joint_names: tuple[str, ...]
-    joints2d: np.ndarray  # (K, 2) pixels
-    joints3d: np.ndarray  # (K, 3) camera frame, metres
+    joints2d: np.ndarray  # (K, 2) pixels; NaN for points on absent limbs
+    joints3d: np.ndarray  # (K, 3) camera frame, metres; NaN for points on absent limbs
     pose_names: tuple[str, ...]
     pose: np.ndarray  # (J, 3, 3) local joint rotations; pose[0] = global orientation in the camera frame
     shape_names: tuple[str, ...]
@@ -47,6 +49,7 @@ class PersonResult:
     track_id: int | None = None
     # joint -> scale of its subtree (the model's ``scales``), for joints the fit scaled; empty: none
     bone_scales: dict[str, float] = field(default_factory=dict)
+    limbs: LimbStatus = field(default_factory=LimbStatus.intact)  # which limbs are absent, and how it was decided
 
 
 @dataclass
@@ -73,7 +76,9 @@ def _round(a: np.ndarray, digits: int) -> list:
 
 
 def _named(names: tuple[str, ...], values: np.ndarray, digits: int) -> dict[str, list]:
-    return {n: _round(v, digits) for n, v in zip(names, values)}
+    """Name -> rounded point, leaving out points that are not there (NaN: on an absent limb)."""
+    return {n: _round(v, digits) for n, v in zip(names, values) if np.isfinite(v).all()}
+
 
 
 def person_to_json(person: PersonResult) -> dict:
@@ -94,6 +99,8 @@ def person_to_json(person: PersonResult) -> dict:
         "translation": _round(person.translation, 4),
         "reprojection_error_px": round(float(person.reprojection_error), 2),
         "hands": {side: hand_to_json(h) for side, h in person.hands.items()},
+        "limbs": person.limbs.to_json(),
+        "limbs_source": person.limbs.source,
         "absent_joints": list(person.absent_joints),
         "bone_scales": {n: round(float(v), 4) for n, v in person.bone_scales.items()},
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hmrkit.results import ImageResult, image_to_json
+from hmrkit.results import ImageResult, PersonResult, image_to_json
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,9 @@ def result_arrays(result: ImageResult) -> dict[str, np.ndarray]:
         pose_matrices=np.stack([p.pose for p in people]).astype(np.float32),
         shape=np.stack([p.shape for p in people]).astype(np.float32),
         translation=np.stack([p.translation for p in people]).astype(np.float32),
+        # (P, 4) per limb (left_arm, right_arm, left_leg, right_leg): 0 present, 1-3 absent from the
+        # distal to the proximal level (hmrkit.body.limbs)
+        limb_classes=np.stack([p.limbs.classes for p in people]),
     )
     for side in ("left", "right"):
         present = np.array([side in p.hands for p in people])
@@ -100,9 +103,18 @@ def result_arrays(result: ImageResult) -> dict[str, np.ndarray]:
 
 
 def result_meshes(result: ImageResult) -> list[tuple[np.ndarray, np.ndarray, None]]:
-    """Everyone's body mesh, then the meshes of hands seen without a body."""
-    meshes = [(p.vertices, result.faces, None) for p in result.people if p.vertices is not None]
+    """Everyone's body mesh, then the meshes of hands seen without a body. A person with absent
+    limbs loses the collapsed parts' faces (zero area: they would only confuse other tools)."""
+    meshes = [(p.vertices, _faces_of(p, result.faces), None) for p in result.people if p.vertices is not None]
     return meshes + [(h.vertices, h.faces, None) for h in result.hands_only if h.vertices is not None]
+
+
+def _faces_of(person: PersonResult, faces: np.ndarray) -> np.ndarray:
+    if not person.limbs.any_absent:
+        return faces
+    from hmrkit.render.mesh_ops import degenerate_faces  # numba: loaded only when needed
+
+    return faces[~degenerate_faces(person.vertices, faces)]
 
 
 def overlay_intrinsics(result: ImageResult, rgb: np.ndarray) -> tuple[float, float, float, float]:

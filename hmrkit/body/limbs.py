@@ -101,6 +101,17 @@ class LimbStatus:
     def state(self, limb: str) -> LimbState:
         return self.states[LIMBS.index(limb)]
 
+    def to_json(self) -> dict:
+        """The result JSON's ``limbs`` (docs/output.md)."""
+        return {s.limb: {"status": PRESENT if s.present else "absent", "level": s.level,
+                         "probabilities": None if s.probabilities is None else {k: round(float(v), 4) for k, v in s.probabilities.items()}}
+                for s in self.states}
+
+    @classmethod
+    def from_json(cls, limbs: dict, source: str = "user") -> "LimbStatus":
+        """Back from a result's ``limbs`` (e.g. to rebuild its mesh: collapse each of ``losses``)."""
+        return cls(tuple(LimbState(limb, limbs[limb]["level"], limbs[limb].get("probabilities")) for limb in LIMBS), source)
+
 
 def parse_limbs(text: str) -> LimbStatus:
     """``"left_leg=lower_leg,right_arm=hand"`` -> a user-stated status; unnamed limbs are present.
@@ -116,3 +127,36 @@ def parse_limbs(text: str) -> LimbStatus:
             raise ValueError(f"limb statement {part!r}: the level of {limb} is one of {', '.join(class_names(limb))}")
         chosen[limb] = None if level == PRESENT else level
     return LimbStatus(tuple(LimbState(limb, chosen.get(limb)) for limb in LIMBS), "user")
+
+
+# What each level removes, cumulatively from the distal level up (the part's own points; the
+# joint the limb is cut at stays, it is the stump's end). Named by the side-less part of the
+# keypoint names of every convention hmrkit fits or writes (mediapipe33, body_output, the fit's
+# "left_hand:..." points).
+_REMOVED_AT: dict[str, tuple[str, ...]] = {
+    "hand": ("pinky", "index", "thumb", "hand:*"),
+    "forearm": ("wrist",),
+    "arm": ("elbow",),
+    "foot": ("heel", "foot_index", "big_toe", "small_toe"),
+    "lower_leg": ("ankle",),
+    "leg": ("knee",),
+}
+
+
+def removed_parts(limb: str, level: str) -> tuple[str, ...]:
+    """Side-less keypoint names ``limb`` loses when absent from ``level`` (``"hand:*"``: every hand point)."""
+    chain = levels(limb)
+    return tuple(part for lvl in chain[: chain.index(level) + 1] for part in _REMOVED_AT[lvl])
+
+
+def removed_keypoints(names: tuple[str, ...], status: LimbStatus) -> np.ndarray:
+    """(K,) bool: which of the keypoints ``names`` lie on a part ``status`` says is absent."""
+    gone: set[str] = set()
+    wholes: set[str] = set()
+    for state in status.states:
+        if state.level is None:
+            continue
+        side = state.limb.split("_")[0]
+        for part in removed_parts(state.limb, state.level):
+            (wholes if part.endswith(":*") else gone).add(f"{side}_{part.rstrip('*')}")
+    return np.array([n in gone or any(n.startswith(w) for w in wholes) for n in names], dtype=bool)

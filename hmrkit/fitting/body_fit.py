@@ -224,9 +224,10 @@ class BodyFitter:
             shape_logit = torch.atanh((self.unit_shape(init.shape) * 2 - 1).clamp(-0.99, 0.99))
         if fixed is not None:
             rotations = torch.where(fixed.mask[..., None, None], fixed.rotations, rotations)
+        # a zero scale in a previous fit is a collapsed limb, not a bone length: it starts at 1
         log_scale = (torch.zeros(batch, len(self.scaled)) if init is None or init.scales is None
-                     else init.scales[:, self.scaled].clamp(min=1e-3).log())
-        state = _FitState.start(rotations, shape_logit, log_scale, self.scaled)
+                     else torch.where(init.scales[:, self.scaled] > 0, init.scales[:, self.scaled], 1.0).clamp(min=1e-3).log())
+        state = _FitState.start(rotations, shape_logit, log_scale, self.scaled, _collapse_array(targets))
         free = torch.ones(batch, NUM_BODY_CORE, dtype=torch.bool)
         if fixed is not None:
             free = ~fixed.mask[:, :NUM_BODY_CORE]
@@ -270,13 +271,16 @@ class BodyFitter:
     def solve_translation(self, rotations: torch.Tensor, shape: torch.Tensor, targets: FitTargets, camera: PerspectiveCamera,
                           scales: torch.Tensor | None = None) -> torch.Tensor:
         """The camera translation that best puts this pose onto the 2D landmarks (closed form)."""
+        scales = with_collapse(scales, targets.collapse)
         points = self.model(rotations, shape, with_vertices=False, keypoints=self.keypoints, scales=scales).keypoints
         return solve_translation(points, targets.xy, targets.xy_weight, camera)
 
     @torch.no_grad()
     def evaluate(self, rotations: torch.Tensor, shape: torch.Tensor, translation: torch.Tensor, targets: FitTargets,
                  camera: PerspectiveCamera, scales: torch.Tensor | None = None) -> BodyFit:
-        """The :class:`BodyFit` of given parameters (e.g. smoothed ones) against ``targets``."""
+        """The :class:`BodyFit` of given parameters (e.g. smoothed ones) against ``targets``; its
+        ``scales`` include the targets' collapsed limbs."""
+        scales = with_collapse(scales, targets.collapse)
         points = self.model(rotations, shape, translation, with_vertices=False, keypoints=self.keypoints, scales=scales).keypoints
         xy = perspective_project(points, camera)
         seen = targets.seen_mask() & (targets.xy_weight > 0)
@@ -297,20 +301,22 @@ class _FitState:
     shape_logit: np.ndarray  # (B, S)
     log_scale: np.ndarray  # (B, N): log bone scale of each of the ``scaled`` joints
     scaled: list[int]
+    collapse: np.ndarray | None = None  # (B, J) fixed joint scales of absent limbs (FitTargets.collapse)
 
     @classmethod
-    def start(cls, rotations: torch.Tensor, shape_logit: torch.Tensor, log_scale: torch.Tensor, scaled: list[int]) -> "_FitState":
+    def start(cls, rotations: torch.Tensor, shape_logit: torch.Tensor, log_scale: torch.Tensor, scaled: list[int],
+              collapse: np.ndarray | None = None) -> "_FitState":
         """From the model's (B, J, 3, 3) rotations (joint 0 in the camera frame: it becomes ``root``)."""
         batch = rotations.shape[0]
         theta = torch.cat([torch.zeros(batch, 1, 3), roma.rotmat_to_rotvec(rotations[:, 1:NUM_BODY_CORE])], dim=1)
         return cls(_array(rotations[:, 0]), _array(theta), _array(rotations[:, NUM_BODY_CORE:]), np.zeros((batch, 3)),
-                   _array(shape_logit), _array(log_scale), scaled)
+                   _array(shape_logit), _array(log_scale), scaled, collapse)
 
     def scales(self) -> np.ndarray:
         """(B, J) the model's ``scales``."""
         scales = np.ones((self.theta.shape[0], self.theta.shape[1] + self.held.shape[1]))
         scales[:, self.scaled] = np.exp(self.log_scale)
-        return scales
+        return scales if self.collapse is None else scales * self.collapse
 
     def rotations(self, core: np.ndarray) -> torch.Tensor:
         """(B, J, 3, 3) the model's rotations (float32) from ``core`` = ``exp(theta)``."""
@@ -325,12 +331,23 @@ class _FitState:
         n, s = self.theta.shape[1] * 3, self.shape_logit.shape[1]
         return _FitState(self.root, self.theta + step[:, :n].reshape(self.theta.shape), self.held,
                          self.translation + step[:, n : n + 3], self.shape_logit + step[:, n + 3 : n + 3 + s],
-                         self.log_scale + step[:, n + 3 + s :], self.scaled)
+                         self.log_scale + step[:, n + 3 + s :], self.scaled, self.collapse)
 
     def where(self, keep: np.ndarray, other: "_FitState") -> "_FitState":
         """Per person: this state where ``keep`` (B,) is set, else ``other``."""
         return _FitState(self.root, _pick(keep, self.theta, other.theta), self.held, _pick(keep, self.translation, other.translation),
-                         _pick(keep, self.shape_logit, other.shape_logit), _pick(keep, self.log_scale, other.log_scale), self.scaled)
+                         _pick(keep, self.shape_logit, other.shape_logit), _pick(keep, self.log_scale, other.log_scale), self.scaled, self.collapse)
+
+
+def with_collapse(scales: torch.Tensor | None, collapse: torch.Tensor | None) -> torch.Tensor | None:
+    """Bone scales (B, J) or None, times the collapsed limbs' zeros (B, J) or None."""
+    if collapse is None:
+        return scales
+    return collapse.float() if scales is None else scales * collapse
+
+
+def _collapse_array(targets: FitTargets) -> np.ndarray | None:
+    return None if targets.collapse is None else _array(targets.collapse)
 
 
 def _array(values: torch.Tensor) -> np.ndarray:

@@ -41,6 +41,9 @@ class FitTargets:
     # (B, K) landmarks the detector calls seen (what a regressor reads as visible); None: weight > 0.
     # The fit weights every landmark by its visibility, the unseen ones too (MediaPipe's guesses).
     seen: torch.Tensor | None = None
+    # (B, J) the body model's joint scales for limb differences: 0 at the joint an absent limb is
+    # cut at (its subtree collapses there, hmrkit.body.amputation), 1 elsewhere; None: intact
+    collapse: torch.Tensor | None = None
 
     def seen_mask(self) -> torch.Tensor:
         return self.xy_weight > 0 if self.seen is None else self.seen

@@ -1,0 +1,161 @@
+"""Limb status: its types, which keypoints an absent limb removes, and the pipeline with absent limbs."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from hmrkit.body.amputation import LIMB_LOSSES, collapse_scales
+from hmrkit.body.conventions import BODY_OUTPUT, MEDIAPIPE33
+from hmrkit.body.limbs import LIMBS, LimbStatus, class_names, parse_limbs, removed_keypoints
+from hmrkit.limb_stage import LimbChoice, decide_limbs, without_absent_parts
+from hmrkit.perception.types import BodyLandmarks, HandLandmarks, PersonDetection
+
+from conftest import ROOT
+
+SAMPLE = ROOT / "assets" / "samples" / "astronaut.png"
+
+
+def test_statement_parses_and_maps_to_the_body_layers_collapses():
+    status = parse_limbs("left_leg=lower_leg, right_arm=hand")
+    assert status.source == "user"
+    assert status.classes.tolist() == [0, 1, 2, 0]  # left_arm, right_arm (hand), left_leg (lower_leg), right_leg
+    assert [loss.name for loss in status.losses] == ["right_hand", "left_lower_leg"]
+    assert [loss.joint for loss in status.losses] == ["right_wrist", "left_knee"]
+    assert not parse_limbs("left_arm=present").any_absent
+    # every class of every head round-trips through the class indices
+    for limb_index, limb in enumerate(LIMBS):
+        for c, name in enumerate(class_names(limb)):
+            classes = [0, 0, 0, 0]
+            classes[limb_index] = c
+            back = LimbStatus.from_classes(classes, np.eye(4)[classes])
+            assert back.classes.tolist() == classes
+            assert back.state(limb).probabilities[name] == 1.0
+    # the 12 absence types are exactly the body layer's 12 limb losses
+    types = {LimbStatus.from_classes([c if i == k else 0 for i in range(4)]).losses[0].name for k in range(4) for c in (1, 2, 3)}
+    assert types == {loss.name for loss in LIMB_LOSSES}
+
+
+@pytest.mark.parametrize("text", ["left_leg", "left_leg=hand", "tail=arm", "left_arm=hand,left_arm=arm", "", "left_arm=forearm;x"])
+def test_bad_statements_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_limbs(text)
+
+
+def test_removed_keypoints_grow_level_by_level():
+    names = BODY_OUTPUT.names
+    removed = lambda text: {n for n, gone in zip(names, removed_keypoints(names, parse_limbs(text))) if gone}  # noqa: E731
+    assert removed("left_leg=foot") == {"left_heel", "left_big_toe", "left_small_toe"}
+    assert removed("left_leg=lower_leg") == {"left_ankle", "left_heel", "left_big_toe", "left_small_toe"}
+    assert removed("left_leg=leg") == {"left_knee", "left_ankle", "left_heel", "left_big_toe", "left_small_toe"}
+    assert removed("right_arm=hand") == set()  # body_output has no hand points; the wrist is the stump's end
+    assert removed("right_arm=forearm") == {"right_wrist"}
+    assert removed("right_arm=arm") == {"right_elbow", "right_wrist"}
+    fit_names = ("left_wrist", "left_hand:wrist", "left_hand:index_tip", "right_hand:wrist", "left_index")
+    assert removed_keypoints(fit_names, parse_limbs("left_arm=hand")).tolist() == [False, True, True, False, True]
+
+
+def test_removed_keypoints_are_those_the_collapse_moves(anny_body):
+    """Independently of the names: for each of the 12 types, the body_output keypoints the rule removes
+    are the ones the body model's collapse carries onto the stump, and every other one stays put --
+    but the point named after the cut joint, which is the stump's end (it may move a little onto it)."""
+    from hmrkit.body.anny_keypoints import anny_keypoint_map
+
+    model, kmap = anny_body, anny_keypoint_map(anny_body, BODY_OUTPUT)
+    rotations = model.identity_pose(1)
+    with torch.no_grad():
+        intact = model(rotations, keypoints=kmap, with_vertices=False).keypoints[0]
+        for loss in LIMB_LOSSES:
+            side, part = loss.name.split("_", 1)
+            limb = f"{side}_{'arm' if part in ('hand', 'forearm', 'arm') else 'leg'}"
+            status = parse_limbs(f"{limb}={part}")
+            out = model(rotations, keypoints=kmap, with_vertices=False, scales=collapse_scales(model.skeleton, status.losses))
+            cut, stump = out.keypoints[0], out.joints[0, model.skeleton.index(loss.joint)]
+            removed = removed_keypoints(BODY_OUTPUT.names, status)
+            moved = ((cut - intact).norm(dim=-1) > 0.005).numpy()
+            at_stump = ((cut - stump).norm(dim=-1) < 0.01).numpy()
+            end = np.array([n == loss.joint for n in BODY_OUTPUT.names])
+            assert removed.any() or part == "hand", loss.name  # body_output has no finger points
+            assert (moved & at_stump)[removed].all(), loss.name  # removed: carried onto the stump
+            assert not moved[~removed & ~end].any(), loss.name  # kept: unmoved but for the stump's end
+            assert ((cut - intact).norm(dim=-1) < 0.03).numpy()[end].all(), loss.name
+
+
+def _person(with_hands: bool = True) -> PersonDetection:
+    rng = np.random.default_rng(0)
+    body = BodyLandmarks(rng.uniform(0, 100, (33, 2)), np.full(33, 0.9), rng.normal(size=(33, 3)))
+    hands = {side: HandLandmarks(side, rng.uniform(0, 100, (21, 2)), rng.normal(size=(21, 3)), 0.9, "pose")
+             for side in ("left", "right")} if with_hands else {}
+    return PersonDetection((0, 0, 100, 100), 0.9, body, hands)
+
+
+def test_absent_parts_leave_the_evidence(anny_body):
+    person = _person()
+    status = parse_limbs("left_arm=forearm,right_leg=foot")
+    cleaned = without_absent_parts(person, status)
+    gone = {"left_wrist", "left_pinky", "left_index", "left_thumb", "right_heel", "right_foot_index"}
+    for i, name in enumerate(MEDIAPIPE33.names):
+        assert cleaned.body.visibility[i] == (0.0 if name in gone else person.body.visibility[i]), name
+    assert set(cleaned.hands) == {"right"}
+    np.testing.assert_array_equal(cleaned.body.xy, person.body.xy)
+    assert without_absent_parts(person, LimbStatus.intact()) is person
+    decided = decide_limbs(np.zeros((100, 100, 3), np.uint8), [person, person], LimbChoice(status))
+    skeleton = anny_body.skeleton
+    collapse = decided.collapse(skeleton)
+    assert decided.status == [status, status] and collapse.shape == (2, len(skeleton))
+    assert {skeleton.names[j] for j in (collapse[0] == 0).nonzero()[:, 0].tolist()} == {"left_elbow", "right_ankle"}
+    assert decide_limbs(np.zeros((100, 100, 3), np.uint8), [person], LimbChoice(LimbStatus.intact())).collapse(skeleton) is None
+
+
+def test_a_choice_needs_a_status_or_a_classifier():
+    with pytest.raises(ValueError):
+        LimbChoice()
+
+
+@pytest.mark.slow
+def test_pipeline_draws_a_stump_and_ignores_the_absent_limbs_landmarks():
+    """With the left lower leg stated absent, moving its landmarks anywhere changes nothing; with the
+    leg intact the same move changes the fit (so the invariance is not an accident)."""
+    from hmrkit.io.images import load_image
+    from hmrkit.pipeline import Pipeline, PipelineConfig
+    from hmrkit.writers import result_arrays, result_meshes
+    from hmrkit.results import image_to_json
+
+    image = load_image(SAMPLE)
+    amputee = parse_limbs("left_leg=lower_leg")
+    with Pipeline(PipelineConfig(limbs=amputee)) as pipeline:
+        perception = pipeline.backend.detect(image.rgb)
+        (person,) = perception.people
+        moved_xy = person.body.xy.copy()
+        for name in ("left_ankle", "left_heel", "left_foot_index"):
+            moved_xy[MEDIAPIPE33.index(name)] += (150.0, -120.0)
+        moved = replace(perception, people=[replace(person, body=replace(person.body, xy=moved_xy))])
+        cut, _ = pipeline.run_with_fit(image, perception=perception)
+        cut_moved, _ = pipeline.run_with_fit(image, perception=moved)
+        pipeline.limbs = LimbChoice(LimbStatus.intact())
+        whole, _ = pipeline.run_with_fit(image, perception=perception)
+        whole_moved, _ = pipeline.run_with_fit(image, perception=moved)
+    (p_cut,), (p_cut_moved,), (p_whole,), (p_whole_moved,) = cut.people, cut_moved.people, whole.people, whole_moved.people
+    np.testing.assert_allclose(p_cut.vertices, p_cut_moved.vertices, atol=1e-4)
+    assert np.abs(p_whole.vertices - p_whole_moved.vertices).max() > 0.01
+    # the stump: every vertex the lower leg carried now sits at the knee
+    knee = p_cut.joints3d[BODY_OUTPUT.index("left_knee")]
+    lower = np.linalg.norm(p_whole.vertices - knee, axis=1) > 0.1  # far from the knee when the leg is whole ...
+    ankle_region = np.linalg.norm(p_whole.vertices - p_whole.joints3d[BODY_OUTPUT.index("left_ankle")], axis=1) < 0.05
+    assert np.linalg.norm(p_cut.vertices[ankle_region & lower] - knee, axis=1).max() < 0.03  # ... at the knee when cut
+    data = image_to_json(cut)["people"][0]
+    assert data["limbs"]["left_leg"] == {"status": "absent", "level": "lower_leg", "probabilities": None}
+    assert data["limbs"]["right_leg"]["status"] == "present" and data["limbs_source"] == "user"
+    assert {"left_ankle", "left_heel", "left_big_toe"}.isdisjoint(data["joints2d"]) and "left_knee" in data["joints3d"]
+    assert "left_ankle" in data["absent_joints"] and "left_knee" not in data["absent_joints"]
+    assert "left_knee" not in data["bone_scales"]
+    assert LimbStatus.from_json(data["limbs"]).classes.tolist() == amputee.classes.tolist()
+    arrays = result_arrays(cut)
+    assert arrays["limb_classes"].tolist() == [[0, 0, 2, 0]]
+    assert np.isnan(arrays["joints2d"][0, BODY_OUTPUT.index("left_ankle")]).all()
+    (vertices, faces, _), = result_meshes(cut)
+    (_, all_faces, _), = result_meshes(whole)
+    assert len(faces) < len(all_faces) - 100  # the collapsed lower leg's faces are dropped
+    json.dumps(image_to_json(cut))  # NaN-free JSON
