@@ -23,9 +23,9 @@ from hmrkit.models.bpac_net import (
     Cbam,
     crop_landmarks,
     cut_person,
-    flip_inputs,
     landmark_heatmaps,
     load_bpac,
+    mirror,
     net_input,
     person_crop_box,
     save_bpac,
@@ -122,20 +122,20 @@ def test_flip_tables_swap_sides_by_name():
     assert [LIMBS[i] for i in FLIP_LIMBS] == ["right_arm", "left_arm", "right_leg", "left_leg"]
 
 
-def test_flip_is_the_mirrored_person_with_labels_swapped():
+def test_mirror_is_the_flipped_input_with_sides_renamed_and_labels_swapped():
     rng = np.random.default_rng(2)
     cfg = BpacConfig(crop_size=48)
-    crops = torch.from_numpy(rng.integers(0, 256, (2, 48, 48, 3), dtype=np.uint8))
+    rgb = torch.rand(2, 3, 48, 48)
     xy, vis = _landmarks(rng, 2, 48)
     labels = torch.tensor([[1, 0, 3, 0], [0, 2, 0, 1]])
-    flipped, flipped_labels = flip_inputs(net_input(crops, xy, vis, cfg), labels)
-    # independently: mirror the picture and the landmarks, then relabel each landmark by its mirrored name
-    mirrored_xy = xy.clone()
-    mirrored_xy[..., 0] = 47 - xy[..., 0]
-    order = list(FLIP_LANDMARKS)
-    expected = net_input(crops.flip(2), mirrored_xy[:, order], vis[:, order], cfg)
-    assert torch.allclose(flipped, expected, atol=1e-6)
-    assert flipped_labels.tolist() == [[0, 1, 0, 3], [2, 0, 1, 0]]
+    m_rgb, m_xy, m_vis, m_labels = mirror(rgb, xy, vis, labels)
+    # independently: flip the whole input picture (RGB and heatmaps) and give each heatmap channel
+    # the name of its mirror image (the left wrist's spot is now where the right wrist is)
+    x = net_input(rgb, xy, vis, cfg).flip(-1)
+    expected = x[:, [0, 1, 2] + [3 + FLIP_LANDMARKS[i] for i in range(33)]]
+    assert torch.allclose(net_input(m_rgb, m_xy, m_vis, cfg), expected, atol=1e-6)
+    assert m_labels.tolist() == [[0, 1, 0, 3], [2, 0, 1, 0]]
+    assert torch.equal(mirror(*mirror(rgb, xy, vis, labels))[3], labels)
 
 
 def test_crop_cut_and_landmark_map_agree():

@@ -7,7 +7,7 @@ module (channel then spatial attention) after every basic block extracts the fea
 feature head gives a vector (the paper's alignment token, kept for later use) and four heads
 give four classes each: present, then the three absence levels of :mod:`hmrkit.body.limbs`
 (arm: hand / forearm / arm; leg: foot / lower_leg / leg). The paper's ResNet-32 (16 blocks)
-is cut to 8 narrower blocks on a 128 px crop so one person costs a few ms on a CPU.
+is cut to 8 narrower blocks on a 112 px crop so one person costs a few ms on a CPU.
 
 :class:`BpacClassifier` turns the heads' probabilities into a :class:`LimbStatus`: a limb is
 called absent only when its "present" probability falls below a threshold calibrated on
@@ -54,8 +54,8 @@ _RGB_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class BpacConfig:
-    crop_size: int = 128  # input side in pixels
-    widths: tuple[int, ...] = (32, 64, 128, 192)  # channels of the four stages
+    crop_size: int = 112  # input side in pixels
+    widths: tuple[int, ...] = (16, 32, 64, 128)  # channels of the four stages
     blocks: tuple[int, ...] = (2, 2, 2, 2)  # basic blocks per stage, each followed by CBAM
     feature_dim: int = 256  # the feature head's output
     reduction: int = 8  # CBAM's channel-attention bottleneck
@@ -121,7 +121,7 @@ class BpacNet(nn.Module):
         super().__init__()
         self.config = config
         c0 = config.widths[0]
-        # stride-4 stem (two strided 3x3 convolutions): the crop's 128 px become 32 px maps
+        # stride-4 stem (two strided 3x3 convolutions): the crop's 112 px become 28 px maps
         self.stem = nn.Sequential(nn.Conv2d(3 + NUM_LANDMARKS, c0 // 2, 3, 2, 1, bias=False), nn.BatchNorm2d(c0 // 2),
                                   nn.ReLU(inplace=True), nn.Conv2d(c0 // 2, c0, 3, 2, 1, bias=False),
                                   nn.BatchNorm2d(c0), nn.ReLU(inplace=True))
@@ -215,12 +215,15 @@ def net_input(crops: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor, c
     return torch.cat([rgb, heat], 1)
 
 
-def flip_inputs(x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The mirrored person: image and heatmaps flipped left-right, heatmap channels and limb labels
-    (B, 4) swapped left <-> right (the person's left arm becomes their right arm)."""
-    flipped = x.flip(-1)
-    order = torch.tensor([0, 1, 2] + [3 + i for i in FLIP_LANDMARKS], device=x.device)
-    return flipped[:, order], None if labels is None else labels[:, list(FLIP_LIMBS)]
+def mirror(rgb: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor, labels: torch.Tensor | None = None):
+    """The mirrored people: crops (B, 3, S, S) flipped left-right, landmarks (B, 33, 2) in crop pixels
+    mirrored and renamed (the person's left wrist becomes their right wrist), visibility likewise,
+    limb labels (B, 4) swapped left <-> right. Flipping before the heatmaps are drawn moves 3
+    channels instead of 36."""
+    order = list(FLIP_LANDMARKS)
+    xy = xy[:, order].clone()
+    xy[..., 0] = rgb.shape[-1] - 1 - xy[..., 0]
+    return rgb.flip(-1), xy, visibility[:, order], None if labels is None else labels[:, list(FLIP_LIMBS)]
 
 
 # -- weights -----------------------------------------------------------------------------------

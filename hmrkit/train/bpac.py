@@ -49,7 +49,7 @@ from hmrkit.models.bpac_net import (
     BpacNet,
     crop_landmarks,
     cut_person,
-    flip_inputs,
+    mirror,
     net_input,
     person_crop_box,
     save_bpac,
@@ -71,7 +71,7 @@ class BpacTrainConfig:
     real_fraction: float = 0.25  # share of real intact people in a batch
     class_balance: float = 0.5  # cross-entropy weight per class = (share of the class) ** -class_balance
     false_rate: float = 0.005  # calibration: at most this share of held-out intact people get any limb called absent
-    crop_size: int = 128
+    crop_size: int = 112
     seed: int = 0
     threads: int = 1
     val_every: int = 100
@@ -286,12 +286,11 @@ def augment(samples: Samples, config: BpacConfig, generator: torch.Generator,
     rgb = gray + (rgb - gray) * around_one(aug.saturation, 1, 1, 1)
     mean = rgb.mean((1, 2, 3), keepdim=True)
     rgb = ((rgb - mean) * around_one(aug.contrast, 1, 1, 1) + mean) * around_one(aug.brightness, 1, 1, 1)
-    x = net_input(rgb.clamp(0, 1), xy, vis, config)
     labels = torch.from_numpy(samples.labels).clone()
     flip = torch.rand(b, generator=generator) < aug.flip
     if flip.any():
-        x[flip], labels[flip] = flip_inputs(x[flip], labels[flip])
-    return x, labels
+        rgb[flip], xy[flip], vis[flip], labels[flip] = mirror(rgb[flip], xy[flip], vis[flip], labels[flip])
+    return net_input(rgb.clamp(0, 1), xy, vis, config), labels
 
 
 def plain_inputs(samples: Samples, config: BpacConfig) -> torch.Tensor:
