@@ -50,8 +50,8 @@ def test_shapes_and_feature_head():
     assert out.features.shape == (3, SMALL.feature_dim)
     with pytest.raises(ValueError, match="BPAC-Net takes"):
         net(torch.rand(3, 35, 64, 64))
-    default = BpacNet()
-    assert default(torch.rand(1, 36, 128, 128)).logits.shape == (1, 4, 4)
+    s = BpacConfig().crop_size
+    assert BpacNet()(torch.rand(1, 36, s, s)).logits.shape == (1, 4, 4)
 
 
 def test_cbam_ends_every_basic_block():
@@ -65,7 +65,7 @@ def test_cbam_ends_every_basic_block():
         hooks.append(block.cbam.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(("cbam", i), out)))
         hooks.append(block.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(("block", i), out)))
     with torch.no_grad():
-        net(torch.rand(2, 36, 128, 128))
+        net(torch.rand(2, 36, BpacConfig().crop_size, BpacConfig().crop_size))
     for h in hooks:
         h.remove()
     for i in range(len(blocks)):  # each block's output is its CBAM's output: attention is the block's last step
