@@ -202,9 +202,11 @@ def test_decision_rule_and_calibration():
     rng = np.random.default_rng(6)
     real = rng.uniform(0.2, 1.0, (400, 4))
     synth = rng.uniform(0.5, 1.0, (300, 4))
-    t = calibrate(real, synth, 0.01)
-    assert (real.min(1) < t).mean() <= 0.01 and (synth.min(1) < t).mean() <= 0.01
-    assert (real.min(1) <= t).mean() > 0  # the largest such threshold: the next person would be called absent
+    t = calibrate(real, synth, 0.01, 0.05)
+    assert (real.min(1) < t).mean() <= 0.01 and (synth.min(1) < t).mean() <= 0.05
+    # the largest such threshold: one of the two sets has a person right at it
+    assert min(abs(real.min(1) - t).min(), abs(synth.min(1) - t).min()) == 0
+    assert calibrate(real, synth[:0], 0.01, 0.05) == pytest.approx(np.quantile(real.min(1), 0.01, method="lower"))
 
 
 def test_weights_round_trip(tmp_path):
@@ -301,7 +303,7 @@ def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
     _tiny_a3d(tmp_path / "a3d")
     common = ["--a3d", str(tmp_path / "a3d"), "--data", str(data), "--run-dir", str(tmp_path / "run"),
               "--out", str(tmp_path / "bpac.safetensors"), "--batch-size", "4", "--crop-size", "64",
-              "--val-every", "1", "--checkpoint-every", "1", "--warmup", "1"]
+              "--val-every", "1", "--checkpoint-every", "1", "--warmup", "1", "--record", str(tmp_path / "record")]
     assert main(common + ["--steps", "2"]) == 0
     first = json.loads((tmp_path / "run" / "state.json").read_text())
     assert first["step"] == 2
@@ -313,6 +315,8 @@ def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["people"]["train_synthetic"] + summary["people"]["held_out_synthetic"] == 11
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "record.json").read_text())["threshold"] == summary["threshold"]
+    assert "| held out synthetic | 1 |" in (tmp_path / "record.md").read_text()
     classifier = BpacClassifier.load(tmp_path / "bpac.safetensors")
     assert classifier.thresholds.tolist() == [summary["threshold"]] * 4
 
