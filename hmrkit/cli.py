@@ -2,7 +2,7 @@
 
     hmrkit run PATH... --out DIR     photos, folders (recursive) and videos
     hmrkit doctor                    check the installation, model assets and cache
-    hmrkit train hkmr|hand-ik|pose-prior [OPTIONS]   retrain a shipped model (options: --help)
+    hmrkit train hkmr|hand-ik|pose-prior|bpac [OPTIONS]   retrain a shipped model (options: --help)
     hmrkit --version
 
 Every failure is one line on stderr; the batch goes on; the exit status is 1 if any input
@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="retrain a shipped model on this machine (see its model card)")
     models = train.add_subparsers(dest="model", required=True)
     for name, what in (("hkmr", "the HKMR body regressor (or --model flat)"), ("hand-ik", "the 23-DoF hand IK net"),
-                       ("pose-prior", "the VAE pose prior")):
+                       ("pose-prior", "the VAE pose prior"),
+                       ("bpac", "BPAC-Net, AJAHR's limb classifier (--a3d DIR)")):
         models.add_parser(name, help=what, add_help=False)  # every option, --help too, goes to the trainer
     return parser
 
@@ -257,6 +258,8 @@ def command_train(args: argparse.Namespace, options: list[str]) -> int:
         from hmrkit.train.hkmr import main as train
     elif args.model == "hand-ik":
         from hmrkit.train.hand_ik import main as train
+    elif args.model == "bpac":
+        from hmrkit.train.bpac import main as train
     else:
         from hmrkit.train.pose_prior import main as train
     status = train(options)

@@ -25,7 +25,7 @@ from hmrkit.body.selection import BodyModelChoice, load_body
 from hmrkit.estimators import HkmrEstimator
 from hmrkit.fitting.body_fit import BodyEstimator, BodyFit, BodyFitConfig, BodyFitter
 from hmrkit.fitting.targets import HAND_SLICES, targets_from_detections
-from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, PerspectiveCamera, perspective_project
+from hmrkit.geometry.cameras import DEFAULT_FOV_DEGREES, CameraIntrinsics, PerspectiveCamera, perspective_project
 from hmrkit.models.pose_prior import load_pose_prior
 from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image
 from hmrkit.perception.backend import PerceptionBackend
@@ -62,7 +62,10 @@ def _blas_threads() -> ThreadpoolController:
 
 @dataclass
 class PipelineConfig:
-    fov_degrees: float = DEFAULT_FOV_DEGREES  # assumed field of view along the long image side
+    # the camera, first of: ``intrinsics`` (pixels of the original image), ``fov_degrees`` (along the
+    # long image side, principal point at the centre), the photo's EXIF focal length, DEFAULT_FOV_DEGREES
+    intrinsics: CameraIntrinsics | None = None
+    fov_degrees: float | None = None
     max_people: int = 64  # high: the search stops when nobody new is found; the notes say when it is reached
     with_vertices: bool = True
     hands: bool = True
@@ -136,8 +139,9 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def camera(self, width: int, height: int) -> PerspectiveCamera:
-        return PerspectiveCamera.from_image_size(height, width, self.config.fov_degrees)
+    def camera(self, width: int, height: int, loaded: LoadedImage | None = None) -> PerspectiveCamera:
+        """The camera of a ``width`` x ``height`` picture (``loaded``'s, when given: its scale and EXIF)."""
+        return self.config.camera(width, height, loaded)[0]
 
     def run(self, image: np.ndarray | str | Path | LoadedImage, source: str = "<array>") -> ImageResult:
         """Reconstruct everyone in ``image`` (RGB uint8 array, a path, or a :class:`LoadedImage`).
@@ -165,8 +169,10 @@ class Pipeline:
             start = time.perf_counter()
             perception = self.backend.detect(rgb)
             timings["perception"] = (time.perf_counter() - start) * 1000
-        camera = self.camera(width, height)
+        camera, camera_source = self.config.camera(width, height, loaded)
         notes = list(loaded.notes) + list(perception.notes)
+        if self.config.intrinsics is not None and not self.config.intrinsics.inside(*loaded.original_size):
+            notes.append("the given principal point lies outside the image")
         people_in = [p for p in perception.people if p.body is not None]
         lone_hands = [h for p in perception.people if p.body is None for h in p.hands.values()]
         hands_only = []
@@ -190,7 +196,8 @@ class Pipeline:
         cam = {"fx": float(camera.fx) / scale, "fy": float(camera.fy) / scale, "cx": (float(camera.cx) + 0.5) / scale - 0.5,
                "cy": (float(camera.cy) + 0.5) / scale - 0.5}
         result = ImageResult(source, loaded.original_size[0], loaded.original_size[1], cam, self.body.name, people,
-                             self.model.faces.numpy(), notes, timings, frame_index, people_in, hands_only, self.estimator_label)
+                             self.model.faces.numpy(), notes, timings, frame_index, people_in, hands_only, self.estimator_label,
+                             camera_source=camera_source)
         return result, fit
 
     @property

@@ -15,7 +15,7 @@ import torch
 from hmrkit.body.limbs import LimbStatus
 
 SCHEMA = "hmrkit.result"
-SCHEMA_VERSION = "1.2"  # 1.1: bone_scales; 1.2: estimator
+SCHEMA_VERSION = "1.3"  # 1.1: bone_scales; 1.2: estimator; 1.3: camera.source
 
 
 @dataclass
@@ -69,6 +69,8 @@ class ImageResult:
     hands_only: list[HandResult] = field(default_factory=list)  # hands seen without a body
     # how the body was estimated: "hkmr+refine", "hkmr" (regressor alone), "optimization"
     estimator: str = ""
+    # where ``camera`` came from: "user" (--intrinsics or --fov), "exif" (the photo's focal length), "default"
+    camera_source: str = "default"
 
 
 def _round(a: np.ndarray, digits: int) -> list:
@@ -126,7 +128,7 @@ def image_to_json(result: ImageResult) -> dict:
         "source": result.source,
         "frame_index": result.frame_index,
         "image": {"width": result.width, "height": result.height},
-        "camera": {k: round(float(v), 3) for k, v in result.camera.items()},
+        "camera": {**{k: round(float(v), 3) for k, v in result.camera.items()}, "source": result.camera_source},
         "body_model": result.body_model,
         "estimator": result.estimator,
         "units": {"length": "metre", "angle": "radian", "pixels": "original image"},
