@@ -84,7 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-overlay", action="store_true", help="do not render the overlay PNG")
     run.add_argument("--side-view", action="store_true", help="also render a side view PNG")
     run.add_argument("--max-people", type=int, default=64, help="most people per image (default 64; the result notes when it is reached)")
-    run.add_argument("--fov", type=float, default=None, help="camera field of view along the long side, degrees (default 60)")
+    run.add_argument("--fov", type=float, default=None,
+                     help="camera field of view along the long side, degrees (default: the photo's EXIF focal length, else 60)")
+    run.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY",
+                     help="the camera's focal lengths and principal point in pixels of the original image(s) and video "
+                          "frames (default: the photo's EXIF focal length, else a 60 degree field of view)")
     run.add_argument("--body-model", choices=["anny", "smpl", "smplx"], default="anny",
                      help="body model (anny: embedded, free for any use; smpl/smplx: your own licensed files, "
                           "with --model-dir)")
@@ -147,6 +151,7 @@ def command_run(args: argparse.Namespace) -> int:
     from hmrkit.body.selection import BodyModelChoice, BodyModelKind, load_body
     from hmrkit.errors import HmrkitError
     from hmrkit.estimators import HkmrEstimator
+    from hmrkit.geometry.cameras import CameraIntrinsics
     from hmrkit.photos import INPUT_ERRORS, detected_ahead
     from hmrkit.pipeline import Pipeline, PipelineConfig
     from hmrkit.video import run_video
@@ -188,6 +193,16 @@ def command_run(args: argparse.Namespace) -> int:
     if not 0 <= args.hand_refine <= 1000:
         _error("--hand-refine must lie between 0 and 1000 steps")
         return 2
+    intrinsics = None
+    if args.intrinsics is not None:
+        if args.fov is not None:
+            _error("give --intrinsics or --fov, not both (--intrinsics already sets the field of view)")
+            return 2
+        try:
+            intrinsics = CameraIntrinsics.parse(args.intrinsics)
+        except ValueError as error:
+            _error(f"--intrinsics: {error}")
+            return 2
     estimator = args.estimator or ("hkmr" if args.body_model == "anny" else "optimization")
     body = BodyModelChoice(BodyModelKind(args.body_model), args.model_dir)
     try:
@@ -210,6 +225,7 @@ def command_run(args: argparse.Namespace) -> int:
             _error("--fov must lie between 1 and 179 degrees")
             return 2
         config.fov_degrees = args.fov
+    config.intrinsics = intrinsics
     failed = len(problems)
     images = [(p, s) for p, s in items if p.suffix.lower() not in VIDEO_SUFFIXES]
     videos = [(p, s) for p, s in items if p.suffix.lower() in VIDEO_SUFFIXES]
