@@ -104,10 +104,10 @@ def load_image(path: str | Path, max_side: int | None = DEFAULT_MAX_SIDE) -> Loa
         with Image.open(p) as im:
             _check_nonempty(im, p)
             raw_size = im.size
-            focal = _read_exif_focal(im, notes)
             if max_side is not None and im.format == "JPEG":
                 _draft_jpeg(im, max_side)
             _load_strictly(im, p)
+            focal = _read_exif_focal(im, raw_size, notes)  # after loading: a PNG's eXIf chunk may follow its pixels
             decoded_size = im.size
             im = ImageOps.exif_transpose(im)
             turned = im.size != decoded_size
@@ -128,7 +128,7 @@ def load_image(path: str | Path, max_side: int | None = DEFAULT_MAX_SIDE) -> Loa
     return replace(_limit_size(rgb, original_size, max_side, notes), exif_focal=focal)
 
 
-def _read_exif_focal(im: Image.Image, notes: list[str]) -> ExifFocal | None:
+def _read_exif_focal(im: Image.Image, size: tuple[int, int], notes: list[str]) -> ExifFocal | None:
     """:func:`exif_focal` of an opened file; a broken EXIF block only costs the focal length."""
     try:
         exif = im.getexif()
@@ -136,7 +136,7 @@ def _read_exif_focal(im: Image.Image, notes: list[str]) -> ExifFocal | None:
     except Exception as error:  # noqa: BLE001 - Pillow's EXIF parser raises many kinds on bad blocks
         notes.append(f"EXIF unreadable, focal length not used ({type(error).__name__})")
         return None
-    return exif_focal(tags, im.size, notes)
+    return exif_focal(tags, size, notes)
 
 
 def _number(value: object) -> float | None:
