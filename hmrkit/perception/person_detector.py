@@ -1,0 +1,144 @@
+"""MediaPipe's BlazePose person detector and pose landmark model run directly (issue 15).
+
+``mp.solutions.pose`` runs the person detector on the whole input, keeps its best detection
+and puts the landmark model on it: one person per call, chosen by the model. The same two
+models are in the wheel as MediaPipe subgraphs, and running them as graphs of their own gives
+what a multi-person search needs:
+
+- ``PoseDetectionCpu`` on a window returns *every* person it finds there (MediaPipe's own SSD
+  anchor decoding and non-maximum suppression, letterboxing undone), each with BlazePose's
+  alignment points: the hip centre and a point near the top of the head fixing the body's size
+  and rotation. (Its box is no face box here: a fixed 0.2 x 0.2 of the window around the upper body.)
+- ``PoseLandmarkByRoiCpu`` puts the landmark model on a region we choose: the square ROI
+  MediaPipe derives from those points (centred on the hips, 2 x 1.25 x the hip-to-point
+  distance wide, turned so the body is upright). So the landmarks are of *that* person, not of
+  whoever is most prominent in a crop.
+
+No new runtime: these are the graphs ``mp.solutions.pose`` itself is built from, loaded from the
+wheel's modules (pose_detection.tflite, pose_landmark_full.tflite). Not thread-safe: one
+instance per thread.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hmrkit.perception.geometry import Crop, cut
+from hmrkit.perception.types import BodyLandmarks
+
+_DETECTOR_GRAPH = """
+input_stream: "image"
+output_stream: "detections"
+node { calculator: "PoseDetectionCpu" input_stream: "IMAGE:image" output_stream: "DETECTIONS:detections" }
+"""
+_LANDMARK_GRAPH = """
+input_stream: "image"
+input_stream: "roi"
+output_stream: "landmarks"
+output_stream: "world_landmarks"
+node {
+  calculator: "PoseLandmarkByRoiCpu"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  output_stream: "LANDMARKS:landmarks"
+  output_stream: "WORLD_LANDMARKS:world_landmarks"
+}
+"""
+ROI_SCALE = 1.25  # MediaPipe's PoseDetectionToRoi: the ROI is 1.25 x the alignment circle's diameter
+
+
+@dataclass(frozen=True)
+class PersonRoi:
+    """A person the detector found, in full-image pixels.
+
+    centre: (2,) the hip centre (the ROI's centre). size: the square ROI's side. rotation:
+    radians that turn the body upright (MediaPipe's convention). head: (2,) the alignment point
+    near the top of the head.
+    """
+
+    centre: np.ndarray
+    size: float
+    rotation: float
+    head: np.ndarray
+    score: float
+
+
+def roi_from_points(hip: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(centre, size, rotation) of MediaPipe's pose ROI from the hip centre and the alignment point."""
+    d = np.asarray(top, np.float64) - np.asarray(hip, np.float64)
+    rotation = math.pi / 2 - math.atan2(-d[1], d[0])
+    rotation -= 2 * math.pi * math.floor((rotation + math.pi) / (2 * math.pi))
+    return np.asarray(hip, np.float64), 2.0 * ROI_SCALE * float(np.hypot(*d)), rotation
+
+
+def _graph(text: str, outputs: list[str], side_inputs: dict | None = None):
+    from google.protobuf import text_format
+    from mediapipe.framework import calculator_pb2
+    from mediapipe.python.solution_base import SolutionBase
+
+    config = text_format.Parse(text, calculator_pb2.CalculatorGraphConfig())
+    return SolutionBase(graph_config=config, side_inputs=side_inputs, outputs=outputs)
+
+
+class PersonDetector:
+    """The person detector on windows of an image, and the landmark model on chosen ROIs."""
+
+    def __init__(self, max_window_px: int = 640) -> None:
+        self.max_window_px = max_window_px  # windows are resampled to this side at most (the model sees 224)
+        self._detector = None
+        self._landmarker = None
+
+    def close(self) -> None:
+        for g in (self._detector, self._landmarker):
+            if g is not None:
+                g.close()
+        self._detector = self._landmarker = None
+
+    def people_in(self, image: np.ndarray, window: Crop) -> list[PersonRoi]:
+        """Everyone the detector finds in ``window`` of ``image``."""
+        if self._detector is None:
+            self._detector = _graph(_DETECTOR_GRAPH, ["detections"])
+        patch, _ = cut(image, window, self.max_window_px)
+        if max(patch.shape[:2]) > self.max_window_px:  # a window inside the image comes at full size
+            import cv2
+
+            s = self.max_window_px / max(patch.shape[:2])
+            patch = cv2.resize(patch, (max(1, round(patch.shape[1] * s)), max(1, round(patch.shape[0] * s))),
+                               interpolation=cv2.INTER_AREA)
+        result = self._detector.process({"image": patch})
+        found = []
+        for d in result.detections or []:
+            k = d.location_data.relative_keypoints
+            to_image = lambda x, y: np.array([window.x0 + x * window.width, window.y0 + y * window.height])  # noqa: E731
+            head = to_image(k[1].x, k[1].y)
+            centre, size, rotation = roi_from_points(to_image(k[0].x, k[0].y), head)
+            found.append(PersonRoi(centre, size, rotation, head, float(d.score[0])))
+        return found
+
+    def landmarks(self, image: np.ndarray, roi: PersonRoi) -> BodyLandmarks | None:
+        """The 33 landmarks of the person in ``roi`` (None when the model says nobody is there)."""
+        from mediapipe.framework.formats import rect_pb2
+
+        if self._landmarker is None:
+            self._landmarker = _graph(_LANDMARK_GRAPH, ["landmarks", "world_landmarks"], {"model_complexity": 1})
+        # the model sees a 256-px ROI: give it a patch around the ROI, not the whole photo
+        half = 0.75 * roi.size  # covers the turned square (half-diagonal 0.71 x size)
+        window = Crop(roi.centre[0] - half, roi.centre[1] - half, 2 * half, 2 * half)
+        patch, _ = cut(image, window, 768)
+        rect = rect_pb2.NormalizedRect(x_center=0.5, y_center=0.5, width=roi.size / window.width,
+                                       height=roi.size / window.height, rotation=roi.rotation)
+        result = self._landmarker.process({"image": np.ascontiguousarray(patch), "roi": rect})
+        if result.landmarks is None or result.world_landmarks is None:
+            return None
+        lms = result.landmarks.landmark
+        uv = np.array([(p.x, p.y) for p in lms], dtype=np.float64)
+        return BodyLandmarks(
+            xy=uv * (window.width, window.height) + (window.x0, window.y0),
+            visibility=np.array([p.visibility for p in lms]),
+            world=np.array([(p.x, p.y, p.z) for p in result.world_landmarks.landmark]),
+            presence=None,  # left unset by this graph, as by mp.solutions.pose
+        )
