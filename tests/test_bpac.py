@@ -23,7 +23,9 @@ from hmrkit.models.bpac_net import (
     Cbam,
     crop_landmarks,
     cut_person,
+    decide,
     landmark_heatmaps,
+    limb_probabilities,
     load_bpac,
     mirror,
     net_input,
@@ -31,7 +33,7 @@ from hmrkit.models.bpac_net import (
     save_bpac,
 )
 from hmrkit.paths import weights_dir
-from hmrkit.train.bpac import Augmentation, Samples, augment, calibrate, decide
+from hmrkit.train.bpac import Augmentation, Samples, augment, calibrate
 
 SMALL = BpacConfig(crop_size=64, widths=(8, 16, 16, 16), blocks=(1, 1, 1, 1), feature_dim=32)
 
@@ -342,3 +344,44 @@ def test_shipped_classifier_calls_an_intact_photo_intact():
         for state in status.states:
             assert sum(state.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
             assert state.probabilities["present"] >= classifier.thresholds[0]
+
+
+def test_flip_average_is_mirror_symmetric():
+    torch.manual_seed(9)
+    rng = np.random.default_rng(9)
+    net = BpacNet(SMALL).eval()
+    crops = torch.from_numpy(rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
+    xy, vis = _landmarks(rng, 3, 64)
+    p = limb_probabilities(net, crops, xy, vis)
+    m_rgb, m_xy, m_vis, _ = mirror(crops.permute(0, 3, 1, 2).float() / 255, xy, vis)
+    p_mirrored = limb_probabilities(net, m_rgb, m_xy, m_vis)
+    assert torch.allclose(p_mirrored[:, list(FLIP_LIMBS)], p, atol=1e-5)
+    assert torch.allclose(p.sum(-1), torch.ones(3, 4), atol=1e-6)
+    single = limb_probabilities(net, crops, xy, vis, flip_average=False)
+    assert not torch.allclose(single, p, atol=1e-4)  # the mirrored view does change an untrained net's answer
+
+
+def test_classifier_batches_people_independently_and_skips_hands_only(tmp_path):
+    from hmrkit.perception.types import BodyLandmarks, HandLandmarks, PersonDetection
+
+    torch.manual_seed(10)
+    rng = np.random.default_rng(10)
+    path = save_bpac(BpacNet(SMALL), np.full(4, 0.3), tmp_path / "b.safetensors")
+    classifier = BpacClassifier.load(path)
+    rgb = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+
+    def person(x0: float) -> PersonDetection:
+        xy = np.stack([rng.uniform(x0, x0 + 80, 33), rng.uniform(20, 220, 33)], 1)
+        return PersonDetection((x0, 20, x0 + 80, 220), 0.9, BodyLandmarks(xy, rng.uniform(0, 1, 33), np.zeros((33, 3))))
+
+    hand = HandLandmarks("left", np.zeros((21, 2)), np.zeros((21, 3)), 0.9, "hand_model")
+    people = [person(10), PersonDetection((0, 0, 5, 5), 0.5, None, {"left": hand}), person(200)]
+    together = classifier.probabilities(rgb, people)
+    assert together.shape == (3, 4, 4) and np.isnan(together[1]).all()
+    np.testing.assert_allclose(together[2], classifier.probabilities(rgb, [people[2]])[0], atol=1e-6)
+    statuses = classifier.classify(rgb, people)
+    assert statuses[1].source == "intact" and not statuses[1].any_absent
+    for status, p in zip([statuses[0], statuses[2]], [together[0], together[2]]):
+        assert status.source == "bpac"
+        np.testing.assert_array_equal(status.classes, decide(p, classifier.thresholds))
+        assert [s.probabilities["present"] for s in status.states] == pytest.approx(p[:, 0].tolist())

@@ -49,6 +49,8 @@ from hmrkit.models.bpac_net import (
     BpacNet,
     crop_landmarks,
     cut_person,
+    decide,
+    limb_probabilities,
     mirror,
     net_input,
     person_crop_box,
@@ -295,30 +297,19 @@ def augment(samples: Samples, config: BpacConfig, generator: torch.Generator,
     return net_input(rgb.clamp(0, 1), xy, vis, config), labels
 
 
-def plain_inputs(samples: Samples, config: BpacConfig) -> torch.Tensor:
-    """The net's input of prepared samples without augmentation: the centre crop."""
-    p, s = samples.crops.shape[1], config.crop_size
-    lo = (p - s) // 2
-    crops = torch.from_numpy(np.ascontiguousarray(samples.crops[:, lo:lo + s, lo:lo + s]))
-    return net_input(crops, torch.from_numpy(samples.xy - lo), torch.from_numpy(samples.visibility), config)
-
-
 # -- evaluation and calibration ----------------------------------------------------------------
 
 
-@torch.no_grad()
-def predict(net: BpacNet, samples: Samples, chunk: int = 128) -> np.ndarray:
-    """(N, 4, 4) class probabilities of prepared samples."""
-    net.eval()
-    out = [torch.softmax(net(plain_inputs(samples.take(np.arange(i, min(i + chunk, len(samples)))), net.config)).logits, -1)
+def predict(net: BpacNet, samples: Samples, chunk: int = 128, flip_average: bool = True) -> np.ndarray:
+    """(N, 4, 4) class probabilities of prepared samples (their centre crops), as the classifier
+    computes them."""
+    p, s = samples.crops.shape[1], net.config.crop_size
+    lo = (p - s) // 2
+    out = [limb_probabilities(net, torch.from_numpy(np.ascontiguousarray(samples.crops[i:i + chunk, lo:lo + s, lo:lo + s])),
+                              torch.from_numpy(samples.xy[i:i + chunk] - lo), torch.from_numpy(samples.visibility[i:i + chunk]),
+                              flip_average)
            for i in range(0, len(samples), chunk)]
     return torch.cat(out).double().numpy() if out else np.zeros((0, len(LIMBS), NUM_CLASSES))
-
-
-def decide(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """The classifier's rule (:meth:`BpacClassifier.decide`) on an array."""
-    absent = probabilities[..., 0] < thresholds
-    return np.where(absent, 1 + probabilities[..., 1:].argmax(-1), 0)
 
 
 def scores(probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> dict:
@@ -470,8 +461,8 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
         last = step == cfg.steps
         if step % cfg.val_every == 0 or last:
             argmax = np.full(len(LIMBS), 0.5)  # at 0.5 the rule is (nearly) the argmax
-            synth = scores(predict(net, data["val_synth"]), data["val_synth"].labels, argmax)
-            real = scores(predict(net, data["val_real"]), data["val_real"].labels, argmax)
+            synth = scores(predict(net, data["val_synth"], flip_average=False), data["val_synth"].labels, argmax)
+            real = scores(predict(net, data["val_real"], flip_average=False), data["val_real"].labels, argmax)
             row = {"step": step, "seconds": round(time.perf_counter() - start, 1), "lr": learning_rate(cfg, step - 1),
                    "loss": round(window / window_steps, 4), "val_accuracy": [round(a, 4) for a in synth["accuracy"]],
                    "val_absent_recall": round(synth["absent_recall"], 4),
