@@ -2,7 +2,7 @@
 
     hmrkit run PATH... --out DIR     photos, folders (recursive) and videos
     hmrkit doctor                    check the installation, model assets and cache
-    hmrkit train hkmr|hand-ik|pose-prior|bpac [OPTIONS]   retrain a shipped model (options: --help)
+    hmrkit train hkmr|hand-ik|pose-prior|tokenizer|bpac [OPTIONS]   retrain a shipped model (options: --help)
     hmrkit --version
 
 Every failure is one line on stderr; the batch goes on; the exit status is 1 if any input
@@ -58,6 +58,14 @@ def _refine_steps(text: str | None) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
+def _limbs(text: str):
+    """``--limbs``: "auto" -> None (classified), "intact" or a statement like ``left_leg=lower_leg`` -> a LimbStatus."""
+    from hmrkit.body.limbs import LimbStatus, parse_limbs
+
+    text = text.strip()
+    return None if text == "auto" else LimbStatus.intact() if text == "intact" else parse_limbs(text)
+
+
 def _error(message: str) -> None:
     _say(f"hmrkit: error: {message}")
 
@@ -104,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default 2,15; fewer are faster and less accurate: docs/hkmr.md, Speed)")
     run.add_argument("--hand-refine", type=int, default=0, metavar="STEPS",
                      help="hand post-optimization steps after the IK net (default 0: the IK net alone; 20 in the paper)")
+    run.add_argument("--limbs", default="intact", metavar="auto|intact|LIMB=LEVEL,...",
+                     help="limb differences: auto (BPAC-Net decides per person), intact (default: every limb drawn), "
+                          "or what you know for everyone in the inputs, e.g. left_leg=lower_leg,right_arm=hand (limbs: left_arm, right_arm, left_leg, "
+                          "right_leg; arm levels hand, forearm, arm; leg levels foot, lower_leg, leg)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
 
@@ -111,9 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="retrain a shipped model on this machine (see its model card)")
     models = train.add_subparsers(dest="model", required=True)
     for name, what in (("hkmr", "the HKMR body regressor (or --model flat)"), ("hand-ik", "the 23-DoF hand IK net"),
-                       ("pose-prior", "the VAE pose prior"),
+                       ("pose-prior", "the VAE pose prior"), ("tokenizer", "AJAHR's dual-codebook pose tokenizer"),
                        ("bpac", "BPAC-Net, AJAHR's limb classifier (--a3d DIR)")):
         models.add_parser(name, help=what, add_help=False)  # every option, --help too, goes to the trainer
+    synth = sub.add_parser("synth", help="generate a synthetic training set (see docs/synthesis.md)")
+    sets = synth.add_subparsers(dest="set", required=True)
+    sets.add_parser("a3d", help="AJAHR's A3D: people with limb differences over real backgrounds", add_help=False)
     return parser
 
 
@@ -203,12 +218,17 @@ def command_run(args: argparse.Namespace) -> int:
         except ValueError as error:
             _error(f"--intrinsics: {error}")
             return 2
+    try:
+        limbs = _limbs(args.limbs)
+    except ValueError as error:
+        _error(f"--limbs: {error}")
+        return 2
     estimator = args.estimator or ("hkmr" if args.body_model == "anny" else "optimization")
     body = BodyModelChoice(BodyModelKind(args.body_model), args.model_dir)
     try:
         config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body,
                                 estimator=HkmrEstimator.load() if estimator == "hkmr" else None,
-                                hand_refine_iterations=args.hand_refine)
+                                hand_refine_iterations=args.hand_refine, limbs=limbs)
         if refine_steps is not None:
             config.refine_iterations = refine_steps
     except HmrkitError as error:  # the shipped weights are missing or damaged
@@ -276,6 +296,8 @@ def command_train(args: argparse.Namespace, options: list[str]) -> int:
         from hmrkit.train.hand_ik import main as train
     elif args.model == "bpac":
         from hmrkit.train.bpac import main as train
+    elif args.model == "tokenizer":
+        from hmrkit.train.tokenizer import main as train
     else:
         from hmrkit.train.pose_prior import main as train
     status = train(options)

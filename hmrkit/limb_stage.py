@@ -24,9 +24,8 @@ from hmrkit.perception.types import PersonDetection
 
 
 class LimbClassifier(Protocol):
-    """A learned limb-status classifier (BPAC-Net): the image and its people in, a status each out."""
-
-    name: str
+    """A learned limb-status classifier (BPAC-Net): the image and its people in, a status each out
+    (its ``source`` names the classifier)."""
 
     def classify(self, rgb: np.ndarray, people: list[PersonDetection]) -> list[LimbStatus]: ...
 
@@ -43,11 +42,6 @@ class LimbChoice:
     def __post_init__(self) -> None:
         if self.stated is None and self.classifier is None:
             raise ValueError("limb status needs a stated status or a classifier")
-
-    @property
-    def label(self) -> str:
-        """As written to the results: "intact", "user", or the classifier's name."""
-        return self.stated.source if self.stated is not None else self.classifier.name
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,12 @@ def compute_threads(count: int, limit_blas: bool = True):
         torch.set_num_threads(previous)
 
 
+def _load_bpac():
+    from hmrkit.models.bpac_net import BpacClassifier  # only when limbs are classified
+
+    return BpacClassifier.load()
+
+
 @lru_cache(maxsize=1)
 def _blas_threads() -> ThreadpoolController:
     """The process's BLAS thread pools (found once: scanning the loaded libraries takes ~0.1 s)."""
@@ -88,8 +94,8 @@ class PipelineConfig:
     # Anny (default) or the user's SMPL / SMPL-X files (hmrkit.body.selection)
     body_model: BodyModelChoice = field(default_factory=BodyModelChoice)
     # limb differences (hmrkit.limb_stage): one status for everyone (the user's statement, or
-    # LimbStatus.intact() to assume intact limbs)
-    limbs: LimbStatus = field(default_factory=LimbStatus.intact)
+    # LimbStatus.intact() to assume intact limbs), or None: BPAC-Net decides per person
+    limbs: LimbStatus | None = field(default_factory=LimbStatus.intact)
 
     def camera(self, width: int, height: int, loaded: LoadedImage | None = None) -> tuple[PerspectiveCamera, str]:
         """The camera of a ``width`` x ``height`` picture (``loaded``'s, when given: its scale and
@@ -128,7 +134,7 @@ class Pipeline:
         self.hand_solver = HandSolver(refine=self.config.hand_refine_iterations > 0, iterations=self.config.hand_refine_iterations)
         if self.config.intrinsics is not None and self.config.fov_degrees is not None:
             raise ValueError("give the camera's intrinsics or its field of view, not both")
-        self.limbs = LimbChoice(self.config.limbs)
+        self.limbs = LimbChoice(self.config.limbs) if self.config.limbs is not None else LimbChoice(classifier=_load_bpac())
 
     def close(self) -> None:
         self.backend.close()

@@ -159,3 +159,13 @@ def test_pipeline_draws_a_stump_and_ignores_the_absent_limbs_landmarks():
     (_, all_faces, _), = result_meshes(whole)
     assert len(faces) < len(all_faces) - 100  # the collapsed lower leg's faces are dropped
     json.dumps(image_to_json(cut))  # NaN-free JSON
+
+
+@pytest.mark.parametrize("text", ["left_arm=wing", "tail=arm", "left_leg"])
+def test_cli_refuses_a_bad_limb_statement_in_one_line(text, tmp_path, capsys):
+    from hmrkit.cli import main
+
+    assert main(["run", str(SAMPLE), "--out", str(tmp_path), "--limbs", text]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hmrkit: error: --limbs:")
+    assert not any(tmp_path.iterdir())  # nothing written
