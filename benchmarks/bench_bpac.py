@@ -108,7 +108,7 @@ def real(classifier: BpacClassifier, sets: dict[str, Detections]) -> tuple[dict,
         n = len(lowest)
         out[name] = {"photos": dets.photos, "people": n, "people_with_a_limb_called_absent": len(flagged),
                      "false_amputation_rate": len(flagged) / n if n else None,
-                     "lowest_p_present_quantiles": {q: float(np.quantile(lowest, q)) for q in ("0.01", "0.05", "0.5")} if n else None,
+                     "lowest_p_present_quantiles": {str(q): float(np.quantile(lowest, q)) for q in (0.01, 0.05, 0.5)} if n else None,
                      "flagged": flagged}
     total = sum(v["people"] for v in out.values())
     wrong = sum(v["people_with_a_limb_called_absent"] for v in out.values())
