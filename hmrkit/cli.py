@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_native_logs()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "train":
+    if extra and args.command not in ("train", "synth"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "run":
@@ -324,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
             return command_doctor(args)
         if args.command == "train":
             return command_train(args, extra)
+        if args.command == "synth":
+            from hmrkit.synth.a3d import main as synth  # the only set so far; its options go to it
+
+            return int(synth(extra) or 0)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
