@@ -80,7 +80,7 @@ class BpacTrainConfig:
     threads: int = 1
     val_every: int = 100
     checkpoint_every: int = 100
-    max_a3d: int = 0  # use only the first N samples of the set (0: all)
+    max_a3d: int = 0  # use only the set's samples with index < N (0: all; benchmarks/bench_bpac.py --a3d-from N tests on the rest)
     data: str = str(DATA)  # the development data (lspet_dev, demo_images)
     run_dir: str = ""  # default: <cache>/train/bpac
     out: str = str(weights_dir() / "bpac.safetensors")
@@ -196,15 +196,14 @@ def prepare_person(rgb: np.ndarray, landmarks_xy: np.ndarray, config: BpacConfig
     return cut_person(rgb, wide, size), crop_landmarks(landmarks_xy, wide, size)
 
 
-def prepare_a3d(root: Path, config: BpacConfig, limit: int = 0, log=print) -> tuple[Samples, np.ndarray]:
+def prepare_a3d(root: Path, config: BpacConfig, stop: int = 0, log=print, start: int = 0) -> tuple[Samples, np.ndarray]:
     """Samples of a synthetic set (people MediaPipe found nothing on are skipped: the pipeline never
-    asks about them) and their indices in the set."""
+    asks about them) and their indices in the set: the complete ones with ``start <= index < stop``
+    (``stop`` 0: no end)."""
     from hmrkit.io.images import load_image
 
     read_manifest(root)
-    indices = completed(root)
-    if limit:
-        indices = indices[:limit]
+    indices = [i for i in completed(root) if i >= start and (not stop or i < stop)]
     if not indices:
         raise ValueError(f"{root}: no complete samples")
     crops, xys, vis, labels, kept = [], [], [], [], []
@@ -403,7 +402,8 @@ def load_data(cfg: BpacTrainConfig, config: BpacConfig, run: Path, log=print) ->
         return samples
 
     a3d = cached(run / "prepared_a3d.npz", {"a3d": str(a3d_root.resolve()), "max_a3d": cfg.max_a3d,
-                                            "samples": len(completed(a3d_root)), **crop}, build_a3d)
+                                            "samples": sum(1 for i in completed(a3d_root) if not cfg.max_a3d or i < cfg.max_a3d), **crop},
+                 build_a3d)
     index = np.load(index_path)
     data = Path(cfg.data)
     people = detect_people(lspet_photos(data, "even") + demo_photos(data), run / "detections_real.npz", log)
