@@ -69,6 +69,7 @@ from hmrkit.perception.geometry import (
 )
 from hmrkit.perception.person_detector import PersonDetector
 from hmrkit.perception.plausibility import PlausibilityConfig, screen
+from hmrkit.perception.views import retry_views
 from hmrkit.perception.types import (
     BodyLandmarks,
     HandLandmarks,
@@ -101,6 +102,9 @@ class MediaPipeConfig:
         the whole image; None: keep every body MediaPipe reports.
     face_seeds: also look for people under detected faces (photos only; see module notes).
     face_levels: tile levels of the face search (1 = whole short side, 2 adds half-side tiles).
+    second_look: photos where nobody was found: the pose model again on the photo padded,
+        mirrored and turned by 90, 270 and 180 degrees, until one finds a body
+        (``hmrkit.perception.views``: people cut by the border, upside down or lying).
     face_detector: a face seed becomes a person by a pose call on an upright window under the
         face, where MediaPipe's pose picks whoever is most prominent (often a neighbour: one
         retry with them painted over). When that finds nobody on the face and this is True, the
@@ -153,6 +157,7 @@ class MediaPipeConfig:
     face_seeds: bool = True
     face_levels: int = 2
     face_detector: bool = False
+    second_look: bool = True
     hands: bool = True
     hands_only: bool = False
     hands_fallback: bool = True
@@ -388,7 +393,26 @@ class MediaPipeBackend:
         people = self._paint_over(canvas, found)
         if faces is not None:
             people += self._face_seeded(canvas, people, faces, found)
+        if not people and self.config.second_look and not self.config.video:
+            people = self._second_look(image, found)
         return people[: self.config.max_people]
+
+    def _second_look(self, image: np.ndarray, found: Callable[[PersonDetection], None] | None) -> list[PersonDetection]:
+        """The first person the pose model finds on another view of the photo (see ``second_look``)."""
+        h, w = image.shape[:2]
+        reduced, scale = halve_to(image, self.config.body_search_px)  # as the whole-image search sees it
+        for view in retry_views(reduced):
+            vh, vw = view.image.shape[:2]
+            body = self._pose_in(view.image, Crop(0.0, 0.0, float(vw), float(vh)))
+            if body is None:
+                continue
+            back = view.body_back(body)
+            person = self._person(back if scale == 1.0 else replace(back, xy=back.xy / scale), w, h)
+            if person is not None:
+                if found is not None:
+                    found(person)
+                return [person]
+        return []
 
     def _faces_on_tiles(self, image: np.ndarray, side: int) -> list[Box]:
         h, w = image.shape[:2]

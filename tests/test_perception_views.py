@@ -1,0 +1,68 @@
+"""Second looks at photos where nobody was found (hmrkit.perception.views) and their use by the backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hmrkit.io import load_image
+from hmrkit.perception import BodyLandmarks, MediaPipeBackend, MediaPipeConfig, mp33_index
+from hmrkit.perception.types import MEDIAPIPE33_NAMES
+from hmrkit.perception.views import retry_views
+
+LSP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lspet_dev"
+needs_lsp = pytest.mark.skipif(not LSP.is_dir(), reason=f"lspet_dev absent: {LSP} (needs ../shared/data)")
+# LSP's 12 limb joints in its own order, as MediaPipe landmarks
+LSP12 = [mp33_index(n) for n in ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+                                 "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist")]
+
+
+def test_each_view_maps_its_pixels_back_to_the_photo():
+    """A marked pixel of the photo is found in every view where ``to_photo`` says it comes from."""
+    h, w = 30, 50
+    image = np.zeros((h, w, 3), np.uint8)
+    marks = np.array([[3, 4], [40, 25], [49, 0]])
+    for k, (x, y) in enumerate(marks):
+        image[y, x] = (10 * (k + 1), 0, 255)
+    for view in retry_views(image):
+        for k, (x, y) in enumerate(marks):
+            vy, vx = np.argwhere((view.image[..., 0] == 10 * (k + 1)) & (view.image[..., 2] == 255))[0]
+            back = view.to_photo @ np.array([vx, vy, 1.0])
+            assert back.tolist() == [x, y]
+        # the world axes turn as the picture does (mirror included)
+        assert np.allclose(view.axes[:2, :2], view.to_photo[:, :2]) and view.axes[2, 2] == 1.0
+        assert view.mirrored == (np.linalg.det(view.to_photo[:, :2]) < 0)
+
+
+def test_a_mirrored_view_swaps_the_persons_sides():
+    view = retry_views(np.zeros((20, 40, 3), np.uint8))[1]
+    assert view.mirrored
+    xy = np.stack([np.arange(33.0), np.zeros(33)], axis=1)
+    body = BodyLandmarks(xy=xy, visibility=np.linspace(0, 1, 33), world=np.zeros((33, 3)))
+    back = view.body_back(body)
+    left, right = mp33_index("left_wrist"), mp33_index("right_wrist")
+    assert back.xy[left, 0] == 39 - right and back.xy[right, 0] == 39 - left  # mirrored in x, sides swapped
+    assert back.visibility[left] == pytest.approx(body.visibility[right])
+    assert back.xy[mp33_index("nose"), 0] == 39 - mp33_index("nose")
+    assert sorted(MEDIAPIPE33_NAMES) == sorted(MEDIAPIPE33_NAMES[i] for i in range(33))
+
+
+@needs_lsp
+@pytest.mark.parametrize("name", ["im00038.jpg", "im00065.jpg"])
+def test_second_look_finds_the_athlete_where_the_first_found_nobody(name):
+    """On these lspet_dev photos the plain search finds nobody; a second look finds the labelled
+    athlete: at least 10 of the labelled limb joints within 0.2 torso lengths of the labels."""
+    d = np.load(LSP / "joints.npz")
+    joints = d["joints"][[str(n) for n in d["image_names"]].index(name)]
+    image = load_image(LSP / "images" / name).rgb
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, second_look=False)) as plain:
+        assert plain.detect(image).people == []
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False)) as be:
+        people = be.detect(image).people
+    assert len(people) == 1
+    labelled = joints[:12, 2] > 0
+    torso = np.linalg.norm(joints[9, :2] - joints[2, :2])
+    err = np.linalg.norm(people[0].body.xy[LSP12] - joints[:12, :2], axis=1)[labelled]
+    assert (err < 0.2 * torso).sum() >= min(10, labelled.sum())
