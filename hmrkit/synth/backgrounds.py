@@ -182,13 +182,12 @@ def build_background_bank(sources: list[Path], settings: CleaningSettings = Clea
             meta_path, image_path = folder / f"{key}.json", folder / f"{key}.png"
             meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
             if meta is None or (meta["kept"] and not image_path.exists()):
-                rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) \
-                    if data else None
-                if rgb is None or min(rgb.shape[:2]) < settings.min_side:
+                bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+                if bgr is None or min(bgr.shape[:2]) < settings.min_side:
                     meta = {"kept": False, "why": "unreadable or too small"}
                 else:
                     remover = remover or PersonRemover(settings)
-                    result = remover.clean(rgb, Path(path).name)
+                    result = remover.clean(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), Path(path).name)
                     why = "" if result.kept else ("person still found" if result.person_left else f"ssim {result.ssim:.2f}")
                     meta = {"kept": result.kept, "why": why, "ssim": result.ssim, "mask_fraction": result.mask_fraction}
                     if result.kept:
