@@ -79,3 +79,37 @@ def without_absent_parts(person: PersonDetection, status: LimbStatus) -> PersonD
     hand_gone = removed_keypoints(tuple(f"{side}_hand:wrist" for side in person.hands), status)
     hands = {side: hand for (side, hand), gone in zip(person.hands.items(), hand_gone) if not gone}
     return replace(person, body=body, hands=hands)
+
+
+class LimbProbabilities(Protocol):
+    """A classifier that also gives its class probabilities and its decision rule (BPAC-Net)."""
+
+    def probabilities(self, rgb: np.ndarray, people: list[PersonDetection]) -> np.ndarray: ...  # (N, 4, 4)
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray: ...  # (N, 4, 4) -> (N, 4) classes
+
+
+class TrackedLimbs:
+    """Video: a person's limbs do not change between frames, but one frame's view may mislead the
+    classifier. Each track's class probabilities are averaged over its frames so far (a running
+    mean, so the evidence of every frame counts alike) and the decision is made on the average:
+    a limb does not flicker in and out of the mesh. People without a track are decided alone."""
+
+    def __init__(self, classifier: LimbProbabilities, source: str = "bpac"):
+        self.classifier = classifier
+        self.source = source
+        self.sums: dict[int, tuple[np.ndarray, int]] = {}
+
+    def classify(self, rgb: np.ndarray, people: list[PersonDetection]) -> list[LimbStatus]:
+        probabilities = self.classifier.probabilities(rgb, people)
+        out = []
+        for person, p in zip(people, probabilities):
+            if np.isnan(p).any():
+                out.append(LimbStatus.intact())
+                continue
+            if person.track_id is not None:
+                total, frames = self.sums.get(person.track_id, (np.zeros_like(p), 0))
+                self.sums[person.track_id] = (total + p, frames + 1)
+                p = (total + p) / (frames + 1)
+            out.append(LimbStatus.from_classes(self.classifier.decide(p[None])[0], p, source=self.source))
+        return out

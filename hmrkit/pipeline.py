@@ -32,7 +32,7 @@ from hmrkit.perception.backend import PerceptionBackend
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
 from hmrkit.perception.types import Perception, PersonDetection
 from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
-from hmrkit.limb_stage import LimbChoice, PeopleWithLimbs, decide_limbs
+from hmrkit.limb_stage import LimbChoice, PeopleWithLimbs, TrackedLimbs, decide_limbs
 from hmrkit.results import HandResult, ImageResult, PersonResult
 
 
@@ -134,7 +134,11 @@ class Pipeline:
         self.hand_solver = HandSolver(refine=self.config.hand_refine_iterations > 0, iterations=self.config.hand_refine_iterations)
         if self.config.intrinsics is not None and self.config.fov_degrees is not None:
             raise ValueError("give the camera's intrinsics or its field of view, not both")
-        self.limbs = LimbChoice(self.config.limbs) if self.config.limbs is not None else LimbChoice(classifier=_load_bpac())
+        if self.config.limbs is not None:
+            self.limbs = LimbChoice(self.config.limbs)
+        else:  # in videos each track's limbs are decided on all its frames so far
+            bpac = _load_bpac()
+            self.limbs = LimbChoice(classifier=TrackedLimbs(bpac) if video else bpac)
 
     def close(self) -> None:
         self.backend.close()

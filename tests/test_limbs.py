@@ -10,7 +10,7 @@ import torch
 from hmrkit.body.amputation import LIMB_LOSSES, collapse_scales
 from hmrkit.body.conventions import BODY_OUTPUT, MEDIAPIPE33
 from hmrkit.body.limbs import LIMBS, LimbStatus, class_names, parse_limbs, removed_keypoints
-from hmrkit.limb_stage import LimbChoice, decide_limbs, without_absent_parts
+from hmrkit.limb_stage import LimbChoice, TrackedLimbs, decide_limbs, without_absent_parts
 from hmrkit.perception.types import BodyLandmarks, HandLandmarks, PersonDetection
 
 from conftest import ROOT
@@ -169,3 +169,34 @@ def test_cli_refuses_a_bad_limb_statement_in_one_line(text, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hmrkit: error: --limbs:")
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+class _FixedProbabilities:
+    """Class probabilities handed out frame by frame (the classifier's role), BPAC's decision rule."""
+
+    def __init__(self, frames):
+        self.frames = iter(frames)
+
+    def probabilities(self, rgb, people):
+        return next(self.frames)
+
+    def decide(self, probabilities):
+        absent = probabilities[..., 0] < 0.5
+        return np.where(absent, 1 + probabilities[..., 1:].argmax(-1), 0)
+
+
+def test_video_tracks_decide_on_the_average_of_their_frames():
+    present = np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (4, 1))
+    cut_leg = present.copy()
+    cut_leg[2] = (0.1, 0.1, 0.7, 0.1)  # left leg: lower_leg
+    tracked = replace(_person(False), track_id=3)
+    untracked = _person(False)
+    frames = [np.stack([present, present]), np.stack([present, present]), np.stack([cut_leg, cut_leg])]
+    limbs = TrackedLimbs(_FixedProbabilities(frames))
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    for _ in range(2):
+        assert not any(s.any_absent for s in limbs.classify(rgb, [tracked, untracked]))
+    track, alone = limbs.classify(rgb, [tracked, untracked])
+    assert not track.any_absent  # one odd frame among three: P(present) of the mean is 0.7
+    assert alone.state("left_leg").level == "lower_leg" and alone.source == "bpac"
+    np.testing.assert_allclose(track.state("left_leg").probabilities["present"], (1 + 1 + 0.1) / 3)
