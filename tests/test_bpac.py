@@ -268,15 +268,15 @@ def test_trainer_rejects_a_missing_set_in_one_line(capsys, tmp_path):
     assert len(err) == 1 and "not a synthetic set" in err[0]
 
 
-def _tiny_a3d(root, count: int = 12) -> None:
+def _tiny_a3d(root, count: int = 12, start: int = 0) -> None:
     """A stand-in synthetic set in the on-disk format: noise pictures, random landmarks and labels."""
     import cv2
 
     from hmrkit.synth.dataset import SynthManifest, SynthPerson, image_path, label_path, save_person, write_manifest
 
-    rng = np.random.default_rng(8)
+    rng = np.random.default_rng(8 + start)
     write_manifest(root, SynthManifest("a3d", 0, count, (160, 120), {}))
-    for i in range(count):
+    for i in range(start, count):
         path = image_path(root, i)
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), rng.integers(0, 256, (160, 120, 3), dtype=np.uint8))
@@ -288,6 +288,23 @@ def _tiny_a3d(root, count: int = 12) -> None:
             rotations=np.tile(np.eye(3, dtype=np.float32), (2, 1, 1)), shape=np.zeros(3, np.float32),
             translation=np.zeros(3, np.float32), keypoints2d=np.zeros((5, 2), np.float32),
             keypoints3d=np.zeros((5, 3), np.float32), keypoints_absent=np.zeros(5, bool), landmarks=landmarks))
+
+
+def test_growing_set_adds_finished_samples_to_both_slices(tmp_path):
+    from hmrkit.train.bpac import BpacTrainConfig, grow, prepare_a3d
+
+    root = tmp_path / "a3d"
+    _tiny_a3d(root, 8)
+    config = BpacConfig(crop_size=32)
+    first, index = prepare_a3d(root, config)
+    assert index.tolist() == [0, 1, 2, 4, 5, 6, 7]  # 3: MediaPipe found nobody
+    data = {"train": first, "val_synth": first.take(np.zeros(len(first), bool))}
+    cfg = BpacTrainConfig(a3d=str(root), max_a3d=19)
+    assert grow(cfg, config, data, 7) == 7  # nothing new
+    _tiny_a3d(root, 22, start=8)  # the generator went on to 21
+    assert grow(cfg, config, data, 7) == 17  # up to 17: the newest one read (18 here) is left for the next call, it may be half written
+    assert len(data["train"]) == 7 + 9 and len(data["val_synth"]) == 1  # sample 9 is held out (index % 10 == 9)
+    assert grow(cfg, config, data, 17) == 17
 
 
 @pytest.mark.slow

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from hmrkit.body.limbs import LIMBS
+from hmrkit.errors import HmrkitError
 from hmrkit.geometry.crops import CropBox
 from hmrkit.models.bpac_net import (
     NUM_CLASSES,
@@ -80,6 +81,7 @@ class BpacTrainConfig:
     threads: int = 1
     val_every: int = 100
     checkpoint_every: int = 100
+    grow_every: int = 0  # every N steps, add the samples the generator finished since (a set still being made; 0: never)
     max_a3d: int = 0  # use only the set's samples with index < N (0: all; benchmarks/bench_bpac.py --a3d-from N tests on the rest)
     data: str = str(DATA)  # the development data (lspet_dev, demo_images)
     run_dir: str = ""  # default: <cache>/train/bpac
@@ -204,16 +206,21 @@ def prepare_a3d(root: Path, config: BpacConfig, stop: int = 0, log=print, start:
 
     read_manifest(root)
     indices = [i for i in completed(root) if i >= start and (not stop or i < stop)]
-    if not indices:
+    if not indices and not start:
         raise ValueError(f"{root}: no complete samples")
     crops, xys, vis, labels, kept = [], [], [], [], []
     start = time.perf_counter()
     for n, i in enumerate(indices):
-        person = load_person(label_path(root, i))
+        try:  # a sample the generator is still writing reads as damaged: left out
+            person = load_person(label_path(root, i))
+            rgb = load_image(image_path(root, i)).rgb
+        except (ValueError, HmrkitError) as error:
+            log(f"skipped sample {i}: {error}")
+            continue
         lm = np.asarray(person.landmarks, np.float32)
         if not np.isfinite(lm[:, :2]).all():
             continue
-        crop, xy = prepare_person(load_image(image_path(root, i)).rgb, lm[:, :2], config)
+        crop, xy = prepare_person(rgb, lm[:, :2], config)
         crops.append(crop)
         xys.append(xy)
         vis.append(lm[:, 2])
@@ -221,9 +228,12 @@ def prepare_a3d(root: Path, config: BpacConfig, stop: int = 0, log=print, start:
         kept.append(i)
         if (n + 1) % 1000 == 0:
             log(f"{root}: {n + 1}/{len(indices)} samples cut, {time.perf_counter() - start:.0f} s")
-    samples = Samples(np.stack(crops), np.stack(xys), np.stack(vis).astype(np.float32), np.stack(labels),
-                      np.zeros(len(kept), bool))
-    return samples, np.array(kept)
+    size = int(round(config.crop_size * ROOM))
+    samples = Samples(np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8),
+                      np.stack(xys) if xys else np.zeros((0, NUM_LANDMARKS, 2), np.float32),
+                      np.stack(vis).astype(np.float32) if vis else np.zeros((0, NUM_LANDMARKS), np.float32),
+                      np.stack(labels) if labels else np.zeros((0, len(LIMBS)), np.int64), np.zeros(len(kept), bool))
+    return samples, np.array(kept, np.int64)
 
 
 def prepare_real(people: Detections, config: BpacConfig) -> Samples:
@@ -414,6 +424,20 @@ def load_data(cfg: BpacTrainConfig, config: BpacConfig, run: Path, log=print) ->
             "val_synth": a3d.take(held_synth), "val_real": real.take(held_real)}
 
 
+def grow(cfg: BpacTrainConfig, config: BpacConfig, data: dict[str, Samples], seen: int, log=print) -> int:
+    """Add the set's samples completed after index ``seen`` (except the newest, which may still be
+    being written) to the training and held-out slices; returns the highest index now read."""
+    done = [i for i in completed(Path(cfg.a3d)) if i > seen and (not cfg.max_a3d or i < cfg.max_a3d)]
+    if len(done) < 2:
+        return seen
+    new, index = prepare_a3d(Path(cfg.a3d), config, done[-1], log, start=seen + 1)
+    held = index % 10 == 9
+    data["train"] = Samples.concat([data["train"], new.take(~held)])
+    data["val_synth"] = Samples.concat([data["val_synth"], new.take(held)])
+    log(f"added {len(new)} synthetic people (samples {seen + 1}-{done[-1] - 1})")
+    return done[-1] - 1
+
+
 def train(cfg: BpacTrainConfig, log=print) -> dict:
     from hmrkit.train.hkmr import load_checkpoint, save_checkpoint
 
@@ -425,6 +449,7 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     config = BpacConfig(crop_size=cfg.crop_size)
     data = load_data(cfg, config, run, log)
+    seen = int(np.load(run / "prepared_a3d_index.npy").max(initial=-1))
     train_set = data["train"]
     real_index, synth_index = np.flatnonzero(train_set.real), np.flatnonzero(~train_set.real)
     log(f"training people: {len(synth_index)} synthetic, {len(real_index)} real; held out: "
@@ -445,6 +470,11 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
     window, window_steps = 0.0, 0
     n_real = int(round(cfg.batch_size * cfg.real_fraction)) if len(real_index) else 0
     while step < cfg.steps:
+        if cfg.grow_every and step % cfg.grow_every == 0 and step:
+            seen = grow(cfg, config, data, seen, log)
+            train_set = data["train"]
+            synth_index = np.flatnonzero(~train_set.real)
+            real_index = np.flatnonzero(train_set.real)
         net.train()
         rng = np.random.default_rng(cfg.seed * 1_000_003 + step)
         pick = np.concatenate([rng.choice(real_index, n_real), rng.choice(synth_index, cfg.batch_size - n_real)])
@@ -485,7 +515,7 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
         "net": asdict(config), "parameters": sum(p.numel() for p in net.parameters()),
         "people": {"train_synthetic": len(synth_index), "train_real": len(real_index),
                    "held_out_synthetic": len(data["val_synth"]), "held_out_real": len(data["val_real"])},
-        "threshold": threshold,
+        "threshold": threshold, "a3d_last_index": seen,
         "held_out_synthetic": scores(probs_synth, data["val_synth"].labels, thresholds),
         "held_out_real": scores(probs_real, data["val_real"].labels, thresholds),
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, {cfg.threads} thread(s), "
