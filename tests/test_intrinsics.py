@@ -223,5 +223,6 @@ def test_downscaling_leaves_the_user_camera_result_in_place():
     assert full.camera_source == half.camera_source == "user"
     assert half.camera == pytest.approx({"fx": 700.0, "fy": 700.0, "cx": 230.0, "cy": 280.0})
     a, b = full.people[0], half.people[0]
-    assert np.abs(a.joints2d - b.joints2d).mean() < 6.0  # pixels of the 512 px original
+    inside = ((a.joints2d >= 0) & (a.joints2d < 512)).all(1)  # the legs leave the picture: MediaPipe guesses them
+    assert inside.sum() > 10 and np.abs(a.joints2d - b.joints2d)[inside].mean() < 6.0  # pixels of the 512 px original
     assert np.linalg.norm(a.translation - b.translation) < 0.15 * a.translation[2]
