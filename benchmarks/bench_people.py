@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -241,6 +242,8 @@ def main() -> None:
     ap.add_argument("--lsp", type=int, default=200, help="how many lspet_dev photos (from the first)")
     ap.add_argument("--sections", default="hands,groups,lsp")
     ap.add_argument("--code", default="", help="what code this measures (e.g. a commit), for the results")
+    ap.add_argument("--face-detector", action="store_true",
+                    help="perception with MediaPipeConfig(face_detector=True): the person detector under faces the pose window misses")
     ap.add_argument("--repeats", type=int, default=3, help="speed: alternating runs of each configuration")
     ap.add_argument("--frames", type=int, default=61, help="speed: video frames read (the first one warms up)")
     args = ap.parse_args()
@@ -248,9 +251,13 @@ def main() -> None:
     sections = args.sections.split(",")
     payload: dict = {"name": args.name, "code": args.code or "working tree",
                      "command": f"python benchmarks/bench_people.py --name {args.name} --lsp {args.lsp} --sections {args.sections}"
-                     + (f" --repeats {args.repeats} --frames {args.frames}" if "speed" in sections else ""),
+                     + (f" --repeats {args.repeats} --frames {args.frames}" if "speed" in sections else "")
+                     + (" --face-detector" if args.face_detector else ""),
                      "skipped": []}
     pipeline = Pipeline(PipelineConfig(with_vertices=False)) if set(sections) - {"speed"} else None
+    if pipeline is not None and args.face_detector:  # the pipeline's own backend, with the one setting changed
+        pipeline.backend.close()
+        pipeline.backend = MediaPipeBackend(replace(pipeline.backend.config, face_detector=True))
     need = {"hands": DATA / "hands_ge2019_dev", "groups": DATA / "demo_images", "lsp": DATA / "lspet_dev",
             "speed": DATA / "demo_images"}
     for key in sections:

@@ -52,3 +52,22 @@ def test_detector_finds_several_people_in_one_window_and_landmarks_follow_each_r
         assert (gaps > 30).sum() >= len(gaps) - 1  # the same person twice: one pair at most
     finally:
         detector.close()
+
+
+@needs_demo
+@pytest.mark.slow
+def test_face_detector_adds_people_the_pose_windows_miss():
+    """pexels-photo-3556662 (nine children in a row): with the person detector under the faces the
+    pose windows miss, more children are found, each a different one (noses apart)."""
+    from hmrkit.perception import MediaPipeBackend, MediaPipeConfig, mp33_index
+
+    image = load_image(DEMO / "pexels-photo-3556662.jpeg").rgb
+    counts = {}
+    for on in (False, True):
+        with MediaPipeBackend(MediaPipeConfig(hands=False, face_detector=on)) as be:
+            bodies = [p.body for p in be.detect(image).people if p.body is not None]
+        counts[on] = len(bodies)
+        noses = np.array([b.xy[mp33_index("nose")] for b in bodies])
+        gaps = np.linalg.norm(noses[:, None] - noses[None], axis=-1)[np.triu_indices(len(noses), 1)]
+        assert (gaps > 50).all()
+    assert counts[True] > counts[False]

@@ -460,6 +460,7 @@ class MediaPipeBackend:
         if len(people) >= self.config.max_people:
             return found
         short = min(w, h)
+        missed: list[Box] = []  # faces the pose window found nobody on
         for level in range(self.config.face_levels):
             side = short // (2**level)
             if side < _MIN_FACE_TILE:
@@ -472,16 +473,29 @@ class MediaPipeBackend:
                 if _explained(face, people + found):
                     continue
                 person = self._person_under_face(canvas, face)
-                if person is None and self.config.face_detector:
-                    person = self._person_at_face(canvas, face)
                 if person is not None and not _repeats(person, people + found):
                     found.append(person)
                     if tell is not None:
                         tell(person)
                     canvas.paint(person.box)
                     new += 1
+                elif person is None:
+                    missed.append(face)
             if new == 0:
                 break
+        # last, the person detector under the faces still unexplained: its landmarks follow the
+        # ROI it is given, so nothing is painted over for it (painting its people's boxes would
+        # hide neighbours from the pose windows above, which is why it comes after them)
+        for face in missed if self.config.face_detector else []:
+            if len(people) + len(found) >= self.config.max_people:
+                break
+            if _explained(face, people + found):
+                continue
+            person = self._person_at_face(canvas, face)
+            if person is not None and not _repeats(person, people + found):
+                found.append(person)
+                if tell is not None:
+                    tell(person)
         return found
 
     def _person_at_face(self, canvas: _Canvas, face: Box) -> PersonDetection | None:
