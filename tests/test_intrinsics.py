@@ -226,3 +226,23 @@ def test_downscaling_leaves_the_user_camera_result_in_place():
     inside = ((a.joints2d >= 0) & (a.joints2d < 512)).all(1)  # the legs leave the picture: MediaPipe guesses them
     assert inside.sum() > 10 and np.abs(a.joints2d - b.joints2d)[inside].mean() < 6.0  # pixels of the 512 px original
     assert np.linalg.norm(a.translation - b.translation) < 0.15 * a.translation[2]
+
+
+@pytest.mark.slow
+def test_video_frames_use_the_user_intrinsics(tmp_path):
+    """Videos have no EXIF: the user's intrinsics hold for every frame, and each frame's joints3d
+    project with them onto its joints2d."""
+    from conftest import assert_joints3d_project_onto_joints2d, shared_data
+
+    from hmrkit.video import run_video
+    from hmrkit.writers import OutputOptions
+
+    video = shared_data("demo_images", "sample_video.mp4")
+    config = PipelineConfig(intrinsics=CameraIntrinsics(1100.0, 1050.0, 600.0, 380.0))
+    assert run_video(video, tmp_path, "clip", config, OutputOptions(mesh_format=None, npz=False), max_frames=2) == 2
+    for frame in sorted((tmp_path / "clip").glob("*.json")):
+        data = json.loads(frame.read_text())
+        assert data["camera"] == {"fx": 1100.0, "fy": 1050.0, "cx": 600.0, "cy": 380.0, "source": "user"}
+        assert data["people"]
+        for person in data["people"]:
+            assert_joints3d_project_onto_joints2d(data, person, atol=0.3)
