@@ -67,8 +67,8 @@ def build_regressor(spec: RegressorSpec) -> BodyRegressor:
 
 
 def save_regressor(regressor: BodyRegressor, spec: RegressorSpec, path: str | Path, extra: dict[str, str] | None = None) -> Path:
-    """Write the weights as safetensors; the spec (and ``extra`` notes) go in the metadata."""
-    from safetensors.torch import save_file
+    """Write the weights as safetensors with their content digest; the spec (and ``extra`` notes) go in the metadata."""
+    from hmrkit.io.integrity import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

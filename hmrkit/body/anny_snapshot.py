@@ -6,8 +6,9 @@ a temporary cache, keeps what the forward needs as float32 in one ``safetensors`
 hmrkit's cache directory (see :func:`hmrkit.paths.cache_dir`), and deletes the rest.
 
 The snapshot is written atomically (temporary file + ``os.replace``), so concurrent processes
-never see a partial file; a file that is truncated, corrupt, or from another format or Anny
-version is detected on load and rebuilt.
+never see a partial file. It carries a SHA-256 of its content (:mod:`hmrkit.io.integrity`):
+a file that is truncated, damaged anywhere (also inside a tensor), without a digest, or from
+another format or Anny version is detected on load and rebuilt (announced on stderr).
 
 Frames: Anny is z-up with the body facing -y. The snapshot is stored in hmrkit's canonical
 body frame, SMPL's: x to the body's left, y up, z forward (``CANONICAL_FROM_ANNY``).
@@ -16,7 +17,6 @@ body frame, SMPL's: x to the body's left, y up, z forward (``CANONICAL_FROM_ANNY
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from hmrkit.errors import ModelAssetError
+from hmrkit.io.integrity import load_verified, save_file
 from hmrkit.paths import cache_dir
 
 FORMAT_VERSION = "1"
@@ -118,7 +117,7 @@ def build_anny_data() -> AnnyData:
 
 
 def save_snapshot(data: AnnyData, path: Path) -> None:
-    """Write atomically: a reader sees either no file or a whole one."""
+    """Write atomically, with the content digest: a reader sees either no file or a whole one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         "format": FORMAT_VERSION,
@@ -133,26 +132,15 @@ def save_snapshot(data: AnnyData, path: Path) -> None:
         ),
         "shapes": json.dumps({k: list(v.shape) for k, v in data.tensors.items()}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(data.tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_file(data.tensors, path, metadata=metadata)
 
 
 def read_snapshot(path: Path) -> AnnyData:
     """Load and validate a snapshot; raise :class:`ModelAssetError` if it is not a whole, current one."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise ModelAssetError(f"Anny snapshot {path} is unreadable ({error})") from None
+    try:  # the content digest first: damage inside a tensor passes every structural check below
+        tensors, metadata = load_verified(path, require=True)
+    except ModelAssetError as error:
+        raise ModelAssetError(f"Anny snapshot unreadable: {error}") from None
     if metadata.get("format") != FORMAT_VERSION or metadata.get("anny_version") != ANNY_VERSION:
         raise ModelAssetError(f"Anny snapshot {path} is from another hmrkit or Anny version")
     try:

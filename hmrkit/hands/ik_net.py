@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from hmrkit.errors import ModelAssetError
+from hmrkit.io.integrity import save_file  # safetensors + content digest
 from hmrkit.weights_file import read_weights
 from hmrkit.hands.biomech import ANGLE_NAMES, NUM_ANGLES, squash
 from hmrkit.hands.hand_model import (

@@ -130,8 +130,8 @@ def reconstruction_error(predicted: torch.Tensor, target: torch.Tensor) -> torch
 
 
 def save_pose_prior(model: PosePrior, path: str | Path, extra: dict[str, str] | None = None) -> Path:
-    """Write ``model`` as safetensors; its config travels in the file's metadata."""
-    from safetensors.torch import save_file
+    """Write ``model`` as safetensors with its content digest; its config travels in the file's metadata."""
+    from hmrkit.io.integrity import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
