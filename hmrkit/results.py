@@ -15,7 +15,7 @@ import torch
 from hmrkit.body.limbs import LimbStatus
 
 SCHEMA = "hmrkit.result"
-SCHEMA_VERSION = "1.3"  # 1.1: bone_scales; 1.2: estimator; 1.3: camera.source
+SCHEMA_VERSION = "1.3"  # 1.1: bone_scales; 1.2: estimator; 1.3: camera.source, limbs, limbs_source
 
 
 @dataclass
