@@ -38,7 +38,12 @@ How it works and why:
   the body search goes on), and the bodies found are screened on whole-body evidence
   (``plausibility``): a "body" that is a hand seen close becomes that hand, reported alone; a
   body too small to be resolved goes. The screening never looks at one limb's landmarks alone.
+- Second look (photos): when nobody at all was found, the pose model runs again on the photo
+  padded, mirrored and turned (``hmrkit.perception.views``), for people cut by the border, upside
+  down or lying.
 - No silent cap: ``max_people`` is high by default, and the result says when it was reached.
+- What was measured (benchmarks/results/people_before.md, people_after.md): the hand close-ups,
+  the group photos against a manual count, and the first 200 lspet_dev photos, through the pipeline.
 """
 
 from __future__ import annotations
