@@ -83,8 +83,8 @@ def test_bank_caches_outcomes_and_rejects_bad_files(tmp_path):
     sources = [photo, tmp_path / "tiny.png", tmp_path / "broken.jpg"]
     first = build_background_bank(sources, cache=tmp_path / "cache")
     assert first.names == ["zidane.jpg"] and set(first.rejected) == {"tiny.png", "broken.jpg"}
-    cached = list((tmp_path / "cache" / CleaningSettings().key()).glob("*.png"))
-    assert len(cached) == 1
+    folder = tmp_path / "cache" / CleaningSettings().key()
+    assert len(list(folder.glob("*_hole.png"))) == 1 and len(list(folder.glob("*.png"))) == 2  # image + its hole map
     start = time.perf_counter()
     second = build_background_bank(sources, cache=tmp_path / "cache")
     assert time.perf_counter() - start < 1.0  # read back, not cleaned again
@@ -96,3 +96,20 @@ def test_random_crop_size_and_determinism():
     a = random_crop(image, (128, 96), np.random.default_rng(5))
     b = random_crop(image, (128, 96), np.random.default_rng(5))
     assert a.shape == (128, 96, 3) and np.array_equal(a, b)
+
+
+def test_crop_shows_less_inpainting_than_a_blind_crop():
+    """A background inpainted on its left half: the chosen crops show less of it than blind ones,
+    and a person standing over it hides what remains."""
+    from hmrkit.synth.backgrounds import HOLE_CELL
+
+    image = np.zeros((240, 480, 3), np.uint8)
+    image[:, :240] = 255  # the "inpainted" half is white
+    hole = np.zeros((240 // HOLE_CELL, 480 // HOLE_CELL), np.float32)
+    hole[:, : 240 // HOLE_CELL] = 1
+    blind = [random_crop(image, (64, 64), np.random.default_rng(i)).mean() / 255 for i in range(40)]
+    chosen = [random_crop(image, (64, 64), np.random.default_rng(i), hole).mean() / 255 for i in range(40)]
+    assert np.mean(chosen) < 0.5 * np.mean(blind)
+    person = np.array([0, 0, 31, 63], float)  # the left half of the output is covered by a person
+    covered = [random_crop(image, (64, 64), np.random.default_rng(i), hole, person)[:, 32:].mean() / 255 for i in range(40)]
+    assert np.mean(covered) <= np.mean(chosen) + 0.05

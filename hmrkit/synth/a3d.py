@@ -56,6 +56,8 @@ class A3DSettings:
     adult_share: float = 0.85
     supersample: int = 2
     fitted_poses: bool = True  # build/use the pose bank of fits
+    max_background_hole: float = 0.5  # backgrounds with more inpainted are left out
+    crop_candidates: int = 12  # background crops tried; the one showing the least inpainting is taken
     data_root: str = ""  # "" : $HMRKIT_DATA_DIR or ../shared/data
     cache: str = ""  # cleaned backgrounds and the pose bank; "" : hmrkit's cache folder
     camera: CameraSettings = CameraSettings()
@@ -115,7 +117,8 @@ class A3DGenerator:
         sources = training_photo_sources(root)
         log(f"backgrounds: cleaning or reading {len(sources)} photos (cached after the first run)")
         self.backgrounds: BackgroundBank = build_background_bank(
-            sources, cache=None if cache is None else cache / "backgrounds", progress=_every(50, log, "backgrounds"))
+            sources, cache=None if cache is None else cache / "backgrounds", progress=_every(50, log, "backgrounds"),
+            max_hole=settings.max_background_hole)
         if not len(self.backgrounds):
             raise RuntimeError("no background passed the quality checks")
         log(f"backgrounds: {len(self.backgrounds)} kept, {len(self.backgrounds.rejected)} rejected")
@@ -174,10 +177,10 @@ class A3DGenerator:
 
         colours = vertex_colours(self.regions, random_outfit(rng))
         layer = render_person(vertices, self.faces, colours, placement.intrinsics, s.size, random_light(rng), s.supersample)
-        b = int(rng.integers(len(self.backgrounds)))
-        background = random_crop(self.backgrounds.images[b], s.size, rng)
-        image = composite(background, layer, rng)
         box = visible_box(layer.alpha)
+        b = int(rng.integers(len(self.backgrounds)))
+        background = random_crop(self.backgrounds.images[b], s.size, rng, self.backgrounds.holes[b], box, s.crop_candidates)
+        image = composite(background, layer, rng)
         person = dataset.SynthPerson(
             limb_classes=classes,
             box=box,

@@ -28,6 +28,7 @@ import numpy as np
 from hmrkit.paths import cache_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+HOLE_CELL = 8  # pixels per cell of a background's map of inpainted pixels
 
 
 @dataclass(frozen=True)
@@ -161,18 +162,21 @@ class BackgroundBank:
     images: list[np.ndarray]
     names: list[str]
     rejected: dict[str, str]  # source name -> why
+    holes: list[np.ndarray]  # (h, w) float32 share of inpainted pixels per HOLE_CELL x HOLE_CELL cell
 
     def __len__(self) -> int:
         return len(self.images)
 
 
 def build_background_bank(sources: list[Path], settings: CleaningSettings = CleaningSettings(),
-                          cache: Path | None = None, progress=None) -> BackgroundBank:
-    """Clean every source (or read its cached outcome); returns the kept ones."""
+                          cache: Path | None = None, progress=None, max_hole: float = 1.0) -> BackgroundBank:
+    """Clean every source (or read its cached outcome); returns the kept ones. ``max_hole``:
+    also reject backgrounds with more than this share inpainted (mostly smear even when the SSIM
+    check passes)."""
     folder = Path(cache or cache_dir() / "synth" / "backgrounds") / settings.key()
     folder.mkdir(parents=True, exist_ok=True)
     remover: PersonRemover | None = None
-    images, names, rejected = [], [], {}
+    images, names, rejected, holes = [], [], {}, []
     try:
         for n, path in enumerate(sources):
             if progress is not None:
@@ -193,27 +197,65 @@ def build_background_bank(sources: list[Path], settings: CleaningSettings = Clea
                     if result.kept:
                         cv2.imwrite(str(image_path), cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR))
                 meta_path.write_text(json.dumps(meta))
-            if meta["kept"]:
-                images.append(read_rgb(image_path))
+            if meta["kept"] and meta["mask_fraction"] > max_hole:
+                rejected[Path(path).name] = f"{100 * meta['mask_fraction']:.0f} % inpainted"
+            elif meta["kept"]:
+                image = read_rgb(image_path)
+                hole_path = folder / f"{key}_hole.png"
+                if not hole_path.exists():  # the inpainted pixels: those that differ from the downscaled photo
+                    original = downscale(cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR),
+                                                      cv2.COLOR_BGR2RGB), settings.max_side)
+                    cells = cv2.resize((original != image).any(-1).astype(np.float32), None, fx=1 / HOLE_CELL,
+                                       fy=1 / HOLE_CELL, interpolation=cv2.INTER_AREA)
+                    cv2.imwrite(str(hole_path), (cells * 255 + 0.5).astype(np.uint8))
+                images.append(image)
                 names.append(Path(path).name)
+                holes.append(cv2.imread(str(hole_path), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255)
             else:
                 rejected[Path(path).name] = meta["why"]
     finally:
         if remover is not None:
             remover.close()
-    return BackgroundBank(images, names, rejected)
+    return BackgroundBank(images, names, rejected, holes)
 
 
-def random_crop(image: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A random crop of ``image`` with the aspect of ``size`` = (H, W), 50-100 % of the largest
-    such crop, randomly mirrored, resized to ``size``."""
+
+
+def random_crop(image: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
+                hole: np.ndarray | None = None, person: np.ndarray | None = None, candidates: int = 12) -> np.ndarray:
+    """A crop of ``image`` with the aspect of ``size`` = (H, W), 40-100 % of the largest such crop,
+    randomly mirrored, resized to ``size``. With ``hole`` (the bank's map of inpainted cells) the
+    least smeared of ``candidates`` random crops is taken: the one showing the fewest inpainted
+    pixels outside ``person`` (its box in the output, which hides what lies under it)."""
     h, w = image.shape[:2]
     out_h, out_w = size
-    scale = min(h / out_h, w / out_w) * rng.uniform(0.5, 1.0)
-    ch, cw = max(8, int(out_h * scale)), max(8, int(out_w * scale))
-    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    largest = min(h / out_h, w / out_w)
+    mirror = rng.random() < 0.5
+    n = candidates if hole is not None else 1
+    scales = largest * rng.uniform(0.4, 1.0, n)
+    ch, cw = np.maximum(8, (out_h * scales).astype(int)), np.maximum(8, (out_w * scales).astype(int))
+    y0s, x0s = (rng.random(n) * (h - ch + 1)).astype(int), (rng.random(n) * (w - cw + 1)).astype(int)
+    best = 0
+    if hole is not None:
+        table = np.pad(hole, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # summed-area table of the cells
+
+        def cells(x0, y0, x1, y1):  # inpainted share summed over a pixel box (cells it covers)
+            c = np.clip(np.array([x0, x1]) / HOLE_CELL, 0, hole.shape[1]).round().astype(int)
+            r = np.clip(np.array([y0, y1]) / HOLE_CELL, 0, hole.shape[0]).round().astype(int)
+            return table[r[1], c[1]] - table[r[0], c[1]] - table[r[1], c[0]] + table[r[0], c[0]]
+
+        smear = np.zeros(n)
+        for k in range(n):
+            fx, fy = cw[k] / out_w, ch[k] / out_h
+            smear[k] = cells(x0s[k], y0s[k], x0s[k] + cw[k], y0s[k] + ch[k])
+            if person is not None and np.isfinite(person).all():
+                px0, px1 = (out_w - 1 - person[2], out_w - 1 - person[0]) if mirror else (person[0], person[2])
+                smear[k] -= cells(x0s[k] + px0 * fx, y0s[k] + person[1] * fy, x0s[k] + (px1 + 1) * fx, y0s[k] + (person[3] + 1) * fy)
+            smear[k] /= ch[k] * cw[k] / HOLE_CELL ** 2  # share of the crop
+        best = int(np.argmin(smear))
+    y0, x0, ch, cw = y0s[best], x0s[best], ch[best], cw[best]
     crop = image[y0:y0 + ch, x0:x0 + cw]
-    if rng.random() < 0.5:
+    if mirror:
         crop = crop[:, ::-1]
     interp = cv2.INTER_AREA if ch > out_h else cv2.INTER_LINEAR
     return cv2.resize(np.ascontiguousarray(crop), (out_w, out_h), interpolation=interp)
