@@ -17,6 +17,7 @@ from hmrkit.models.bpac_net import (
     FLIP_LANDMARKS,
     FLIP_LIMBS,
     BasicBlock,
+    BpacInput,
     BpacClassifier,
     BpacConfig,
     BpacNet,
@@ -44,16 +45,22 @@ def _landmarks(rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tenso
     return xy, vis
 
 
+def _random_input(b: int, size: int) -> BpacInput:
+    return BpacInput(torch.rand(b, 36, size, size), torch.rand(b, 33, 3) * 2 - 1)
+
+
 def test_shapes_and_feature_head():
     torch.manual_seed(0)
     net = BpacNet(SMALL).eval()
-    out = net(torch.rand(3, 36, 64, 64))
+    out = net(_random_input(3, 64))
     assert out.logits.shape == (3, len(LIMBS), 4)
     assert out.features.shape == (3, SMALL.feature_dim)
-    with pytest.raises(ValueError, match="BPAC-Net takes"):
-        net(torch.rand(3, 35, 64, 64))
+    with pytest.raises(ValueError, match="BPAC-Net takes images"):
+        net(BpacInput(torch.rand(3, 35, 64, 64), torch.rand(3, 33, 3)))
+    with pytest.raises(ValueError, match="BPAC-Net takes keypoints"):
+        net(BpacInput(torch.rand(3, 36, 64, 64), torch.rand(3, 33, 2)))
     s = BpacConfig().crop_size
-    assert BpacNet()(torch.rand(1, 36, s, s)).logits.shape == (1, 4, 4)
+    assert BpacNet()(_random_input(1, s)).logits.shape == (1, 4, 4)
 
 
 def test_cbam_ends_every_basic_block():
@@ -67,7 +74,7 @@ def test_cbam_ends_every_basic_block():
         hooks.append(block.cbam.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(("cbam", i), out)))
         hooks.append(block.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(("block", i), out)))
     with torch.no_grad():
-        net(torch.rand(2, 36, BpacConfig().crop_size, BpacConfig().crop_size))
+        net(_random_input(2, BpacConfig().crop_size))
     for h in hooks:
         h.remove()
     for i in range(len(blocks)):  # each block's output is its CBAM's output: attention is the block's last step
@@ -108,11 +115,14 @@ def test_net_input_weights_by_visibility_and_zeroes_missing_landmarks():
     xy = torch.full((1, 33, 2), 10.0)
     xy[0, 5] = float("nan")
     vis = torch.full((1, 33), 0.25)
-    x = net_input(crops, xy, vis, cfg)
+    inputs = net_input(crops, xy, vis, cfg)
+    x = inputs.image
     assert x.shape == (1, 36, 32, 32)
     assert torch.allclose(x[0, :3], crops[0].permute(2, 0, 1).float() / 255)
     assert float(x[0, 3 + 0, 10, 10]) == pytest.approx(0.25)  # the peak is the visibility
     assert float(x[0, 3 + 5].abs().max()) == 0.0  # not found: no heatmap
+    assert inputs.keypoints[0, 0].tolist() == pytest.approx([(2 * 10 + 1) / 32 - 1] * 2 + [0.25])  # pixel 10's centre
+    assert inputs.keypoints[0, 5].tolist() == [0.0, 0.0, 0.0]
 
 
 def test_flip_tables_swap_sides_by_name():
@@ -133,9 +143,13 @@ def test_mirror_is_the_flipped_input_with_sides_renamed_and_labels_swapped():
     m_rgb, m_xy, m_vis, m_labels = mirror(rgb, xy, vis, labels)
     # independently: flip the whole input picture (RGB and heatmaps) and give each heatmap channel
     # the name of its mirror image (the left wrist's spot is now where the right wrist is)
-    x = net_input(rgb, xy, vis, cfg).flip(-1)
+    original = net_input(rgb, xy, vis, cfg)
+    x = original.image.flip(-1)
     expected = x[:, [0, 1, 2] + [3 + FLIP_LANDMARKS[i] for i in range(33)]]
-    assert torch.allclose(net_input(m_rgb, m_xy, m_vis, cfg), expected, atol=1e-6)
+    mirrored = net_input(m_rgb, m_xy, m_vis, cfg)
+    assert torch.allclose(mirrored.image, expected, atol=1e-6)
+    expected_keypoints = original.keypoints[:, list(FLIP_LANDMARKS)] * torch.tensor([-1.0, 1.0, 1.0])
+    assert torch.allclose(mirrored.keypoints, expected_keypoints, atol=1e-6)
     assert m_labels.tolist() == [[0, 1, 0, 3], [2, 0, 1, 0]]
     assert torch.equal(mirror(*mirror(rgb, xy, vis, labels))[3], labels)
 
@@ -181,7 +195,8 @@ def test_augmentation_moves_landmarks_with_the_picture():
         xy[i, 15] = c
     samples = Samples(crops, xy, np.ones((6, 33), np.float32), np.tile(np.array([[1, 0, 2, 0]]), (6, 1)), np.zeros(6, bool))
     aug = Augmentation(landmark_noise=0.0, visibility=0.0, saturation=0.0, contrast=0.0, brightness=0.0)
-    x, labels = augment(samples, cfg, torch.Generator().manual_seed(5), aug)
+    inputs, labels = augment(samples, cfg, torch.Generator().manual_seed(5), aug)
+    x = inputs.image
     for i in range(6):
         flipped = labels[i].tolist() == [0, 1, 0, 2]
         assert flipped or labels[i].tolist() == [1, 0, 2, 0]
@@ -222,7 +237,7 @@ def test_weights_round_trip(tmp_path):
     loaded, thresholds, meta = load_bpac(path)
     assert loaded.config == SMALL and meta["steps"] == "3"
     assert thresholds.tolist() == [0.1, 0.2, 0.3, 0.4]
-    x = torch.rand(2, 36, 64, 64)
+    x = _random_input(2, 64)
     with torch.no_grad():
         assert torch.equal(net(x).logits, loaded(x).logits)
 
@@ -257,7 +272,7 @@ def test_bad_weights_through_the_command_are_one_line(tmp_path):
     code = ("import sys; from hmrkit.models.bpac_net import BpacClassifier; from hmrkit.errors import HmrkitError\n"
             "try:\n    BpacClassifier.load(sys.argv[1])\nexcept HmrkitError as e:\n    print(e, file=sys.stderr); sys.exit(1)")
     done = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "unreadable" in done.stderr
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "bad.safetensors" in done.stderr
 
 
 def test_trainer_rejects_a_missing_set_in_one_line(capsys, tmp_path):

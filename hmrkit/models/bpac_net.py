@@ -61,6 +61,7 @@ class BpacConfig:
     reduction: int = 8  # CBAM's channel-attention bottleneck
     heatmap_sigma: float = 0.02  # Gaussian sigma as a fraction of the crop side
     crop_padding: float = 1.15  # crop side = this x the longer side of the person's extent
+    keypoint_dim: int = 64  # the landmark list's MLP width
 
     @classmethod
     def from_json(cls, text: str) -> BpacConfig:
@@ -109,13 +110,24 @@ class BasicBlock(nn.Module):
 
 
 @dataclass
+class BpacInput:
+    """What the net reads about B people."""
+
+    image: torch.Tensor  # (B, 3 + 33, S, S): RGB in [0, 1], then the landmark heatmaps (landmark_heatmaps)
+    keypoints: torch.Tensor  # (B, 33, 3): x, y in [-1, 1] across the crop, visibility (all 0 for a landmark not found)
+
+
+@dataclass
 class BpacOutput:
     logits: torch.Tensor  # (B, 4 limbs, 4 classes), LIMBS order
     features: torch.Tensor  # (B, feature_dim): the feature head's vector
 
 
 class BpacNet(nn.Module):
-    """Input (B, 3 + 33, S, S): RGB in [0, 1] then the landmark heatmaps (see :func:`landmark_heatmaps`)."""
+    """ResNet + CBAM over the crop and heatmaps; the landmark list itself joins the pooled image
+    features through a small MLP before the feature head (not in the paper: on this CPU's training
+    budget the visibility of a missing limb's guessed landmarks is learned from the list within a few
+    hundred steps, while the convolutions take far longer to read it off the heatmaps)."""
 
     def __init__(self, config: BpacConfig = BpacConfig()) -> None:
         super().__init__()
@@ -131,18 +143,22 @@ class BpacNet(nn.Module):
                 blocks.append(BasicBlock(cin, width, 2 if stage > 0 and i == 0 else 1, config.reduction))
                 cin = width
         self.blocks = nn.Sequential(*blocks)
-        self.feature_head = nn.Sequential(nn.Linear(cin, config.feature_dim), nn.ReLU(inplace=True))
+        self.keypoint_mlp = nn.Sequential(nn.Linear(NUM_LANDMARKS * 3, config.keypoint_dim), nn.ReLU(inplace=True),
+                                          nn.Linear(config.keypoint_dim, config.keypoint_dim), nn.ReLU(inplace=True))
+        self.feature_head = nn.Sequential(nn.Linear(cin + config.keypoint_dim, config.feature_dim), nn.ReLU(inplace=True))
         self.heads = nn.ModuleList(nn.Linear(config.feature_dim, NUM_CLASSES) for _ in LIMBS)
         self.register_buffer("rgb_mean", torch.tensor(_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("rgb_std", torch.tensor(_RGB_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> BpacOutput:
-        s = self.config.crop_size
+    def forward(self, inputs: BpacInput) -> BpacOutput:
+        x, s = inputs.image, self.config.crop_size
         if x.ndim != 4 or x.shape[1:] != (3 + NUM_LANDMARKS, s, s):
-            raise ValueError(f"BPAC-Net takes (B, {3 + NUM_LANDMARKS}, {s}, {s}), got {tuple(x.shape)}")
+            raise ValueError(f"BPAC-Net takes images (B, {3 + NUM_LANDMARKS}, {s}, {s}), got {tuple(x.shape)}")
+        if inputs.keypoints.shape != (x.shape[0], NUM_LANDMARKS, 3):
+            raise ValueError(f"BPAC-Net takes keypoints (B, {NUM_LANDMARKS}, 3), got {tuple(inputs.keypoints.shape)}")
         x = torch.cat([(x[:, :3] - self.rgb_mean) / self.rgb_std, x[:, 3:]], 1)
         pooled = self.blocks(self.stem(x)).mean((2, 3))
-        features = self.feature_head(pooled)
+        features = self.feature_head(torch.cat([pooled, self.keypoint_mlp(inputs.keypoints.flatten(1))], 1))
         return BpacOutput(torch.stack([head(features) for head in self.heads], 1), features)
 
 
@@ -202,7 +218,7 @@ def crop_landmarks(landmarks_xy: np.ndarray, box: CropBox, size: int) -> np.ndar
     return ((np.asarray(landmarks_xy, dtype=np.float64) - box.center.double().numpy()) * k + (size - 1) / 2).astype(np.float32)
 
 
-def net_input(crops: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor, config: BpacConfig) -> torch.Tensor:
+def net_input(crops: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor, config: BpacConfig) -> BpacInput:
     """The net's input from uint8 or [0, 1] crops (B, S, S, 3) or (B, 3, S, S), crop-pixel landmarks
     (B, 33, 2) (NaN: not found) and visibility (B, 33)."""
     if crops.shape[-1] == 3:
@@ -212,7 +228,10 @@ def net_input(crops: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor, c
     weight = torch.where(found, visibility.float().clamp(0, 1), torch.zeros_like(visibility, dtype=torch.float32))
     xy = torch.where(found[..., None], xy.float(), torch.zeros_like(xy, dtype=torch.float32))
     heat = landmark_heatmaps(xy, weight, config.crop_size, config.heatmap_sigma * config.crop_size)
-    return torch.cat([rgb, heat], 1)
+    s = config.crop_size
+    keypoints = torch.cat([torch.where(found[..., None], (2 * xy + 1) / s - 1, torch.zeros_like(xy)).clamp(-3, 3),
+                           weight[..., None]], -1)
+    return BpacInput(torch.cat([rgb, heat], 1), keypoints)
 
 
 def mirror(rgb: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor, labels: torch.Tensor | None = None):
