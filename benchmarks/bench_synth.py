@@ -3,6 +3,8 @@
     python benchmarks/bench_synth.py speed [--count 60] [--no-fitted-poses]
         images/s of hmrkit.synth.a3d at 256 px on this machine (one thread), and the share of the
         time spent in MediaPipe's landmark search; writes benchmarks/results/synth_speed.{json,md}
+    python benchmarks/bench_synth.py set --set DIR
+        what a generated set holds (limb types, MediaPipe finds); benchmarks/results/synth_set_<name>.{json,md}
     python benchmarks/bench_synth.py samples [--seed 1] [--no-fitted-poses]
         docs/images/a3d_samples.jpg: 12 samples of the set of --seed with their limb labels,
         keypoints (green; absent ones red) and MediaPipe's landmarks found on the image (cyan)
@@ -51,6 +53,10 @@ def speed(args: argparse.Namespace) -> None:
         found += bool(np.isfinite(person.landmarks).all())
     generator.close()
     total = float(np.sum(totals))
+    reasons: dict[str, int] = {}
+    for why in generator.backgrounds.rejected.values():
+        why = "SSIM below 0.5" if why.startswith("ssim") else "over half inpainted" if why.endswith("inpainted") else why
+        reasons[why] = reasons.get(why, 0) + 1
     payload = {
         "machine": machine(with_load=True), "image_size": list(settings.size), "samples": args.count,
         "fitted_poses": settings.fitted_poses, "seed": args.seed,
@@ -58,6 +64,10 @@ def speed(args: argparse.Namespace) -> None:
         "mediapipe_ms_median": 1000 * float(np.median(detections)),
         "mediapipe_share": float(np.sum(detections) / total),
         "landmarks_found_share": found / args.count, "setup_s_cached": setup,
+        "background_sources": len(generator.backgrounds) + len(generator.backgrounds.rejected),
+        "backgrounds_kept": len(generator.backgrounds), "backgrounds_rejected": reasons,
+        "fitted_poses_in_bank": 0 if generator.fitted is None else len(generator.fitted),
+        "mocap_poses": len(generator.mocap),
         "command": "python benchmarks/bench_synth.py speed" + (" --no-fitted-poses" if args.no_fitted_poses else ""),
     }
     table = (f"# A3D generation speed\n\n{payload['machine']}\n\n"
@@ -66,8 +76,46 @@ def speed(args: argparse.Namespace) -> None:
              "| images/s | ms per image (median) | of which MediaPipe landmark search (median) | MediaPipe share of the time | person found by MediaPipe | setup (cached) |\n"
              "|---|---|---|---|---|---|\n"
              f"| {payload['images_per_s']:.2f} | {payload['ms_per_image_median']:.0f} | {payload['mediapipe_ms_median']:.0f} | "
-             f"{100 * payload['mediapipe_share']:.0f} % | {100 * payload['landmarks_found_share']:.0f} % | {setup:.1f} s |\n")
+             f"{100 * payload['mediapipe_share']:.0f} % | {100 * payload['landmarks_found_share']:.0f} % | {setup:.1f} s |\n\n"
+             f"Sources: {payload['background_sources']} photos (even lspet_dev, demo_images), {payload['backgrounds_kept']} "
+             f"backgrounds kept, rejected: {', '.join(f'{k} {v}' for k, v in reasons.items())}; pose bank "
+             f"{payload['fitted_poses_in_bank']} fitted poses beside {payload['mocap_poses']} CMU train poses.\n")
     write("synth_speed", payload, table)
+
+
+def set_stats(args: argparse.Namespace) -> None:
+    """What a generated set holds: limb labels per type, intact share, people MediaPipe found."""
+    from hmrkit.body.limbs import LIMBS, levels
+    from hmrkit.synth import dataset
+
+    root = Path(args.set)
+    manifest = dataset.read_manifest(root)
+    done = dataset.completed(root)
+    people = [dataset.load_person(dataset.label_path(root, i)) for i in done]
+    classes = np.stack([p.limb_classes for p in people])
+    found = np.array([np.isfinite(p.landmarks).all() for p in people])
+    absent = (classes > 0).sum(1)
+    types = {f"{limb.split('_')[0]}_{level}": int((classes[:, i] == c + 1).sum())
+             for i, limb in enumerate(LIMBS) for c, level in enumerate(levels(limb))}
+    truncated = np.array([((p.keypoints2d < 0) | (p.keypoints2d > np.array(manifest.image_size[::-1]) - 1)).any() for p in people])
+    payload = {"set": root.name, "seed": manifest.seed, "samples": len(people), "image_size": list(manifest.image_size),
+               "options": manifest.options, "intact_share": float((absent == 0).mean()),
+               "limbs_absent_counts": {str(k): int((absent == k).sum()) for k in range(5)}, "types": types,
+               "landmarks_found_share": float(found.mean()),
+               "landmarks_found_share_intact": float(found[absent == 0].mean()),
+               "landmarks_found_share_amputated": float(found[absent > 0].mean()),
+               "some_keypoint_outside_frame_share": float(truncated.mean()),
+               "command": f"python benchmarks/bench_synth.py set --set {args.set}"}
+    table = (f"# A3D set `{root.name}` (seed {manifest.seed}, {len(people)} samples, {manifest.image_size[1]} px)\n\n"
+             f"`{payload['command']}`; generator options in the JSON\n\n"
+             f"| intact | 1 limb absent | 2 | 3 | MediaPipe found the person (all / intact / amputated) | a keypoint outside the frame |\n"
+             f"|---|---|---|---|---|---|\n"
+             f"| {100 * payload['intact_share']:.1f} % | {(absent == 1).sum()} | {(absent == 2).sum()} | {(absent == 3).sum()} | "
+             f"{100 * found.mean():.1f} / {100 * payload['landmarks_found_share_intact']:.1f} / {100 * payload['landmarks_found_share_amputated']:.1f} % | "
+             f"{100 * truncated.mean():.1f} % |\n\n"
+             "| type | " + " | ".join(types) + " |\n|---|" + "---|" * len(types) + "\n| people | "
+             + " | ".join(str(v) for v in types.values()) + " |\n")
+    write(f"synth_set_{root.name}", payload, table)
 
 
 def _label(classes: np.ndarray) -> list[str]:
@@ -108,12 +156,18 @@ def samples(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "samples"])
+    parser.add_argument("what", choices=["speed", "samples", "set"])
+    parser.add_argument("--set", default="/work/a3d/train", help="set: the generated folder to describe")
     parser.add_argument("--count", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-fitted-poses", action="store_true")
     args = parser.parse_args()
-    speed(args) if args.what == "speed" else samples(args)
+    if args.what == "speed":
+        speed(args)
+    elif args.what == "samples":
+        samples(args)
+    else:
+        set_stats(args)
 
 
 if __name__ == "__main__":
