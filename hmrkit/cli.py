@@ -1,6 +1,7 @@
 """The ``hmrkit`` command: a thin layer over :class:`hmrkit.Pipeline`.
 
     hmrkit run PATH... --out DIR     photos, folders (recursive) and videos
+    hmrkit export DIR [--format glb,bvh,fbx]   rigged, animated files from the results in DIR
     hmrkit doctor                    check the installation, model assets and cache
     hmrkit train hkmr|hand-ik|pose-prior|tokenizer|bpac [OPTIONS]   retrain a shipped model (options: --help)
     hmrkit --version
@@ -119,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
 
+    export = sub.add_parser("export", help="rigged and animated files (glTF, BVH, FBX) of the people in the results of hmrkit run",
+                            description="Per person of a photo and per track of a video: a skinned glTF with the 52-joint "
+                                        "skeleton and the motion, a BVH, an FBX (needs Blender's bpy); see docs/output.md.")
+    export.add_argument("out_dir", type=Path, help="the --out folder of hmrkit run (read recursively)")
+    export.add_argument("--format", default="glb,bvh", metavar="glb,bvh,fbx",
+                        help="comma-separated formats (default glb,bvh; fbx needs pip install bpy)")
+    export.add_argument("--fps", type=float, default=None, help="videos: frame rate (default: read from the video file)")
+    export.add_argument("--overwrite", action="store_true", help="replace existing rigged files")
     sub.add_parser("doctor", help="check the installation, the model assets and the cache")
     train = sub.add_parser("train", help="retrain a shipped model on this machine (see its model card)")
     models = train.add_subparsers(dest="model", required=True)
@@ -304,6 +313,17 @@ def command_train(args: argparse.Namespace, options: list[str]) -> int:
     return int(status or 0)
 
 
+def command_export(args: argparse.Namespace) -> int:
+    from hmrkit.render.motion_export import FORMATS, run_export
+
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in args.format.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        _error(f"--format: use one or more of {', '.join(FORMATS)} (got {args.format!r})")
+        return 2
+    return run_export(args.out_dir, formats, args.fps, args.overwrite, log=lambda line: print(f"hmrkit: {line}", file=sys.stderr))
+
+
 def command_doctor(args: argparse.Namespace) -> int:
     from hmrkit.doctor import run_checks
 
@@ -322,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_run(args)
         if args.command == "doctor":
             return command_doctor(args)
+        if args.command == "export":
+            return command_export(args)
         if args.command == "train":
             return command_train(args, extra)
         if args.command == "synth":

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_FLOAT, _UNSIGNED_BYTE, _UNSIGNED_INT = 5126, 5121, 5125
+_FLOAT, _UNSIGNED_BYTE, _UNSIGNED_SHORT, _UNSIGNED_INT = 5126, 5121, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _TRIANGLES, _POINTS = 4, 0
 
@@ -36,53 +36,72 @@ class GlbMesh:
     colors: np.ndarray
 
 
-def glb_bytes(meshes: list[GlbMesh], generator: str = "hmrkit") -> bytes:
-    """The .glb file holding ``meshes``, each its own named node of the one scene."""
-    views: list[dict] = []
-    accessors: list[dict] = []
-    blobs: list[bytes] = []
-    written: dict[tuple, int] = {}  # identical data (everyone's triangles, one colour) is stored once
-    offset = 0
+class GlbBuffer:
+    """The binary chunk being built: one buffer view + accessor per array, identical data stored once.
 
-    def add(array: np.ndarray, component: int, kind: str, target: int, **extra) -> int:
-        nonlocal offset
+    Every view is a multiple of 4 bytes long (all hmrkit's element types are), so the next one
+    stays aligned. ``target`` is left out for data that is not vertex or index data (inverse bind
+    matrices, animation samplers), as the spec asks."""
+
+    def __init__(self) -> None:
+        self.views: list[dict] = []
+        self.accessors: list[dict] = []
+        self.blobs: list[bytes] = []
+        self.offset = 0
+        self._written: dict[tuple, int] = {}
+
+    def add(self, array: np.ndarray, component: int, kind: str, target: int | None = None, **extra) -> int:
+        """The accessor index of ``array`` (rows of ``kind``: SCALAR, VEC3, MAT4, ...)."""
         data = np.ascontiguousarray(array).tobytes()
         key = (data, component, kind, target, json.dumps(extra))
-        if key not in written:
-            views.append({"buffer": 0, "byteOffset": offset, "byteLength": len(data), "target": target})
-            accessors.append({"bufferView": len(views) - 1, "componentType": component, "count": len(array), "type": kind, **extra})
-            blobs.append(data)
-            offset += len(data)  # every view is a multiple of 4 bytes: the next one stays aligned
-            written[key] = len(accessors) - 1
-        return written[key]
+        if key not in self._written:
+            view = {"buffer": 0, "byteOffset": self.offset, "byteLength": len(data)}
+            if target is not None:
+                view["target"] = target
+            self.views.append(view)
+            self.accessors.append({"bufferView": len(self.views) - 1, "componentType": component, "count": len(array), "type": kind, **extra})
+            self.blobs.append(data)
+            self.offset += len(data)
+            self._written[key] = len(self.accessors) - 1
+        return self._written[key]
 
-    gltf_meshes = []
-    for mesh in meshes:
+    def mesh_primitive(self, mesh: GlbMesh, **attributes: int) -> dict:
+        """A primitive of ``mesh``'s positions, normals, colours and triangles (plus ``attributes``)."""
         vertices = np.asarray(mesh.vertices, np.float32).reshape(-1, 3)
-        attributes = {
-            "POSITION": add(vertices, _FLOAT, "VEC3", _ARRAY_BUFFER,
-                            min=vertices.min(axis=0).tolist(), max=vertices.max(axis=0).tolist()),
-            "NORMAL": add(np.asarray(mesh.normals, np.float32).reshape(-1, 3), _FLOAT, "VEC3", _ARRAY_BUFFER),
-            "COLOR_0": add(np.asarray(mesh.colors, np.uint8).reshape(-1, 4), _UNSIGNED_BYTE, "VEC4", _ARRAY_BUFFER, normalized=True),
+        primitive: dict = {
+            "attributes": {
+                "POSITION": self.add(vertices, _FLOAT, "VEC3", _ARRAY_BUFFER,
+                                     min=vertices.min(axis=0).tolist(), max=vertices.max(axis=0).tolist()),
+                "NORMAL": self.add(np.asarray(mesh.normals, np.float32).reshape(-1, 3), _FLOAT, "VEC3", _ARRAY_BUFFER),
+                "COLOR_0": self.add(np.asarray(mesh.colors, np.uint8).reshape(-1, 4), _UNSIGNED_BYTE, "VEC4", _ARRAY_BUFFER, normalized=True),
+                **attributes,
+            },
+            "mode": _POINTS,
         }
-        primitive: dict = {"attributes": attributes, "mode": _POINTS}
         faces = np.asarray(mesh.faces, np.uint32).reshape(-1)
         if len(faces):  # an accessor holds at least one element: a mesh without faces is its points
-            primitive.update(indices=add(faces, _UNSIGNED_INT, "SCALAR", _ELEMENT_ARRAY_BUFFER), mode=_TRIANGLES)
-        gltf_meshes.append({"name": mesh.name, "primitives": [primitive]})
-    document = {
+            primitive.update(indices=self.add(faces, _UNSIGNED_INT, "SCALAR", _ELEMENT_ARRAY_BUFFER), mode=_TRIANGLES)
+        return primitive
+
+    def glb(self, document: dict) -> bytes:
+        """The .glb file of ``document`` (its accessors, views and buffer filled in here) and this buffer."""
+        document = {**document, "accessors": self.accessors, "bufferViews": self.views, "buffers": [{"byteLength": self.offset}]}
+        text = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        text += b" " * (-len(text) % 4)
+        binary = b"".join(self.blobs)
+        binary += b"\0" * (-len(binary) % 4)
+        chunks = struct.pack("<I4s", len(text), b"JSON") + text + struct.pack("<I4s", len(binary), b"BIN\0") + binary
+        return struct.pack("<4sII", b"glTF", 2, 12 + len(chunks)) + chunks
+
+
+def glb_bytes(meshes: list[GlbMesh], generator: str = "hmrkit") -> bytes:
+    """The .glb file holding ``meshes``, each its own named node of the one scene."""
+    buffer = GlbBuffer()
+    gltf_meshes = [{"name": mesh.name, "primitives": [buffer.mesh_primitive(mesh)]} for mesh in meshes]
+    return buffer.glb({
         "asset": {"version": "2.0", "generator": generator},
         "scene": 0,
         "scenes": [{"nodes": list(range(len(meshes)))}],
         "nodes": [{"name": mesh.name, "mesh": i} for i, mesh in enumerate(meshes)],
         "meshes": gltf_meshes,
-        "accessors": accessors,
-        "bufferViews": views,
-        "buffers": [{"byteLength": offset}],
-    }
-    text = json.dumps(document, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 4)
-    binary = b"".join(blobs)
-    binary += b"\0" * (-len(binary) % 4)
-    chunks = struct.pack("<I4s", len(text), b"JSON") + text + struct.pack("<I4s", len(binary), b"BIN\0") + binary
-    return struct.pack("<4sII", b"glTF", 2, 12 + len(chunks)) + chunks
+    })
