@@ -67,6 +67,8 @@ def probe(job: dict) -> dict:
     keyed = sorted({round(k.co[0], 4) for fc in _fcurves(action) for k in fc.keyframe_points}) if action else []
     if job["kind"] == "glb":  # one key per track frame: where Blender put each of them
         at_frames = keyed if len(keyed) == len(frames) else None
+        if not keyed and len(frames) == 1:  # a photo: no animation, the nodes hold the pose
+            at_frames = [float(scene.frame_current)]
         GLB_FRAMES[path] = at_frames
     elif job["kind"] == "bvh":  # one key per BVH frame, and BVH frame k is video frame k
         at_frames = [keyed[f] for f in frames] if len(keyed) > max(frames) else None
