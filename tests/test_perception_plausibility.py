@@ -161,3 +161,14 @@ def test_a_print_on_a_dress_is_not_a_person(backend):
     bodies = [p for p in found.people if p.body is not None]
     assert len(bodies) >= 7
     assert all(max(p.box[2] - p.box[0], p.box[3] - p.box[1]) >= 32 for p in bodies)
+
+
+@needs_hands
+def test_without_any_hand_search_only_the_size_check_runs():
+    """hands=False and hands_fallback=False: no hand model runs (callers that only want bodies pay
+    nothing for the screening), so a hand close-up's body is kept as MediaPipe gave it."""
+    image = load_image(HANDS / "00007.jpg").rgb
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False)) as be:
+        found = be.detect(image)
+        assert be._hand_graphs == []
+    assert any(p.body is not None for p in found.people)

@@ -104,7 +104,8 @@ class MediaPipeConfig:
         finds nobody new, so the cap costs nothing below it; in video it is the most tracker slots.
     plausibility: photos: screen the bodies found (hand close-ups, bodies too small to be
         people; see ``hmrkit.perception.plausibility``), which also runs the hand model once on
-        the whole image; None: keep every body MediaPipe reports.
+        the whole image (unless ``hands`` and ``hands_fallback`` are both off: then no hand model
+        runs and only the size check is made); None: keep every body MediaPipe reports.
     face_seeds: also look for people under detected faces (photos only; see module notes).
     face_levels: tile levels of the face search (1 = whole short side, 2 adds half-side tiles).
     second_look: photos where nobody was found: the pose model again on the photo padded,
@@ -242,15 +243,16 @@ class MediaPipeBackend:
         whole: Future | None = None  # the hand model on the whole image
         if not cfg.hands_only:
             searches = _HandSearches(self, image) if cfg.hands else None
-            if cfg.plausibility is not None and not cfg.video:
+            screening = cfg.plausibility is not None and not cfg.video
+            if screening and (cfg.hands or cfg.hands_fallback):  # no hand model at all otherwise
                 whole = self._workers().submit(self._hands_on_whole, image)
             people = self._find_bodies(image, None if searches is None else searches.start)
             if len(people) >= cfg.max_people:
                 notes.append(f"max_people ({cfg.max_people}) reached: the image may hold more people (raise --max-people)")
             if searches is not None:
                 people = searches.attach(people)
-            if whole is not None:
-                screened = screen(people, [_lone_hand(hit) for hit in whole.result()], w, h, cfg.plausibility)
+            if screening:
+                screened = screen(people, [] if whole is None else [_lone_hand(hit) for hit in whole.result()], w, h, cfg.plausibility)
                 people = screened.people + [self._hands_person([hand], w, h) for hand in screened.lone_hands]
                 notes += screened.notes
         if cfg.hands_only or (not people and cfg.hands_fallback):
