@@ -47,18 +47,19 @@ class IntegrityError(ModelAssetError):
 
 
 def _split(buffer: bytes | memoryview, name: str) -> tuple[dict, int]:
-    """The parsed header of a safetensors buffer and where its data section starts."""
+    """The parsed header of a safetensors buffer and where its data section starts; a buffer that is
+    not one is :class:`ModelAssetError` ("unreadable"), not an integrity failure."""
     if len(buffer) < 8:
-        raise IntegrityError(f"{name} is not a safetensors file (too short)")
+        raise ModelAssetError(f"{name} is unreadable: not a safetensors file (too short)")
     (size,) = struct.unpack("<Q", bytes(buffer[:8]))
     if size > min(_HEADER_LIMIT, len(buffer) - 8):
-        raise IntegrityError(f"{name} is not a safetensors file (bad header length)")
+        raise ModelAssetError(f"{name} is unreadable: not a safetensors file (bad header length)")
     try:
         header = json.loads(bytes(buffer[8 : 8 + size]))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise IntegrityError(f"{name} has a damaged header") from None
+        header = None
     if not isinstance(header, dict):
-        raise IntegrityError(f"{name} has a damaged header")
+        raise ModelAssetError(f"{name} is unreadable: its safetensors header is damaged")
     return header, 8 + size
 
 
@@ -131,7 +132,7 @@ def _checked(path: Path, require: bool) -> tuple[bool, dict[str, str]]:
     """(whether a digest was there and matched, the metadata); the file hashed through mmap."""
     with open(path, "rb") as fh:
         if os.fstat(fh.fileno()).st_size < 8:
-            raise IntegrityError(f"{path} is not a safetensors file (too short)")
+            raise ModelAssetError(f"{path} is unreadable: not a safetensors file (too short)")
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             header, start = _split(mapped, str(path))
             metadata = header.get("__metadata__") or {}
