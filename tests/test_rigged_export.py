@@ -282,3 +282,18 @@ def test_export_command_errors(tmp_path, capsys):
     except ImportError:
         assert main(["export", str(tmp_path), "--format", "fbx"]) == 1
         assert "pip install bpy" in capsys.readouterr().err
+
+
+def test_export_needs_a_frame_rate_it_can_read(body, tmp_path, capsys):
+    from hmrkit.cli import main
+
+    motion = _motion(body, frames=2)
+    out = tmp_path / "out"
+    for t in range(2):
+        _write_result(out / "gone" / f"frame_{t:06d}.json", body, motion, t, str(tmp_path / "deleted.mp4"), t)
+    assert main(["export", str(out)]) == 1
+    assert "pass --fps" in capsys.readouterr().err and not (out / "gone_track0_rigged.glb").exists()
+    assert main(["export", str(out), "--fps", "12.5"]) == 0
+    document, accessor = read_glb((out / "gone_track0_rigged.glb").read_bytes())
+    np.testing.assert_allclose(accessor(document["animations"][0]["samplers"][0]["input"]), [0, 1 / 12.5], rtol=1e-6)
+    assert read_bvh(out / "gone_track0.bvh").frame_time == pytest.approx(1 / 12.5)

@@ -10,6 +10,7 @@ trimesh because importing trimesh costs ~0.5 s of every ``hmrkit run``
 (benchmarks/results/pipeline_startup.md); tests read the files back with trimesh. The Khronos
 glTF validator (npm ``gltf-validator`` 2.0.0-dev.3.10, a development check) reports no error,
 warning or info on the demo photos' outputs, a y-up mesh and a mesh without faces.
+:class:`GlbBuffer` is shared with the skinned, animated rigs of :mod:`hmrkit.render.rigged`.
 """
 
 from __future__ import annotations
