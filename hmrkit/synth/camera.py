@@ -40,14 +40,31 @@ def place_person(points: np.ndarray, size: tuple[int, int], rng: np.random.Gener
     extent = float((hi - lo)[:2].max())
     fill = rng.uniform(*settings.fill) * min(height, width)
     z = max(focal * extent / fill, centre[2] - lo[2] + 0.3)  # depth of the body's centre
-    half = fill / 2
-    room = np.maximum(np.array([width, height]) / 2 - half, 0)
-    offset = rng.uniform(-1, 1, 2) * room  # centre's image offset from the principal point
+    # the body's 2D box when centred on the principal point (perspective makes it larger than
+    # ``fill``), then the offsets that keep it in the frame
+    def translation_for(offset: np.ndarray) -> np.ndarray:
+        return np.array([z * offset[0] / focal - centre[0], z * offset[1] / focal - centre[1], z - centre[2]])
+
+    intrinsics = np.array([focal, focal, cx, cy])
+    uv = project(points + translation_for(np.zeros(2)), intrinsics)
+    low = np.minimum(uv.min(0), [cx, cy])  # how far the box reaches left/up ...
+    high = np.maximum(uv.max(0), [cx, cy])  # ... and right/down of the frame's edges
+    size_wh = np.array([width - 1, height - 1], float)
+    room_low, room_high = np.maximum(low, 0), np.maximum(size_wh - high, 0)
+    offset = -room_low + rng.random(2) * (room_low + room_high)
+    keep_in = np.ones(2, bool)
     if rng.random() < settings.truncation_prob:
         axis = int(rng.integers(2))
-        offset[axis] = rng.choice([-1, 1]) * (room[axis] + rng.uniform(*settings.truncation_depth) * fill)
-    translation = np.array([z * offset[0] / focal - centre[0], z * offset[1] / focal - centre[1], z - centre[2]])
-    return Placement(np.array([focal, focal, cx, cy]), translation)
+        cut = rng.uniform(*settings.truncation_depth) * fill
+        offset[axis] = -(room_low[axis] + cut) if rng.random() < 0.5 else room_high[axis] + cut
+        keep_in[axis] = False
+    for _ in range(4):  # off-axis, near points shift more than the centre: pull back what sticks out
+        uv = project(points + translation_for(offset), intrinsics)
+        fix = np.maximum(-uv.min(0), 0) - np.maximum(uv.max(0) - size_wh, 0)
+        if not (fix[keep_in] != 0).any():
+            break
+        offset += np.where(keep_in, 1.1 * fix, 0)
+    return Placement(intrinsics, translation_for(offset))
 
 
 def project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
