@@ -204,3 +204,19 @@ def test_cli_refuses_damaged_weights_in_one_line(tmp_path, monkeypatch, capsys):
     assert status == 1
     assert len(err.splitlines()) == 1 and "refused" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_snapshot_values_are_checked_once_when_saved(tmp_path):
+    """Loads trust the digest; a non-finite value is refused when the snapshot is written."""
+    from dataclasses import replace
+
+    from hmrkit.body import anny_snapshot
+    from hmrkit.body.anny_model import anny_data
+
+    data = anny_data()
+    bad = dict(data.tensors)
+    bad["blendshapes"] = bad["blendshapes"].clone()
+    bad["blendshapes"][0, 0, 0] = float("nan")
+    with pytest.raises(ModelAssetError, match="non-finite"):
+        anny_snapshot.save_snapshot(replace(data, tensors=bad), tmp_path / "snap.safetensors")
+    assert not (tmp_path / "snap.safetensors").exists()

@@ -117,7 +117,13 @@ def build_anny_data() -> AnnyData:
 
 
 def save_snapshot(data: AnnyData, path: Path) -> None:
-    """Write atomically, with the content digest: a reader sees either no file or a whole one."""
+    """Write atomically, with the content digest: a reader sees either no file or a whole one.
+
+    Values are checked here, once: after that the digest vouches for every byte, so loads do not
+    scan the tensors again (benchmarks/results/integrity.md)."""
+    for key, value in data.tensors.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ModelAssetError(f"the Anny build gave non-finite values in {key!r}; not saved as a snapshot")
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         "format": FORMAT_VERSION,
@@ -151,8 +157,6 @@ def read_snapshot(path: Path) -> AnnyData:
     for key in TENSOR_KEYS:
         if key not in tensors or list(tensors[key].shape) != shapes.get(key):
             raise ModelAssetError(f"Anny snapshot {path} lacks tensor {key!r} or has a wrong shape")
-        if tensors[key].is_floating_point() and not torch.isfinite(tensors[key]).all():
-            raise ModelAssetError(f"Anny snapshot {path}: tensor {key!r} holds non-finite values")
     return AnnyData(tensors=tensors, **names)
 
 
