@@ -1,4 +1,4 @@
-"""Headless rendering (numba CPU rasterizer) and mesh export (.glb/.obj/.ply)."""
+"""Headless rendering (numba CPU rasterizer), mesh export (.glb/.obj/.ply) and rigged exports (skinned glTF, BVH, FBX: :mod:`hmrkit.render.motion_export`)."""
 
 from hmrkit.render.export import export_mesh, export_meshes
 from hmrkit.render.mesh_ops import PALETTE, ColoredMesh, degenerate_faces, vertex_normals
