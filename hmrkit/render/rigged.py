@@ -122,13 +122,12 @@ def build_rig(motion: PersonMotion, body) -> Rig:
     parents = tuple(int(p) for p in body.skeleton.parents)
     if motion.rotations.shape[1] != len(names):
         raise ValueError(f"{motion.name}: {motion.rotations.shape[1]} joints, the body model has {len(names)}")
-    with torch.no_grad():
-        shapes = torch.as_tensor(np.asarray(motion.shapes), dtype=torch.float64)
-        bind_shape = shapes.mean(dim=0, keepdim=True)
-        coefficients = body.blend_coefficients(bind_shape.float()).double()
-        bind_joints = body.rest_joints(coefficients.float())[0].double().numpy()
-        bind_vertices = body.rest_vertices(coefficients.float())[0].double().numpy()
-        frame_joints = body.rest_joints(body.blend_coefficients(shapes.float())).double().numpy()  # (T, J, 3)
+    with torch.no_grad():  # the model's own dtype (float32), as hmrkit's results were computed
+        shapes = torch.as_tensor(np.asarray(motion.shapes), dtype=torch.float32)
+        coefficients = body.blend_coefficients(shapes.mean(dim=0, keepdim=True))
+        bind_joints = body.rest_joints(coefficients)[0].double().numpy()
+        bind_vertices = body.rest_vertices(coefficients)[0].double().numpy()
+        frame_joints = body.rest_joints(body.blend_coefficients(shapes)).double().numpy()  # (T, J, 3)
     parent_index = np.maximum(np.array(parents), 0)
     offsets = frame_joints - frame_joints[:, parent_index] * (np.array(parents) >= 0)[None, :, None]
     rotations = np.asarray(motion.rotations, np.float64).copy()
