@@ -136,8 +136,9 @@ def test_textures_give_nobody(backend):
 
 @needs_demo
 def test_real_people_are_kept(backend):
-    """Photos of people with their hands in view: nobody is screened out."""
-    for name, least in (("hands/test5.jpg", 1), ("zidane.jpg", 2), ("hand4whole_input.png", 1)):
+    """Photos of people with their hands in view: nobody is screened out (hands/test3.jpg: a man
+    gesturing in front of his face, most of his seen landmarks inside the hands' box)."""
+    for name, least in (("hands/test5.jpg", 1), ("hands/test3.jpg", 1), ("zidane.jpg", 2), ("hand4whole_input.png", 1)):
         found = backend.detect(load_image(DEMO / name).rgb)
         assert sum(p.body is not None for p in found.people) >= least, name
         assert not any("hand seen close" in n for n in found.notes), name
@@ -172,3 +173,41 @@ def test_without_any_hand_search_only_the_size_check_runs():
         found = be.detect(image)
         assert be._hand_graphs == []
     assert any(p.body is not None for p in found.people)
+
+
+def test_whole_image_hands_go_to_a_free_wrist_or_stand_alone():
+    """Hands only the whole-image search found: near a free pose wrist -> that person's hand, side
+    from the pose; outside every body's box -> a lone hand; on a body but near no free wrist ->
+    dropped; the same as a hand already found -> ignored."""
+    from dataclasses import replace
+
+    from hmrkit.perception.mediapipe_backend import _claim_whole_image_hands
+
+    person = _body((200, 250), 350)
+    wrist = person.body.xy[mp33_index("left_wrist")]
+    near = _hand((wrist[0] - 5, wrist[1] - 60, wrist[0] + 55, wrist[1]))
+    near = replace(near, xy=near.xy - near.xy[0] + wrist + [3.0, 2.0], side="right", score=0.8)  # its wrist next to the pose's
+    far = _hand((420, 20, 480, 80))
+    on_body = _hand((190, 120, 210, 140))
+    people, alone = _claim_whole_image_hands([person], [near, far, on_body], 500, 500)
+    assert set(people[0].hands) == {"left"}
+    hand = people[0].hands["left"]
+    assert hand.side_source == "pose" and hand.score == pytest.approx(0.2)  # the model said right with 0.8
+    assert alone == [far]
+    people2, alone2 = _claim_whole_image_hands(people, [near], 500, 500)  # already there: nothing changes
+    assert people2[0].hands == people[0].hands and alone2 == []
+
+
+@needs_demo
+def test_hands_the_wrist_crops_skip_are_found_on_the_whole_image():
+    """hands/test5.jpg with its wrist crops counted too small: the whole-image search still finds
+    the hands and puts them on the person's wrists, sides from the pose."""
+    image = load_image(DEMO / "hands/test5.jpg").rgb
+    with MediaPipeBackend(MediaPipeConfig(max_people=1, min_hand_crop_px=100_000, hands_fallback=False)) as be:
+        people = be.detect(image).people
+    (person,) = [p for p in people if p.body is not None]
+    assert person.hands and all(h.side_source == "pose" for h in person.hands.values())
+    for side, hand in person.hands.items():
+        wrist = person.body.xy[mp33_index(f"{side}_wrist")]
+        size = np.linalg.norm(hand.xy.max(axis=0) - hand.xy.min(axis=0))
+        assert np.linalg.norm(hand.xy[0] - wrist) < 0.5 * size

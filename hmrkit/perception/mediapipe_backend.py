@@ -38,6 +38,9 @@ How it works and why:
   the body search goes on), and the bodies found are screened on whole-body evidence
   (``plausibility``): a "body" that is a hand seen close becomes that hand, reported alone; a
   body too small to be resolved goes. The screening never looks at one limb's landmarks alone.
+  Hands of that whole-image search that no wrist search found go onto a free pose wrist within
+  half a hand of their wrist, or, outside every body's box (an arm not in view), are reported
+  alone. (On the demo photos it rarely finds any: it looks for two hands on the whole image.)
 - Second look (photos): when nobody at all was found, the pose model runs again on the photo
   padded, mirrored and turned (``hmrkit.perception.views``), for people cut by the border, upside
   down or lying.
@@ -252,9 +255,13 @@ class MediaPipeBackend:
             if searches is not None:
                 people = searches.attach(people)
             if screening:
-                screened = screen(people, [] if whole is None else [_lone_hand(hit) for hit in whole.result()], w, h, cfg.plausibility)
+                on_whole = [] if whole is None else [_lone_hand(hit) for hit in whole.result()]
+                screened = screen(people, on_whole, w, h, cfg.plausibility)
                 people = screened.people + [self._hands_person([hand], w, h) for hand in screened.lone_hands]
                 notes += screened.notes
+                if cfg.hands and people:
+                    people, alone = _claim_whole_image_hands(people, on_whole, w, h)
+                    people += [self._hands_person([hand], w, h) for hand in alone]
         if cfg.hands_only or (not people and cfg.hands_fallback):
             people = self._hands_only(image, None if whole is None else whole.result())
             notes.append("no body found: hands searched on the whole image, sides from the hand model"
@@ -782,6 +789,40 @@ def _same_hand(a: HandLandmarks, b: HandLandmarks) -> bool:
     """Two detections of one physical hand: mean landmark gap under 15 % of the hand's size."""
     size = float(np.linalg.norm(a.xy.max(axis=0) - a.xy.min(axis=0)))
     return float(np.linalg.norm(a.xy - b.xy, axis=1).mean()) < 0.15 * max(size, 1.0)
+
+
+def _claim_whole_image_hands(people: list[PersonDetection], hands: list[HandLandmarks], w: int, h: int
+                             ) -> tuple[list[PersonDetection], list[HandLandmarks]]:
+    """Hands the whole-image search found that no wrist search did: onto the body whose pose wrist
+    lies within half the hand's size of the hand's wrist, on that side (when the side has no hand
+    yet); alone when the hand lies outside every body's box (an arm not in view); dropped
+    otherwise (on someone's body but near no free wrist: whose it is, the image does not say)."""
+    people = list(people)
+    alone: list[HandLandmarks] = []
+    for hand in hands:
+        if any(_same_hand(hand, other) for p in people for other in p.hands.values()):
+            continue
+        size = float(np.linalg.norm(hand.xy.max(axis=0) - hand.xy.min(axis=0)))
+        best = None
+        for k, person in enumerate(people):
+            if person.body is None:
+                continue
+            for side in _SIDES:
+                d = float(np.linalg.norm(person.body.xy[_ARM[side][2]] - hand.xy[0]))
+                if side not in person.hands and d < 0.5 * size and (best is None or d < best[0]):
+                    best = (d, k, side)
+        if best is not None:
+            _, k, side = best
+            score = hand.score if hand.side == side else 1.0 - hand.score
+            placed = replace(hand, side=side, score=score, side_source="pose")
+            person = people[k]
+            people[k] = replace(person, hands={**person.hands, side: placed},
+                                box=clip_box(union_box([person.box, points_box(hand.xy)]), w, h))
+            continue
+        cx, cy = hand.xy.mean(axis=0)
+        if not any(p.box[0] <= cx <= p.box[2] and p.box[1] <= cy <= p.box[3] for p in people):
+            alone.append(hand)
+    return people, alone
 
 
 def _lone_hand(hit: _HandHit) -> HandLandmarks:

@@ -7,12 +7,14 @@ checks reject such detections on evidence about the detection as a whole -- wher
 lie against a hand found in the same image, how large it is -- and never on one limb's
 landmarks: a limb may be absent (amputation), which a later stage decides.
 
-- Hand close-up: a body most of whose seen, in-image landmarks lie inside the box of a hand the
-  hand model found on the whole image IS that hand; so is a body whose box holds that hand's box
-  and is less than twice as large (the hand and its forearm taken for a body, sometimes upside
-  down). The hand is reported on its own, and in such a close-up any other body less than twice
-  the hand's size goes too (a person's box is many times their hand's; on the close-ups such
-  bodies were strips of fingers at the border).
+- Hand close-up: a body whose box is at most 2.5 times the box of a hand the hand model found on
+  the whole image, and which either has most of its seen, in-image landmarks inside that hand's
+  box or holds that hand's box, IS that hand (the fingers, or the hand and its forearm, taken for
+  a body, sometimes upside down). The size condition keeps a real person gesturing in front of
+  their face (demo hands/test3.jpg: most landmarks inside the hands' box, but the person's box
+  is 3.7 times the hand's). The hand is reported on its own, and in such a close-up any other
+  body under 2.5 times the hand's size goes too (a person's box is many times their hand's; on
+  the close-ups such bodies were strips of fingers at the border).
 - Too small: a body whose landmark box is shorter than ``min_body_px`` on its long side. The
   pose landmark model cannot resolve a person that small (it needs ~100 px), so such a body is
   a pattern the detector took for one.
@@ -37,16 +39,17 @@ class PlausibilityConfig:
         hand close-ups that gave a body, the body's share inside the whole-image hand was 0.59
         to 1.0 (one more body 0.0: a strip at the border, smaller than the hand). A real person
         with half their seen landmarks inside one hand's box would be hidden by that hand.
-    hand_area, hand_inside: a body whose box holds ``hand_inside`` of a hand's box, the hand's box
-        being at least ``hand_area`` of the body's, is that hand too (one close-up: 0.94 and 0.58;
-        on a real person the hand would have to be half as large as their whole box). In a
+    hand_area: a body is a hand only when that hand's box is at least this share of the body's
+        box (0.54 to 0.77 on the close-ups' bodies; 0.27 on a person gesturing before their face).
+    hand_inside: or, instead of ``hand_share``, when the body's box holds this share of the
+        hand's box (one close-up: 0.94, with 0.38 of its landmarks inside the hand). In a
         close-up, other bodies under ``hand_area`` relative size go as well.
     min_body_px: the shortest long side of a body's box (pixels) that is kept.
     """
 
     hand_share: float = 0.5
     hand_margin: float = 0.1
-    hand_area: float = 0.5
+    hand_area: float = 0.4
     hand_inside: float = 0.8
     min_body_px: float = 32.0
     visible: float = 0.5
@@ -95,12 +98,14 @@ def _overlap(a, b) -> float:
 
 def is_hand(person: PersonDetection, hand: HandLandmarks, width: int, height: int, cfg: PlausibilityConfig) -> bool:
     """The body of ``person`` is ``hand`` seen close (see the module notes)."""
+    box = points_box(hand.xy, margin=0.0)
+    area = _area(box)
+    if area <= 0 or area < cfg.hand_area * _area(person.box):
+        return False  # the body is far larger than the hand: a person with a hand in view
     pts = seen_points(person.body, width, height, cfg.visible)
     if len(pts) >= 3 and share_inside(pts, hand.xy, cfg.hand_margin) >= cfg.hand_share:
         return True
-    box = points_box(hand.xy, margin=0.0)
-    area = _area(box)
-    return area > 0 and _overlap(box, person.box) >= cfg.hand_inside * area and area >= cfg.hand_area * _area(person.box)
+    return _overlap(box, person.box) >= cfg.hand_inside * area
 
 
 def screen(people: list[PersonDetection], hands: list[HandLandmarks], width: int, height: int,
