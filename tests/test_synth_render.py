@@ -73,9 +73,11 @@ def test_placement_fills_the_frame_as_asked():
         extent = (uv.max(0) - uv.min(0)).max()
         assert 0.5 * 256 < extent < 0.75 * 256  # ~60 % of the side (perspective adds a little)
     cut = CameraSettings(truncation_prob=1.0)
-    outside = [((project(body + q.translation, q.intrinsics) < 0) | (project(body + q.translation, q.intrinsics) > 255)).any()
-               for q in (place_person(body, (256, 256), rng, cut) for _ in range(20))]
-    assert all(outside)
+    for _ in range(20):  # cut at an edge: 10-35 % of the box outside along one axis, most of the body in view
+        q = place_person(body, (256, 256), rng, cut)
+        uv = project(body + q.translation, q.intrinsics)
+        outside = ((uv < 0) | (uv > 255)).any(1)
+        assert 0.03 < outside.mean() < 0.5
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ class CameraSettings:
     fov_degrees: tuple[float, float] = (40.0, 75.0)  # along the image's longer side
     fill: tuple[float, float] = (0.45, 0.95)  # the body's larger 2D extent / the image's shorter side
     truncation_prob: float = 0.15  # body partly outside the frame
-    truncation_depth: tuple[float, float] = (0.1, 0.35)  # how much of the body's extent leaves the frame
+    truncation_depth: tuple[float, float] = (0.1, 0.35)  # how much of the body's 2D box leaves the frame
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,21 @@ def place_person(points: np.ndarray, size: tuple[int, int], rng: np.random.Gener
     size_wh = np.array([width - 1, height - 1], float)
     room_low, room_high = np.maximum(low, 0), np.maximum(size_wh - high, 0)
     offset = -room_low + rng.random(2) * (room_low + room_high)
-    keep_in = np.ones(2, bool)
+    axis, edge = -1, 0.0  # the axis cut at the frame's edge, and where the box's near edge goes
     if rng.random() < settings.truncation_prob:
         axis = int(rng.integers(2))
-        cut = rng.uniform(*settings.truncation_depth) * fill
-        offset[axis] = -(room_low[axis] + cut) if rng.random() < 0.5 else room_high[axis] + cut
-        keep_in[axis] = False
+        cut = rng.uniform(*settings.truncation_depth) * (high - low)[axis]  # a share of the box along that axis
+        low_side = rng.random() < 0.5
+        offset[axis] = -(room_low[axis] + cut) if low_side else room_high[axis] + cut
+        edge = -cut if low_side else size_wh[axis] + cut
     for _ in range(4):  # off-axis, near points shift more than the centre: pull back what sticks out
         uv = project(points + translation_for(offset), intrinsics)
         fix = np.maximum(-uv.min(0), 0) - np.maximum(uv.max(0) - size_wh, 0)
-        if not (fix[keep_in] != 0).any():
+        if axis >= 0:
+            fix[axis] = edge - (uv[:, axis].min() if edge < 0 else uv[:, axis].max())
+        if (np.abs(fix) < 0.5).all():
             break
-        offset += np.where(keep_in, 1.1 * fix, 0)
+        offset += fix
     return Placement(intrinsics, translation_for(offset))
 
 
