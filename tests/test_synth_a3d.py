@@ -4,7 +4,6 @@ limb-class balance, resuming, refusing foreign folders, bad arguments."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

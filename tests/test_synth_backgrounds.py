@@ -4,7 +4,6 @@ real photo (hmrkit's perception finds nobody afterwards), the cache, and data hy
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
