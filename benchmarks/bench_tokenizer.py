@@ -25,7 +25,7 @@ core joints still on the body, pelvis-centred.
 *prior*: true test poses with Gaussian rotation noise per joint, projected (intact codebook) or
 passed through the VAE pose prior's decode(mu), vs left noisy; the token energy's ranking of
 clean vs noisy poses (AUC).
-*speed*: ``project`` for one person and for 8, one thread, median of 200 calls.
+*speed*: ``project`` for one person and for 8 (under ``torch.inference_mode``), one thread, median of 200 calls.
 Results: benchmarks/results/tokenizer.{json,md}.
 """
 
@@ -78,7 +78,7 @@ def train_ablations(args) -> None:
         if out.exists() and not args.force:
             print(f"{name}: {out} exists, skipped")
             continue
-        cfg = TrainConfig(steps=args.steps, tokens=tokens, codebook_size=size, unified_only=True, val_every=args.steps // 2,
+        cfg = TrainConfig(steps=args.steps, tokens=tokens, codebook_size=size, unified_only=True, val_every=args.steps // 2, record="",
                           checkpoint_every=args.steps, run_dir=str(ABLATION_DIR / f"run_{name}_s{args.steps}"), out=str(out))
         model, summary = train(cfg)
         save_pose_tokenizer(model, out, {"steps": str(args.steps), "seconds": f"{summary['seconds']:.0f}", "unified_only": "True"})
@@ -269,7 +269,7 @@ def auc(low: torch.Tensor, high: torch.Tensor) -> float:
     scores = torch.cat([low, high])
     ranks = scores.argsort().argsort().double() + 1
     n, m = len(low), len(high)
-    return float((ranks[:n].sum() - n * (n + 1) / 2) / (n * m))
+    return float((ranks[n:].sum() - m * (m + 1) / 2) / (n * m))  # Mann-Whitney U of the high group
 
 
 @torch.no_grad()
@@ -306,7 +306,7 @@ def as_prior(body, tokenizer: PoseTokenizer) -> dict:
 # -- speed ---------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def speed(tokenizer: PoseTokenizer) -> dict:
     torch.set_num_threads(1)
     test = held_out_poses(16)
@@ -363,7 +363,7 @@ def table(payload: dict) -> str:
         cell = lambda k: f"{r[k]['mpjpe']} / {r[k]['pa_mpjpe']}" if k in r else ""  # noqa: E731
         lines.append(f"| {name} | {cell('noisy')} | {cell('projected (intact codebook)')} | {cell('VAE pose prior decode(mu)')} | "
                      f"{r.get('token energy AUC clean < noisy', '')} |")
-    lines += ["", "## Speed of `PoseTokenizer.project` (1 thread, median of 200 calls)", "", "| call | ms per call | ms per person |", "|---|---|---|"]
+    lines += ["", "## Speed of `PoseTokenizer.project` (inference mode, 1 thread, median of 200 calls)", "", "| call | ms per call | ms per person |", "|---|---|---|"]
     for name, r in payload["speed"].items():
         lines.append(f"| {name} | {r['ms_per_call']} | {r['ms_per_person']} |")
     return "\n".join(lines) + "\n"

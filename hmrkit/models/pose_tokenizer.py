@@ -268,6 +268,8 @@ class PoseTokenizer(nn.Module):
 
     def run_selected(self, body: torch.Tensor, free: torch.Tensor, use_amputated: torch.Tensor) -> TokenizerOutput:
         """Joints 1..21 through ``amputated`` where ``use_amputated`` (B,) else ``intact``."""
+        if bool(use_amputated.all()) or not bool(use_amputated.any()):  # one tokenizer for all: no split
+            return (self.amputated if bool(use_amputated.any()) else self.intact)(body, free)
         parts = [(self.amputated, use_amputated), (self.intact, ~use_amputated)]
         outputs = [(model(body[mask], free[mask]), mask) for model, mask in parts if mask.any()]
         if len(outputs) == 1:

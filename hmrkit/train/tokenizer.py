@@ -48,12 +48,13 @@ from hmrkit.models.pose_tokenizer import (
     free_joints_of_classes,
     save_pose_tokenizer,
 )
-from hmrkit.paths import cache_dir, weights_dir
+from hmrkit.paths import cache_dir, package_dir, weights_dir
 from hmrkit.train.hkmr import load_checkpoint, save_checkpoint
 
 COMMAND = "hmrkit train tokenizer"
 CORE_PARENTS = tuple(max(p, 0) for p in skeleton_of(BODY_JOINTS).parents[:NUM_BODY_CORE])
 ABSENT_LIMB_COUNT = (0.7, 0.2, 0.1)  # chance of 1, 2, 3 absent limbs in an amputated sample
+REPO_RESULTS = package_dir().parent / "benchmarks" / "results"
 
 
 @dataclass
@@ -80,6 +81,7 @@ class TrainConfig:
     unified_only: bool = False  # train only the amputated (unified) tokenizer: the ablations save half the time
     run_dir: str = ""  # default <cache>/train/tokenizer
     out: str = str(weights_dir() / DEFAULT_WEIGHTS)
+    record: str = str(REPO_RESULTS / "tokenizer_train.json")  # training record + curves beside it ("" for none)
     resume: bool = False
 
     def tokenizer_config(self) -> TokenizerConfig:
@@ -270,8 +272,15 @@ def train(cfg: TrainConfig, log=print) -> tuple[PoseTokenizer, dict]:
     model.eval()
     seconds = time.perf_counter() - start
     summary = {"steps": step, "seconds": round(seconds, 1), "parameters_per_tokenizer": params, "training_poses": len(data),
-               "config": asdict(cfg), "last": history[-1] if history else {},
-               "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, {cfg.threads} thread(s)"}
+               "config": asdict(cfg), "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, {cfg.threads} thread(s)",
+               "history": history}
+    if cfg.record:
+        record = Path(cfg.record)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(summary, indent=1))
+        c = cfg.tokenizer_config()
+        plot_curves(history, record.with_name(record.stem + "_curves.png"),
+                    f"pose tokenizer: {c.tokens} tokens, codebook {c.codebook_size} x {c.code_dim}, batch {cfg.batch_size}")
     return model, summary
 
 
