@@ -335,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
         print(f"hmrkit synth a3d: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("hmrkit synth a3d: interrupted (run the same command again to resume)", file=sys.stderr)
+        return 130
     return 0
 
 
