@@ -41,13 +41,13 @@ from bench_common import RESULTS, ROOT, machine, write  # the script's own folde
 
 sys.path.insert(0, str(ROOT))
 
-from hmrkit.body.amputation import absent_joints, absent_keypoints, collapse_scales  # noqa: E402
+from hmrkit.body.amputation import absent_joints, absent_keypoints  # noqa: E402
 from hmrkit.body.anny_keypoints import anny_keypoint_map  # noqa: E402
 from hmrkit.body.anny_model import load_anny_body  # noqa: E402
 from hmrkit.body.anny_rig import NUM_BODY_CORE  # noqa: E402
 from hmrkit.body.conventions import MEDIAPIPE33  # noqa: E402
 from hmrkit.body.keypoints import keypoint_owners  # noqa: E402
-from hmrkit.body.limbs import LIMBS, LimbStatus  # noqa: E402
+from hmrkit.body.limbs import LIMBS, LimbState, LimbStatus, levels  # noqa: E402
 from hmrkit.data.synth_keypoints import SynthConfig, SynthKeypoints  # noqa: E402
 from hmrkit.estimators import load_regressor  # noqa: E402
 from hmrkit.eval.metrics import mpjpe, pa_mpjpe  # noqa: E402
@@ -94,27 +94,29 @@ def full_pose(body, core: torch.Tensor) -> torch.Tensor:
     return full
 
 
-def collapse_table(body) -> torch.Tensor:
-    """(4 limbs, 4 classes, 22) bool: core joints a limb class removes (strictly below the collapse)."""
-    table = torch.zeros(len(LIMBS), 4, NUM_BODY_CORE, dtype=torch.bool)
-    for i in range(len(LIMBS)):
-        for c in range(1, 4):
-            classes = [0] * len(LIMBS)
-            classes[i] = c
-            status = LimbStatus.from_classes(classes)
-            gone = [body.skeleton.index(n) for n in absent_joints(body.skeleton, status.losses)]
-            table[i, c, [g for g in gone if g < NUM_BODY_CORE]] = True
-    return table
+def class_tables(body) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per limb and class (4, 4, ...): the joint the body layer collapses (J,) and the core joints
+    it removes, strictly below the collapse (22,). Class 0 (present) marks nothing."""
+    collapse = torch.zeros(len(LIMBS), 4, body.num_joints, dtype=torch.bool)
+    removed = torch.zeros(len(LIMBS), 4, NUM_BODY_CORE, dtype=torch.bool)
+    for i, limb in enumerate(LIMBS):
+        for c, level in enumerate(levels(limb), start=1):
+            loss = LimbState(limb, level).loss
+            collapse[i, c, body.skeleton.index(loss.joint)] = True
+            gone = [body.skeleton.index(n) for n in absent_joints(body.skeleton, [loss])]
+            removed[i, c, [g for g in gone if g < NUM_BODY_CORE]] = True
+    return collapse, removed
 
 
-def scales_of(body, classes: torch.Tensor) -> torch.Tensor:
-    """(B, 4) limb classes -> (B, J) joint scales: 0 at each collapse joint (the body layer's amputation)."""
-    scales = torch.ones(classes.shape[0], body.num_joints)
-    for b, row in enumerate(classes.tolist()):
-        losses = LimbStatus.from_classes(row).losses
-        if losses:
-            scales[b] = collapse_scales(body.skeleton, losses)[0]
-    return scales
+def per_person(table: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """(4, 4, K) table and (B, 4) limb classes -> (B, K): marked by any of the person's limbs."""
+    return table[torch.arange(len(LIMBS)), classes].any(dim=1)
+
+
+def limb_geometry(body, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, J) joint scales (0 at each collapse joint: the body layer's amputation) and (B, 22) removed core joints."""
+    collapse, removed = class_tables(body)
+    return (~per_person(collapse, classes)).float(), per_person(removed, classes)
 
 
 @torch.no_grad()
@@ -161,8 +163,8 @@ def reconstruction(body, tokenizer: PoseTokenizer) -> dict:
     classes = random_limb_classes(n, 1.0, torch.Generator().manual_seed(11))
     free = free_joints_of_classes(classes)
     none = torch.zeros_like(free)
-    removed = collapse_table(body)[torch.arange(len(LIMBS)), classes].any(1)
-    intact_scales, amp_scales = torch.ones(n, body.num_joints), scales_of(body, classes)
+    amp_scales, removed = limb_geometry(body, classes)
+    intact_scales = torch.ones(n, body.num_joints)
     gt_intact = core_joints(body, core, None, intact_scales)
     gt_amp = core_joints(body, core, None, amp_scales)
     everyone = torch.ones(n, dtype=torch.bool)
@@ -239,8 +241,7 @@ def hkmr_projection(body, tokenizer: PoseTokenizer, count: int) -> dict:
 
     free = free_joints_of_classes(classes)
     none = torch.zeros_like(free)
-    scales = scales_of(body, classes)
-    removed = collapse_table(body)[torch.arange(len(LIMBS)), classes].any(1)
+    scales, removed = limb_geometry(body, classes)
     gt = core_joints(body, batch.rotations, batch.shape, scales)
     body21 = guess[:, 1:NUM_BODY_CORE]
     dual, _ = run_part(tokenizer.amputated, body21, free)
