@@ -202,7 +202,8 @@ class A3DGenerator:
         carried onto its joint (the heel and toes when the foot goes: they ride on the ankle).
         The collapse joint's own keypoint stays: it is the stump's end."""
         names = self.keypoints.names
-        gone = np.array([n in set(absent_keypoints(names, self.owners, self.model.skeleton, status.losses)) for n in names])
+        below = set(absent_keypoints(names, self.owners, self.model.skeleton, status.losses))
+        gone = np.array([n in below for n in names])
         if not status.losses:
             return gone
         with torch.no_grad():
