@@ -116,7 +116,7 @@ class TokenizerConfig:
 
 
 class ResBlock(nn.Module):
-    """Two 3-wide convolutions with a skip (the ResNet block of TokenHMR's tokenizer)."""
+    """A 3-wide and a 1-wide convolution with a skip (the ResNet block of TokenHMR's tokenizer)."""
 
     def __init__(self, width: int):
         super().__init__()
