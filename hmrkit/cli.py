@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="limb differences: auto (BPAC-Net decides per person), intact (default: every limb drawn), "
                           "or what you know for everyone in the inputs, e.g. left_leg=lower_leg,right_arm=hand (limbs: left_arm, right_arm, left_leg, "
                           "right_leg; arm levels hand, forearm, arm; leg levels foot, lower_leg, leg)")
+    run.add_argument("--pose-tokenizer", action="store_true",
+                     help="with --estimator hkmr: pass HKMR's guess through AJAHR's pose tokenizer (the amputee codebook for "
+                          "people with an absent limb) before the refinement (off by default: docs/ajahr.md)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
 
@@ -233,11 +236,14 @@ def command_run(args: argparse.Namespace) -> int:
         _error(f"--limbs: {error}")
         return 2
     estimator = args.estimator or ("hkmr" if args.body_model == "anny" else "optimization")
+    if args.pose_tokenizer and estimator != "hkmr":
+        _error("--pose-tokenizer reshapes HKMR's guess: it needs --estimator hkmr (the default with Anny)")
+        return 2
     body = BodyModelChoice(BodyModelKind(args.body_model), args.model_dir)
     try:
         config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body,
                                 estimator=HkmrEstimator.load() if estimator == "hkmr" else None,
-                                hand_refine_iterations=args.hand_refine, limbs=limbs)
+                                hand_refine_iterations=args.hand_refine, limbs=limbs, pose_tokenizer=args.pose_tokenizer)
         if refine_steps is not None:
             config.refine_iterations = refine_steps
     except HmrkitError as error:  # the shipped weights are missing or damaged

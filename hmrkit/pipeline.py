@@ -96,6 +96,11 @@ class PipelineConfig:
     # limb differences (hmrkit.limb_stage): one status for everyone (the user's statement, or
     # LimbStatus.intact() to assume intact limbs), or None: BPAC-Net decides per person
     limbs: LimbStatus | None = field(default_factory=LimbStatus.intact)
+    # AJAHR's dual-codebook pose tokenizer (hmrkit.models.pose_tokenizer): the regressor's guess is
+    # replaced by its tokenized version, from the amputee codebook for people with an absent limb,
+    # before the refinement. Off by default: on held-out synthetic people it moved HKMR's guess away
+    # from the truth (benchmarks/results/tokenizer.md, ajahr_synthetic.md)
+    pose_tokenizer: bool = False
 
     def camera(self, width: int, height: int, loaded: LoadedImage | None = None) -> tuple[PerspectiveCamera, str]:
         """The camera of a ``width`` x ``height`` picture (``loaded``'s, when given: its scale and
@@ -134,6 +139,13 @@ class Pipeline:
         self.hand_solver = HandSolver(refine=self.config.hand_refine_iterations > 0, iterations=self.config.hand_refine_iterations)
         if self.config.intrinsics is not None and self.config.fov_degrees is not None:
             raise ValueError("give the camera's intrinsics or its field of view, not both")
+        self.tokenizer = None
+        if self.config.pose_tokenizer:
+            if self.config.estimator is None:
+                raise ValueError("the pose tokenizer reshapes the learned estimator's guess: it needs the HKMR estimator")
+            from hmrkit.models.pose_tokenizer import load_pose_tokenizer
+
+            self.tokenizer = load_pose_tokenizer()
         if self.config.limbs is not None:
             self.limbs = LimbChoice(self.config.limbs)
         else:  # in videos each track's limbs are decided on all its frames so far
@@ -236,6 +248,9 @@ class Pipeline:
             fit = self.fitter.fit(targets, camera, fixed=fixed)
         else:
             guess = estimator(targets, camera)
+            if self.tokenizer is not None:  # AJAHR: the guess through the codebook of the person's limb status
+                with torch.no_grad():
+                    guess.rotations = self.tokenizer.project(guess.rotations, limbs.status)
             if fixed is not None:
                 guess.rotations = torch.where(fixed.mask[..., None, None], fixed.rotations, guess.rotations)
             if self.config.refine:

@@ -200,3 +200,34 @@ def test_video_tracks_decide_on_the_average_of_their_frames():
     assert not track.any_absent  # one odd frame among three: P(present) of the mean is 0.7
     assert alone.state("left_leg").level == "lower_leg" and alone.source == "bpac"
     np.testing.assert_allclose(track.state("left_leg").probabilities["present"], (1 + 1 + 0.1) / 3)
+
+
+def test_cli_pose_tokenizer_needs_the_learned_estimator(tmp_path, capsys):
+    from hmrkit.cli import main
+
+    assert main(["run", str(SAMPLE), "--out", str(tmp_path), "--pose-tokenizer", "--estimator", "optimization"]) == 2
+    assert capsys.readouterr().err.strip().startswith("hmrkit: error: --pose-tokenizer")
+
+
+@pytest.mark.slow
+def test_pose_tokenizer_reshapes_the_guess_by_limb_status():
+    """With the tokenizer on, the refinement starts from the tokenized guess (so the result moves),
+    and an amputee's guess goes through the other codebook than an intact person's."""
+    from hmrkit.io.images import load_image
+    from hmrkit.pipeline import Pipeline, PipelineConfig
+
+    image = load_image(SAMPLE)
+    amputee = parse_limbs("left_arm=forearm")
+    with Pipeline(PipelineConfig(limbs=amputee, refine=False)) as plain:
+        perception = plain.backend.detect(image.rgb)
+        (without,) = plain.run_with_fit(image, perception=perception)[0].people
+    with Pipeline(PipelineConfig(limbs=amputee, refine=False, pose_tokenizer=True)) as tokenized:
+        (cut,) = tokenized.run_with_fit(image, perception=perception)[0].people
+        tokenized.limbs = LimbChoice(LimbStatus.intact())
+        (whole,) = tokenized.run_with_fit(image, perception=perception)[0].people
+        body = slice(1, 22)
+        with torch.no_grad():
+            expected = tokenized.tokenizer.project(torch.from_numpy(without.pose)[None].float(), [amputee])[0].numpy()
+    np.testing.assert_allclose(cut.pose[body], expected[body], atol=1e-4)  # no refinement: the guess is the result
+    assert np.abs(cut.pose[body] - without.pose[body]).max() > 1e-3
+    assert np.abs(cut.pose[body] - whole.pose[body]).max() > 1e-3  # the other codebook
