@@ -105,7 +105,8 @@ def test_write_digest_rewrites_only_the_header(tmp_path):
     assert write_digest(path) == digest  # idempotent
 
 
-@pytest.mark.parametrize("name", ["hkmr.safetensors", "hmr_flat.safetensors", "pose_vae.safetensors", "hand_ik.safetensors"])
+@pytest.mark.parametrize("name", ["hkmr.safetensors", "hmr_flat.safetensors", "pose_vae.safetensors", "hand_ik.safetensors",
+                                  "pose_tokenizer.safetensors"])
 def test_shipped_weights_carry_a_matching_digest(name):
     path = weights_dir() / name
     header, _ = _layout(path)

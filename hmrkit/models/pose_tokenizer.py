@@ -310,8 +310,9 @@ class PoseTokenizer(nn.Module):
 
 
 def save_pose_tokenizer(model: PoseTokenizer, path: str | Path, extra: dict[str, str] | None = None) -> Path:
-    """Write both tokenizers as one safetensors file; the config travels in its metadata."""
-    from safetensors.torch import save_file
+    """Write both tokenizers as one safetensors file; the config travels in its metadata, with the
+    content digest the loader verifies (hmrkit.io.integrity)."""
+    from hmrkit.io.integrity import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
