@@ -274,8 +274,9 @@ def decide(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 def save_bpac(net: BpacNet, thresholds: np.ndarray, path: str | Path, extra: dict[str, str] | None = None,
               flip_average: bool = True) -> Path:
     """Write the net and its decision rule (thresholds (4,), one per limb, calibrated with or without
-    ``flip_average``); the config goes in the metadata."""
-    from safetensors.torch import save_file
+    ``flip_average``); the config goes in the metadata, with the content digest the loader verifies
+    (hmrkit.io.integrity)."""
+    from hmrkit.io.integrity import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
