@@ -3,7 +3,8 @@
 Every image of a held-out set (``hmrkit synth a3d``, a seed never trained on) goes through
 hmrkit's perception once; its person then goes through the rest of the pipeline with each limb
 choice: AJAHR switched off (every limb drawn, hmrkit before limb status), the ground-truth limb
-labels stated, and BPAC-Net's prediction (``--limbs auto``). Errors against the rendered body,
+labels stated, and BPAC-Net's prediction (``--limbs auto``); the latter two also with the pose
+tokenizer (``--pose-tokenizer``). Errors against the rendered body,
 split into amputated and intact people:
 - MPJPE / PA-MPJPE (mm) over the body_output keypoints that exist on the true body (pelvis-aligned
   for MPJPE), the prediction's points taken from its own mesh (a limb wrongly cut counts where
@@ -80,11 +81,12 @@ def _result_scales(pipeline: Pipeline, person: PersonResult) -> torch.Tensor:
 def synthetic(args: argparse.Namespace, argv: list[str]) -> None:
     manifest = read_manifest(args.set)
     count = manifest.count if args.count is None else min(args.count, manifest.count)
-    modes = ("off (every limb drawn)", "ground-truth limbs", "BPAC-Net (--limbs auto)")
+    modes = ("off (every limb drawn)", "ground-truth limbs", "ground-truth limbs + pose tokenizer", "BPAC-Net (--limbs auto)",
+             "BPAC-Net + pose tokenizer")
     rows = {(m, g): Row({"mpjpe": [], "pa_mpjpe": [], "pve": []}, []) for m in modes for g in ("amputated", "intact")}
     missed = {"amputated": 0, "intact": 0}
-    pipeline = Pipeline(PipelineConfig(limbs=None))
-    classifier_choice = pipeline.limbs
+    pipeline = Pipeline(PipelineConfig(limbs=None, pose_tokenizer=True))
+    classifier_choice, tokenizer = pipeline.limbs, pipeline.tokenizer
     started = time.time()
     for index in range(count):
         label = load_person(label_path(args.set, index))
@@ -101,8 +103,10 @@ def synthetic(args: argparse.Namespace, argv: list[str]) -> None:
         true_points, true_vertices = _posed(pipeline, label.rotations, label.shape, label.translation,
                                             collapse_scales(pipeline.model.skeleton, truth.losses))
         exists = torch.from_numpy(~label.keypoints_absent)
-        for mode, choice in zip(modes, (LimbChoice(LimbStatus.intact()), LimbChoice(truth), classifier_choice)):
+        choices = (LimbChoice(LimbStatus.intact()), LimbChoice(truth), LimbChoice(truth), classifier_choice, classifier_choice)
+        for mode, choice in zip(modes, choices):
             pipeline.limbs = choice
+            pipeline.tokenizer = tokenizer if mode.endswith("pose tokenizer") else None
             result, _ = pipeline.run_with_fit(image, perception=one)
             (person,) = result.people
             points, vertices = _posed(pipeline, person.pose, person.shape, person.translation, _result_scales(pipeline, person))

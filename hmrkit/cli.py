@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default 2,15; fewer are faster and less accurate: docs/hkmr.md, Speed)")
     run.add_argument("--hand-refine", type=int, default=0, metavar="STEPS",
                      help="hand post-optimization steps after the IK net (default 0: the IK net alone; 20 in the paper)")
-    run.add_argument("--limbs", default="intact", metavar="auto|intact|LIMB=LEVEL,...",
-                     help="limb differences: auto (BPAC-Net decides per person), intact (default: every limb drawn), "
+    run.add_argument("--limbs", default="auto", metavar="auto|intact|LIMB=LEVEL,...",
+                     help="limb differences: auto (default: BPAC-Net decides per person), intact (every limb drawn), "
                           "or what you know for everyone in the inputs, e.g. left_leg=lower_leg,right_arm=hand (limbs: left_arm, right_arm, left_leg, "
                           "right_leg; arm levels hand, forearm, arm; leg levels foot, lower_leg, leg)")
     run.add_argument("--pose-tokenizer", action="store_true",

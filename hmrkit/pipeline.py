@@ -93,9 +93,10 @@ class PipelineConfig:
     hand_refine_iterations: int = 0
     # Anny (default) or the user's SMPL / SMPL-X files (hmrkit.body.selection)
     body_model: BodyModelChoice = field(default_factory=BodyModelChoice)
-    # limb differences (hmrkit.limb_stage): one status for everyone (the user's statement, or
-    # LimbStatus.intact() to assume intact limbs), or None: BPAC-Net decides per person
-    limbs: LimbStatus | None = field(default_factory=LimbStatus.intact)
+    # limb differences (hmrkit.limb_stage): None: BPAC-Net decides per person (its threshold keeps
+    # false amputations of real intact people rare: benchmarks/results/ajahr_real.md); or one status
+    # for everyone (the user's statement, or LimbStatus.intact() to draw every limb)
+    limbs: LimbStatus | None = None
     # AJAHR's dual-codebook pose tokenizer (hmrkit.models.pose_tokenizer): the regressor's guess is
     # replaced by its tokenized version, from the amputee codebook for people with an absent limb,
     # before the refinement. Off by default: on held-out synthetic people it moved HKMR's guess away
