@@ -30,7 +30,7 @@ from hmrkit.models.pose_prior import load_pose_prior
 from hmrkit.io.images import LoadedImage, ensure_rgb_uint8, load_image
 from hmrkit.perception.backend import PerceptionBackend
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
-from hmrkit.perception.types import Perception, PersonDetection
+from hmrkit.perception.types import Perception
 from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
 from hmrkit.limb_stage import LimbChoice, PeopleWithLimbs, TrackedLimbs, decide_limbs
 from hmrkit.results import HandResult, ImageResult, PersonResult
