@@ -26,7 +26,6 @@ The run folder holds ``checkpoint.safetensors`` + ``state.json`` (resumable), ``
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hmrkit.train.options import config_parser
 from hmrkit.body.limbs import LIMBS
 from hmrkit.errors import HmrkitError
 from hmrkit.geometry.crops import CropBox
@@ -556,15 +556,7 @@ def write_record(stem: Path, summary: dict, history: list[dict]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> BpacTrainConfig:
-    defaults = BpacTrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m hmrkit.train.bpac", description=__doc__.splitlines()[0])
-    for f in fields(BpacTrainConfig):
-        value = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true", default=value)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
+    parser = config_parser(BpacTrainConfig, "python -m hmrkit.train.bpac", __doc__.splitlines()[0])
     return BpacTrainConfig(**vars(parser.parse_args(argv)))
 
 

@@ -19,19 +19,19 @@ The run folder holds ``checkpoint.safetensors`` + ``state.json`` (resumable), ``
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.distributed as dist
 
+from hmrkit.train.options import config_parser
 from hmrkit.body.anny_model import AnnyModel, load_anny_body
 from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.data.retarget import mirror_core_rotations
@@ -396,21 +396,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m hmrkit.train.hkmr", description=__doc__.splitlines()[0])
-    for f in fields(TrainConfig):
-        if f.name == "synth":
-            continue
-        value = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true", default=value)
-        elif f.name == "model":
-            parser.add_argument(flag, choices=VARIANTS, default=value)
-        elif f.name == "encoder":
-            parser.add_argument(flag, choices=("keypoints", "image"), default=value)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
+    def choices(*allowed: str):
+        return lambda parser, flag, value: parser.add_argument(flag, choices=allowed, default=value)
+
+    special = {"synth": lambda parser, flag, value: None, "model": choices(*VARIANTS), "encoder": choices("keypoints", "image")}
+    parser = config_parser(TrainConfig, "python -m hmrkit.train.hkmr", __doc__.splitlines()[0], special)
     return TrainConfig(**vars(parser.parse_args(argv)))
 
 

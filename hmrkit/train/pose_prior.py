@@ -14,12 +14,13 @@ import math
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import roma
 import torch
 
+from hmrkit.train.options import config_parser
 from hmrkit.data.retarget import load_cmu_poses, mirror_core_rotations
 from hmrkit.geometry.rotations import geodesic_angle
 from hmrkit.models.pose_prior import (
@@ -193,18 +194,11 @@ choices (see `docs/mocap.md`) shape the distribution as well.
 
 
 def parse_args(argv: list[str]) -> TrainConfig:
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
-    for f in fields(TrainConfig):
-        value = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        elif f.name == "card":
-            parser.add_argument(flag, default=value)
-            parser.add_argument("--no-card", dest="card", action="store_const", const=None)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
+    def card(parser: argparse.ArgumentParser, flag: str, value) -> None:
+        parser.add_argument(flag, default=value)
+        parser.add_argument("--no-card", dest="card", action="store_const", const=None)
+
+    parser = config_parser(TrainConfig, COMMAND, __doc__.splitlines()[0], {"card": card})
     return TrainConfig(**vars(parser.parse_args(argv)))
 
 

@@ -21,18 +21,18 @@ core joints after encode-quantize-decode, intact and amputated. The run folder h
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from hmrkit.train.options import config_parser
 from hmrkit.body.anny_rig import BODY_JOINTS, NUM_BODY_CORE, skeleton_of
 from hmrkit.body.kinematics import forward_kinematics, tree_of
 from hmrkit.body.limbs import LIMBS
@@ -41,7 +41,6 @@ from hmrkit.data.training_motion import parse_motion_sets, training_poses
 from hmrkit.geometry.rotations import matrix_to_sixd
 from hmrkit.models.pose_tokenizer import (
     DEFAULT_WEIGHTS,
-    NUM_TOKEN_JOINTS,
     PoseTokenizer,
     PoseVQVAE,
     TokenizerConfig,
@@ -285,15 +284,7 @@ def train(cfg: TrainConfig, log=print) -> tuple[PoseTokenizer, dict]:
 
 
 def parse_args(argv: list[str] | None) -> TrainConfig:
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
-    for f in fields(TrainConfig):
-        value = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true", default=value)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
+    parser = config_parser(TrainConfig, COMMAND, __doc__.splitlines()[0])
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
     try:
         parse_motion_sets(cfg.motion)
