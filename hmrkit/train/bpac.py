@@ -27,7 +27,6 @@ The run folder holds ``checkpoint.safetensors`` + ``state.json`` (resumable), ``
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import sys
@@ -40,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from hmrkit.train.options import config_parser
+from hmrkit.train.schedule import learning_rate
 from hmrkit.body.limbs import LIMBS
 from hmrkit.errors import HmrkitError
 from hmrkit.geometry.crops import CropBox
@@ -377,14 +377,6 @@ def plot_curves(history: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def learning_rate(cfg: BpacTrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to 2 % of ``lr``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 # -- the run -----------------------------------------------------------------------------------

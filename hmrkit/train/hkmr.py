@@ -20,7 +20,6 @@ The run folder holds ``checkpoint.safetensors`` + ``state.json`` (resumable), ``
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time
@@ -32,6 +31,7 @@ import torch
 import torch.distributed as dist
 
 from hmrkit.train.options import config_parser
+from hmrkit.train.schedule import learning_rate
 from hmrkit.body.anny_model import AnnyModel, load_anny_body
 from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.data.retarget import mirror_core_rotations
@@ -272,14 +272,6 @@ def plot_curves(history: list[dict], path: Path, title: str, held_out: str = "sy
 
 
 # -- the loop ----------------------------------------------------------------------------------
-
-
-def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to 2 % of ``lr``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def real_poses(poses: torch.Tensor) -> torch.Tensor:

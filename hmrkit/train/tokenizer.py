@@ -22,7 +22,6 @@ core joints after encode-quantize-decode, intact and amputated. The run folder h
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 import torch
 
 from hmrkit.train.options import config_parser
+from hmrkit.train.schedule import learning_rate
 from hmrkit.body.anny_rig import BODY_JOINTS, NUM_BODY_CORE, skeleton_of
 from hmrkit.body.kinematics import forward_kinematics, tree_of
 from hmrkit.body.limbs import LIMBS
@@ -173,14 +173,6 @@ def reconstruction_mpjpe(model: PoseVQVAE, body: torch.Tensor, free: torch.Tenso
 
 
 # -- the loop ------------------------------------------------------------------------------------
-
-
-def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to 2 % of ``lr``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def plot_curves(history: list[dict], path: Path, title: str) -> None:
