@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hmrkit.perception.types import BodyLandmarks
+
 Box = tuple[float, float, float, float]
 
 
@@ -161,3 +163,16 @@ def crop_centre_overlaps(crop: Crop, w: int, h: int, slack: float = 0.25) -> boo
     cx, cy = crop.centre
     sx, sy = slack * crop.width, slack * crop.height
     return bool(-sx <= cx <= w + sx and -sy <= cy <= h + sy)
+
+
+def body_in_window(landmarks, world_landmarks, crop: Crop) -> BodyLandmarks:
+    """MediaPipe's 33 pose landmarks (normalised to the patch that showed ``crop``) and its world
+    landmarks as :class:`BodyLandmarks` in full-image pixels. MediaPipe's pose graphs leave the
+    presence field unset."""
+    uv = np.array([(p.x, p.y) for p in landmarks], dtype=np.float64)
+    return BodyLandmarks(
+        xy=uv * (crop.width, crop.height) + (crop.x0, crop.y0),
+        visibility=np.array([p.visibility for p in landmarks]),
+        world=np.array([(p.x, p.y, p.z) for p in world_landmarks]),
+        presence=None,
+    )

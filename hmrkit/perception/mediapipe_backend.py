@@ -63,6 +63,7 @@ from hmrkit.io.images import ensure_rgb_uint8
 from hmrkit.perception.geometry import (
     Box,
     Crop,
+    body_in_window,
     clip_box,
     crop_centre_overlaps,
     cut,
@@ -356,14 +357,7 @@ class MediaPipeBackend:
         result = self._pose_graph(slot).process(patch)
         if result.pose_landmarks is None:
             return None
-        lms = result.pose_landmarks.landmark
-        uv = np.array([(p.x, p.y) for p in lms], dtype=np.float64)
-        return BodyLandmarks(
-            xy=uv * (crop.width, crop.height) + (crop.x0, crop.y0),
-            visibility=np.array([p.visibility for p in lms]),
-            world=np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark]),
-            presence=None,  # legacy MediaPipe Pose leaves the presence field unset
-        )
+        return body_in_window(result.pose_landmarks.landmark, result.pose_world_landmarks.landmark, crop)
 
     def _hands_in(self, image: np.ndarray, crop: Crop) -> list[_HandHit]:
         patch, _ = cut(image, crop, self.config.hand_crop_px)

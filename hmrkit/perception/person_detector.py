@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hmrkit.perception.geometry import Crop, cut
+from hmrkit.perception.geometry import Crop, body_in_window, cut
 from hmrkit.perception.types import BodyLandmarks
 
 _DETECTOR_GRAPH = """
@@ -134,11 +134,4 @@ class PersonDetector:
         result = self._landmarker.process({"image": np.ascontiguousarray(patch), "roi": rect})
         if result.landmarks is None or result.world_landmarks is None:
             return None
-        lms = result.landmarks.landmark
-        uv = np.array([(p.x, p.y) for p in lms], dtype=np.float64)
-        return BodyLandmarks(
-            xy=uv * (window.width, window.height) + (window.x0, window.y0),
-            visibility=np.array([p.visibility for p in lms]),
-            world=np.array([(p.x, p.y, p.z) for p in result.world_landmarks.landmark]),
-            presence=None,  # left unset by this graph, as by mp.solutions.pose
-        )
+        return body_in_window(result.landmarks.landmark, result.world_landmarks.landmark, window)
