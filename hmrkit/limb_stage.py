@@ -76,8 +76,7 @@ def without_absent_parts(person: PersonDetection, status: LimbStatus) -> PersonD
         visibility = np.where(gone, 0.0, body.visibility).astype(np.float32)
         presence = None if body.presence is None else np.where(gone, 0.0, body.presence).astype(np.float32)
         body = replace(body, visibility=visibility, presence=presence)
-    hand_gone = removed_keypoints(tuple(f"{side}_hand:wrist" for side in person.hands), status)
-    hands = {side: hand for (side, hand), gone in zip(person.hands.items(), hand_gone) if not gone}
+    hands = {side: hand for side, hand in person.hands.items() if status.state(f"{side}_arm").present}  # any arm level takes the hand
     return replace(person, body=body, hands=hands)
 
 

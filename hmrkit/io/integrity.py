@@ -149,7 +149,8 @@ def _checked(path: Path, require: bool) -> tuple[bool, dict[str, str]]:
 
 
 def load_verified(path: str | os.PathLike, require: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file, read once and checked against its digest.
+    """Tensors and metadata of a safetensors file, checked against its digest (hashed through a
+    memory map, then loaded; the second read comes from the page cache).
 
     ``require=False`` accepts a file without a digest (unchecked); a digest that does not match
     is always an :class:`IntegrityError`. Other read errors are :class:`ModelAssetError`.
