@@ -29,10 +29,9 @@ import cv2
 import numpy as np
 import torch
 
-from hmrkit.body.amputation import absent_keypoints, collapse_scales
+from hmrkit.body.amputation import collapse_scales
 from hmrkit.body.anny_rig import NUM_BODY_CORE
-from hmrkit.body.keypoints import keypoint_owners
-from hmrkit.body.limbs import LIMBS, LimbStatus
+from hmrkit.body.limbs import LIMBS, LimbStatus, removed_keypoints
 from hmrkit.data.retarget import mirror_core_rotations
 from hmrkit.data.synth_keypoints import CANONICAL_TO_CAMERA, random_shapes
 from hmrkit.synth import dataset
@@ -108,7 +107,6 @@ class A3DGenerator:
         body = load_body(BodyModelChoice())
         self.model, self.keypoints = body.model, body.output_keypoints
         skeleton = self.model.skeleton
-        self.owners = keypoint_owners(self.keypoints, self.model.skin_weights)
         with torch.no_grad():
             rest = self.model(self.model.identity_pose(1))
         self.faces = self.model.faces.numpy()
@@ -173,7 +171,8 @@ class A3DGenerator:
         placement = place_person(vertices, s.size, rng, s.camera)
         vertices = vertices + placement.translation
         keypoints3d = out.keypoints[0].numpy() + placement.translation
-        absent = self.absent_keypoints(torch.from_numpy(rotations)[None], shape, status, out)
+        # on a removed part: the pipeline's rule (the collapse joint's own keypoint stays, the stump's end)
+        absent = removed_keypoints(self.keypoints.names, status)
 
         colours = vertex_colours(self.regions, random_outfit(rng))
         layer = render_person(vertices, self.faces, colours, placement.intrinsics, s.size, random_light(rng), s.supersample)
@@ -195,25 +194,6 @@ class A3DGenerator:
             background=self.backgrounds.names[b],
         )
         return image, person
-
-    def absent_keypoints(self, rotations: torch.Tensor, shape: torch.Tensor, status: LimbStatus, collapsed) -> np.ndarray:
-        """(K,) bool: keypoints on a removed part. Those on joints below a collapse joint
-        (:func:`hmrkit.body.amputation.absent_keypoints`), and surface keypoints the collapse
-        carried onto its joint (the heel and toes when the foot goes: they ride on the ankle).
-        The collapse joint's own keypoint stays: it is the stump's end."""
-        names = self.keypoints.names
-        below = set(absent_keypoints(names, self.owners, self.model.skeleton, status.losses))
-        gone = np.array([n in below for n in names])
-        if not status.losses:
-            return gone
-        with torch.no_grad():
-            intact = self.model(rotations, shape, with_vertices=False, keypoints=self.keypoints).keypoints[0].numpy()
-        points, joints = collapsed.keypoints[0].numpy(), collapsed.joints[0].numpy()
-        for loss in status.losses:
-            joint = joints[self.model.skeleton.index(loss.joint)]
-            before, after = np.linalg.norm(intact - joint, axis=1), np.linalg.norm(points - joint, axis=1)
-            gone |= (before > 0.02) & (after < 0.2 * before)  # pulled onto the joint (the heel: 51 -> 4 mm)
-        return gone
 
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         """(33, 3) x, y, visibility of the detection overlapping ``box`` most; NaN when none does."""
