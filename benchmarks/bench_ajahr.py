@@ -41,6 +41,7 @@ from hmrkit.body.limbs import LimbStatus  # noqa: E402
 from hmrkit.eval.metrics import mpjpe, pa_mpjpe, pve  # noqa: E402
 from hmrkit.io.images import load_image  # noqa: E402
 from hmrkit.limb_stage import LimbChoice  # noqa: E402
+from hmrkit.perception.geometry import iou  # noqa: E402
 from hmrkit.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from hmrkit.results import PersonResult  # noqa: E402
 from hmrkit.train.bpac import lspet_photos  # noqa: E402
@@ -53,13 +54,6 @@ PELVIS = BODY_OUTPUT.index("pelvis")
 class Row:
     errors: dict[str, list[float]]  # metric -> per person
     limb_ms: list[float]
-
-
-def _iou(a, b) -> float:
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    area = lambda r: max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])  # noqa: E731
-    return inter / max(area(a) + area(b) - inter, 1e-9)
 
 
 def _posed(pipeline: Pipeline, rotations, shape, translation, scales) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,8 +89,8 @@ def synthetic(args: argparse.Namespace, argv: list[str]) -> None:
         image = load_image(image_path(args.set, index))
         perception = pipeline.backend.detect(image.rgb)
         found = [p for p in perception.people if p.body is not None]
-        best = max(found, key=lambda p: _iou(p.box, label.box), default=None)
-        if best is None or _iou(best.box, label.box) < 0.3:
+        best = max(found, key=lambda p: iou(p.box, label.box), default=None)
+        if best is None or iou(best.box, label.box) < 0.3:
             missed[group] += 1
             continue
         one = replace(perception, people=[best])

@@ -34,6 +34,7 @@ from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.body.limbs import LIMBS, LimbStatus, removed_keypoints
 from hmrkit.data.retarget import mirror_core_rotations
 from hmrkit.data.synth_keypoints import CANONICAL_TO_CAMERA, random_shapes
+from hmrkit.perception.geometry import iou
 from hmrkit.synth import dataset
 from hmrkit.synth.appearance import BodyRegions, body_regions, random_outfit, vertex_colours
 from hmrkit.synth.backgrounds import BackgroundBank, build_background_bank, default_data_root, random_crop, training_photo_sources
@@ -201,22 +202,12 @@ class A3DGenerator:
         for person in self.detector.detect_pose(image):
             if person.body is None:
                 continue
-            iou = box_iou(np.asarray(person.box, float), box)
-            if iou > best_iou:
-                best, best_iou = person.body, iou
+            overlap = iou(person.box, box) if np.isfinite(box).all() else 0.0
+            if overlap > best_iou:
+                best, best_iou = person.body, overlap
         if best is None:
             return np.full((33, 3), np.nan, np.float32)
         return np.concatenate([best.xy, best.visibility[:, None]], 1).astype(np.float32)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return 0.0
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def _every(n: int, log, what: str):
