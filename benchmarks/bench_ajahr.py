@@ -43,7 +43,7 @@ from hmrkit.io.images import load_image  # noqa: E402
 from hmrkit.limb_stage import LimbChoice  # noqa: E402
 from hmrkit.perception.geometry import iou  # noqa: E402
 from hmrkit.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from hmrkit.results import PersonResult  # noqa: E402
+from hmrkit.results import model_scales  # noqa: E402
 from hmrkit.train.bpac import lspet_photos  # noqa: E402
 from hmrkit.synth.dataset import image_path, label_path, load_person, read_manifest  # noqa: E402
 
@@ -62,14 +62,6 @@ def _posed(pipeline: Pipeline, rotations, shape, translation, scales) -> tuple[t
         out = pipeline.model(torch.as_tensor(rotations, dtype=torch.float32)[None], torch.as_tensor(shape, dtype=torch.float32)[None],
                              torch.as_tensor(translation, dtype=torch.float32)[None], keypoints=pipeline.output_keypoints, scales=scales)
     return out.keypoints[0], out.vertices[0]
-
-
-def _result_scales(pipeline: Pipeline, person: PersonResult) -> torch.Tensor:
-    skeleton = pipeline.model.skeleton
-    scales = collapse_scales(skeleton, person.limbs.losses)
-    for name, value in person.bone_scales.items():
-        scales[0, skeleton.index(name)] *= value
-    return scales
 
 
 def synthetic(args: argparse.Namespace, argv: list[str]) -> None:
@@ -103,7 +95,7 @@ def synthetic(args: argparse.Namespace, argv: list[str]) -> None:
             pipeline.tokenizer = tokenizer if mode.endswith("pose tokenizer") else None
             result, _ = pipeline.run_with_fit(image, perception=one)
             (person,) = result.people
-            points, vertices = _posed(pipeline, person.pose, person.shape, person.translation, _result_scales(pipeline, person))
+            points, vertices = _posed(pipeline, person.pose, person.shape, person.translation, torch.from_numpy(model_scales(person.pose_names, person.bone_scales, person.limbs)).float()[None])
             row = rows[(mode, group)]
             row.errors["mpjpe"].append(1000 * float(mpjpe(points[None], true_points[None], exists[None], root=PELVIS)[0]))
             row.errors["pa_mpjpe"].append(1000 * float(pa_mpjpe(points[None], true_points[None], exists[None])[0]))

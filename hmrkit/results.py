@@ -73,6 +73,18 @@ class ImageResult:
     camera_source: str = "default"
 
 
+def model_scales(joint_names, bone_scales: dict[str, float], limbs: LimbStatus) -> np.ndarray:
+    """(J,) the body model's ``scales`` that rebuild a result's mesh from its pose: its bone scales,
+    and 0 at the joint each absent limb is cut at."""
+    names = list(joint_names)
+    scales = np.ones(len(names))
+    for name, value in bone_scales.items():
+        scales[names.index(name)] = value
+    for loss in limbs.losses:
+        scales[names.index(loss.joint)] = 0.0
+    return scales
+
+
 def _round(a: np.ndarray, digits: int) -> list:
     return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
 

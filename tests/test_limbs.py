@@ -152,6 +152,14 @@ def test_pipeline_draws_a_stump_and_ignores_the_absent_limbs_landmarks():
     assert "left_ankle" in data["absent_joints"] and "left_knee" not in data["absent_joints"]
     assert "left_knee" not in data["bone_scales"]
     assert LimbStatus.from_json(data["limbs"]).classes.tolist() == amputee.classes.tolist()
+    # docs/output.md's recipe: the JSON's pose, shape, translation and model_scales rebuild the stump mesh
+    from hmrkit.results import model_scales
+
+    scales = model_scales(data["pose"]["joint_names"], data["bone_scales"], LimbStatus.from_json(data["limbs"]))
+    with torch.no_grad():
+        rebuilt = pipeline.model(torch.tensor(data["pose"]["matrices"])[None].float(), torch.tensor([list(data["shape"].values())]).float(),
+                                 torch.tensor([data["translation"]]).float(), scales=torch.from_numpy(scales).float()[None]).vertices[0]
+    assert np.abs(rebuilt.numpy() - p_cut.vertices).max() < 0.002
     arrays = result_arrays(cut)
     assert arrays["limb_classes"].tolist() == [[0, 0, 2, 0]]
     assert np.isnan(arrays["joints2d"][0, BODY_OUTPUT.index("left_ankle")]).all()

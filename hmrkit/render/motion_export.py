@@ -37,14 +37,11 @@ class FoundMotion:
 
 def _person_arrays(person: dict, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from hmrkit.body.limbs import LimbStatus
+    from hmrkit.results import model_scales
 
     if person["pose"]["joint_names"] != names:
         raise HmrkitError("results of another skeleton than this hmrkit's Anny body")
-    scales = np.ones(len(names))
-    for name, value in person.get("bone_scales", {}).items():
-        scales[names.index(name)] = value
-    for loss in LimbStatus.from_json(person["limbs"]).losses:  # an absent limb: scale 0 where it is cut
-        scales[names.index(loss.joint)] = 0.0
+    scales = model_scales(names, person.get("bone_scales", {}), LimbStatus.from_json(person["limbs"]))
     return (np.asarray(person["pose"]["matrices"], np.float64), np.asarray(list(person["shape"].values()), np.float64),
             np.asarray(person["translation"], np.float64), scales)
 
