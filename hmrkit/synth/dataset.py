@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 FORMAT = "hmrkit.synth"
 VERSION = 1
+T = TypeVar("T")
 
 
 @dataclass
@@ -74,21 +76,33 @@ def read_manifest(root: Path) -> SynthManifest:
     return SynthManifest(data["kind"], int(data["seed"]), int(data["count"]), tuple(data["image_size"]), dict(data["options"]))
 
 
-def save_person(path: Path, person: SynthPerson) -> None:
+def save_label(path: Path, label) -> None:
+    """Write any label dataclass of plain arrays / strings as an ``.npz`` (no pickled objects)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {f.name: np.asarray(getattr(person, f.name)) for f in fields(person)}
+    arrays = {f.name: np.asarray(getattr(label, f.name)) for f in fields(label)}
     np.savez(path, **arrays)
 
 
-def load_person(path: Path) -> SynthPerson:
+def load_label(path: Path, cls: type[T]) -> T:
+    """Read a label dataclass written by :func:`save_label`; ``str`` fields come back as ``str``."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            values = {f.name: data[f.name] for f in fields(SynthPerson)}
+            values = {f.name: data[f.name] for f in fields(cls)}
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"{path}: damaged or foreign label file ({error})") from None
-    values["background"] = str(values["background"])
-    return SynthPerson(**values)
+    for f in fields(cls):
+        if f.type in (str, "str"):
+            values[f.name] = str(values[f.name])
+    return cls(**values)
+
+
+def save_person(path: Path, person: SynthPerson) -> None:
+    save_label(path, person)
+
+
+def load_person(path: Path) -> SynthPerson:
+    return load_label(path, SynthPerson)
 
 
 def completed(root: Path) -> list[int]:
