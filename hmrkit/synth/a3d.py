@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -214,69 +211,12 @@ def _every(n: int, log, what: str):
     return lambda i, total: log(f"{what}: {i}/{total}") if i % n == 0 and i else None
 
 
-def check_output(out: Path, manifest: dataset.SynthManifest) -> None:
-    """Refuse a folder holding anything but this same set (never overwrite the user's files)."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise ValueError(f"{out} exists and is not a folder")
-    if not any(out.iterdir()):
-        return
-    if not (out / "manifest.json").exists():
-        raise ValueError(f"{out} is not empty and holds no synthetic set: choose an empty or new folder")
-    old = dataset.read_manifest(out)
-    if (old.kind, old.seed, tuple(old.image_size), old.options) != (manifest.kind, manifest.seed, tuple(manifest.image_size), manifest.options):
-        raise ValueError(f"{out} holds another synthetic set ({old.kind}, seed {old.seed}, size {old.image_size[1]}): "
-                         "choose an empty or new folder")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_sample(out: Path, index: int, image: np.ndarray, person: dataset.SynthPerson) -> None:
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    _write_atomic(dataset.image_path(out, index), jpeg.tobytes())
-    label = dataset.label_path(out, index)
-    tmp = label.with_name(label.stem + ".part.npz")
-    dataset.save_person(tmp, person)
-    os.replace(tmp, label)
-
-
 def generate(out: Path, count: int, seed: int, settings: A3DSettings = A3DSettings(), log=print,
              generator: A3DGenerator | None = None) -> int:
     """Write samples 0..count-1 of the set into ``out`` (those already there are kept); returns
     how many were made now. ``generator``: one already built with ``settings`` (kept open)."""
-    out = Path(out)
     manifest = dataset.SynthManifest(KIND, seed, count, tuple(settings.size), settings.options())
-    check_output(out, manifest)
-    done = set(dataset.completed(out))
-    todo = [i for i in range(count) if i not in done]
-    dataset.write_manifest(out, manifest)
-    if not todo:
-        log(f"{out}: all {count} samples already there")
-        return 0
-    log(f"{out}: {len(done)} samples there, making {len(todo)}")
-    torch.set_num_threads(1)
-    own = generator is None
-    generator = generator or A3DGenerator(settings, log)
-    start = time.perf_counter()
-    try:
-        for n, index in enumerate(todo, 1):
-            image, person = generator.sample(seed, index)
-            write_sample(out, index, image, person)
-            if n % 50 == 0 or n == len(todo):
-                rate = n / (time.perf_counter() - start)
-                log(f"{n}/{len(todo)} made ({rate:.2f} images/s, {(len(todo) - n) / rate / 60:.1f} min left)")
-    finally:
-        if own:
-            generator.close()
-    return len(todo)
+    return dataset.generate_set(out, manifest, lambda: A3DGenerator(settings, log), log, generator)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, A3DSettings]:

@@ -85,8 +85,13 @@ class Outfit:
     pattern_period: float  # metres
 
 
+def random_skin(rng: np.random.Generator) -> np.ndarray:
+    """(3,) a skin tone of the palette (drawn with its weights), slightly varied; not clipped."""
+    return SKIN_TONES[rng.choice(len(SKIN_TONES), p=SKIN_WEIGHTS)] * rng.uniform(0.93, 1.07, 3)
+
+
 def random_outfit(rng: np.random.Generator) -> Outfit:
-    skin = SKIN_TONES[rng.choice(len(SKIN_TONES), p=SKIN_WEIGHTS)] * rng.uniform(0.93, 1.07, 3)
+    skin = random_skin(rng)
     cloth = CLOTH_COLOURS[rng.choice(len(CLOTH_COLOURS), 4)] * rng.uniform(0.8, 1.15, (4, 3))
     return Outfit(
         skin=np.clip(skin, 0, 1),

@@ -2,18 +2,24 @@
 
     DIR/manifest.json         {"format": "hmrkit.synth", "kind": "a3d", "version": 1, "seed", "count", ...}
     DIR/images/000000.jpg     the composited RGB image
-    DIR/labels/000000.npz     one :class:`SynthPerson` (plain numpy arrays, no pickled objects)
+    DIR/labels/000000.npz     one :class:`SynthPerson` (plain numpy arrays, no pickled objects);
+                              a hand set (kind "hands") holds :class:`hmrkit.synth.hand_dataset.SynthHand`
 
-Labels are read with ``allow_pickle=False``: a set is data, never code.
+Labels are read with ``allow_pickle=False``: a set is data, never code. :func:`generate_set`
+is every generator's loop: it refuses a folder holding something else, skips finished samples
+and writes each sample atomically, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Callable, Protocol, TypeVar
 
+import cv2
 import numpy as np
 
 FORMAT = "hmrkit.synth"
@@ -110,3 +116,77 @@ def completed(root: Path) -> list[int]:
     labels = Path(root) / "labels"
     found = sorted(int(p.stem) for p in labels.glob("*.npz") if p.stem.isdigit()) if labels.is_dir() else []
     return [i for i in found if image_path(root, i).exists()]
+
+
+class SampleMaker(Protocol):
+    def sample(self, seed: int, index: int) -> tuple[np.ndarray, object]: ...
+
+    def close(self) -> None: ...
+
+
+def check_output(out: Path, manifest: SynthManifest) -> None:
+    """Refuse a folder holding anything but this same set (never overwrite the user's files)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
+    if not any(out.iterdir()):
+        return
+    if not (out / "manifest.json").exists():
+        raise ValueError(f"{out} is not empty and holds no synthetic set: choose an empty or new folder")
+    old = read_manifest(out)
+    if (old.kind, old.seed, tuple(old.image_size), old.options) != (manifest.kind, manifest.seed, tuple(manifest.image_size), manifest.options):
+        raise ValueError(f"{out} holds another synthetic set ({old.kind}, seed {old.seed}, size {old.image_size[1]}): "
+                         "choose an empty or new folder")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_sample(out: Path, index: int, image: np.ndarray, label) -> None:
+    """The image (RGB uint8) as JPEG, then its label; each appears complete or not at all."""
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    _write_atomic(image_path(out, index), jpeg.tobytes())
+    label_file = label_path(out, index)
+    tmp = label_file.with_name(label_file.stem + ".part.npz")
+    save_label(tmp, label)
+    os.replace(tmp, label_file)
+
+
+def generate_set(out: Path, manifest: SynthManifest, make: Callable[[], SampleMaker], log=print,
+                 maker: SampleMaker | None = None) -> int:
+    """Write samples 0..count-1 of ``manifest``'s set into ``out`` (those already there are kept);
+    returns how many were made now. ``make`` builds the sample maker only when there is work
+    (``maker``: one already built, kept open)."""
+    import torch
+
+    out = Path(out)
+    check_output(out, manifest)
+    done = set(completed(out))
+    todo = [i for i in range(manifest.count) if i not in done]
+    write_manifest(out, manifest)
+    if not todo:
+        log(f"{out}: all {manifest.count} samples already there")
+        return 0
+    log(f"{out}: {len(done)} samples there, making {len(todo)}")
+    torch.set_num_threads(1)
+    own = maker is None
+    maker = maker or make()
+    start = time.perf_counter()
+    try:
+        for n, index in enumerate(todo, 1):
+            image, label = maker.sample(manifest.seed, index)
+            write_sample(out, index, image, label)
+            if n % 50 == 0 or n == len(todo):
+                rate = n / (time.perf_counter() - start)
+                log(f"{n}/{len(todo)} made ({rate:.2f} images/s, {(len(todo) - n) / rate / 60:.1f} min left)")
+    finally:
+        if own:
+            maker.close()
+    return len(todo)

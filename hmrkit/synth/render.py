@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from hmrkit.render.mesh_ops import vertex_normals
-from hmrkit.render.rasterizer import rasterize
+from hmrkit.render.rasterizer import Fragments, rasterize
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ def random_light(rng: np.random.Generator) -> Light:
 class PersonLayer:
     rgb: np.ndarray  # (H, W, 3) float32 in [0, 1], premultiplied by alpha
     alpha: np.ndarray  # (H, W) float32 coverage in [0, 1]
+    fragments: Fragments | None = None  # the supersampled rasterization (which face, depth), for labels
 
 
 def render_person(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, intrinsics: np.ndarray,
@@ -69,7 +70,7 @@ def render_person(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, 
     # INTER_AREA with an integer factor is the mean over each s x s block
     alpha = cv2.resize(covered.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     rgb = cv2.resize(np.clip(big, 0, 1), (w, h), interpolation=cv2.INTER_AREA)
-    return PersonLayer(rgb, alpha)
+    return PersonLayer(rgb, alpha, frags)
 
 
 def composite(background: np.ndarray, person: PersonLayer, rng: np.random.Generator) -> np.ndarray:
