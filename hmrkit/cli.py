@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     models = train.add_subparsers(dest="model", required=True)
     for name, what in (("hkmr", "the HKMR body regressor (or --model flat)"), ("hand-ik", "the 23-DoF hand IK net"),
                        ("pose-prior", "the VAE pose prior"), ("tokenizer", "AJAHR's dual-codebook pose tokenizer"),
-                       ("bpac", "BPAC-Net, AJAHR's limb classifier (--a3d DIR)")):
+                       ("bpac", "BPAC-Net, AJAHR's limb classifier (--a3d DIR)"),
+                       ("adapter", "HMR-Adapter: the hand expert, then its body/hand adapters")):
         models.add_parser(name, help=what, add_help=False)  # every option, --help too, goes to the trainer
     synth = sub.add_parser("synth", help="generate a synthetic training set (see docs/synthesis.md)")
     sets = synth.add_subparsers(dest="set", required=True)
@@ -313,6 +314,8 @@ def command_train(args: argparse.Namespace, options: list[str]) -> int:
         from hmrkit.train.bpac import main as train
     elif args.model == "tokenizer":
         from hmrkit.train.tokenizer import main as train
+    elif args.model == "adapter":
+        from hmrkit.train.adapter import main as train
     else:
         from hmrkit.train.pose_prior import main as train
     status = train(options)
