@@ -6,7 +6,8 @@ no attention to adapt. So the hand expert here is a small transformer of the pap
 
 - **Hand expert** (:class:`HandExpert`, trained first, then frozen): one token per hand21
   landmark (wrist-relative position in decimetres + confidence, a learned per-landmark
-  embedding; a missing landmark is the learned mask token), a self-attention encoder (the
+  embedding; a missing landmark is the learned mask token) and one for the palm's frame, a
+  self-attention encoder (the
   paper's ViT backbone), then a decoder head as the paper's: a single query token, per block a
   self-attention, a cross-attention to the hand tokens and an FFN; linear heads give the hand's
   global orientation (6D, camera frame) and the 23 biomechanical angles (a sigmoid onto each
@@ -53,13 +54,14 @@ from hmrkit.data.retarget import CORE_NAMES, CORE_PARENTS
 from hmrkit.errors import ModelAssetError
 from hmrkit.geometry.rotations import matrix_to_sixd, sixd_to_matrix
 from hmrkit.hands.biomech import ANGLE_NAMES, NUM_ANGLES, squash
-from hmrkit.hands.hand_model import mirror_rotation
+from hmrkit.hands.hand_model import canonical_frame, mirror_rotation
 from hmrkit.paths import weights_dir
 from hmrkit.weights_file import read_weights
 
 ARM_JOINTS = ("collar", "shoulder", "elbow", "wrist")  # per side: "left_collar", ...
 OFFSET_JOINTS = ("elbow", "wrist")  # the body path's pose offset
 MCP = (5, 9, 13, 17)  # hand21: index, middle, ring, little MCP
+PALM_FRAME = (0, 5, 9, 17)  # the points canonical_frame reads
 FILE_FORMAT = "hmrkit.hmr_adapter"
 DEFAULT_WEIGHTS = "hmr_adapter.safetensors"
 TRAIN_COMMAND = "hmrkit train adapter"
@@ -165,18 +167,25 @@ class DecoderBlock(nn.Module):
 
 
 class HandTokens(nn.Module):
-    """21 landmark tokens: position (dm) and confidence, a per-landmark embedding; missing -> mask token."""
+    """21 landmark tokens: position (dm) and confidence, a per-landmark embedding; missing -> mask
+    token. A 22nd token holds the palm's frame (6D; :func:`~hmrkit.hands.hand_model.canonical_frame`
+    of wrist, index, middle and little MCP): the orientation the IK net gets in closed form, given
+    to the expert as evidence (the mask token when one of those points is missing)."""
 
     def __init__(self, cfg: AdapterConfig):
         super().__init__()
         self.point = nn.Linear(4, cfg.width)
-        self.joint = nn.Parameter(0.02 * torch.randn(21, cfg.width))
+        self.palm = nn.Linear(6, cfg.width)
+        self.joint = nn.Parameter(0.02 * torch.randn(22, cfg.width))
         self.mask_token = nn.Parameter(0.02 * torch.randn(cfg.width))
 
     def forward(self, inputs: HandInputs) -> torch.Tensor:
         x = torch.cat([10.0 * inputs.points, inputs.confidence[..., None]], dim=-1)
-        tokens = torch.where(inputs.missing[..., None], self.mask_token, self.point(x))
-        return tokens + self.joint
+        points = torch.where(inputs.missing[..., None], self.mask_token, self.point(x))
+        palm_missing = inputs.missing[:, list(PALM_FRAME)].any(1)
+        palm = self.palm(matrix_to_sixd(canonical_frame(inputs.points)))
+        palm = torch.where(palm_missing[:, None], self.mask_token, palm)
+        return torch.cat([points, palm[:, None]], dim=1) + self.joint
 
 
 class ArmTokens(nn.Module):
@@ -208,7 +217,7 @@ class HandExpert(nn.Module):
         self.register_buffer("upper", torch.zeros(NUM_ANGLES) if upper is None else upper.clone().float())
 
     def encode(self, inputs: HandInputs) -> torch.Tensor:
-        """(N, 21, W) hand token features (the body path samples the MCP ones)."""
+        """(N, 22, W) hand token features: 21 landmarks and the palm frame (the body path samples the MCP ones)."""
         x = self.tokens(inputs)
         for layer in self.encoder:
             x = layer(x)
@@ -280,7 +289,7 @@ class BodyPathAdapter(nn.Module):
         nn.init.zeros_(self.out[-1].bias)
 
     def forward(self, memory: torch.Tensor, arm: torch.Tensor) -> torch.Tensor:
-        """(N, 21, W) expert features, (N, 4, 3, 3) arm -> (N, 2, 3, 3) offsets (elbow, wrist) to right-multiply."""
+        """(N, 22, W) expert features, (N, 4, 3, 3) arm -> (N, 2, 3, 3) offsets (elbow, wrist) to right-multiply."""
         mcp = self.features(memory[:, list(MCP)])
         z = torch.cat([self.begin.expand(memory.shape[0], 1, -1), self.arm(arm)], dim=1)
         for block in self.blocks:
