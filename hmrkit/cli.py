@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pose-tokenizer", action="store_true",
                      help="with --estimator hkmr: pass HKMR's guess through AJAHR's pose tokenizer (the amputee codebook for "
                           "people with an absent limb) before the refinement (off by default: docs/ajahr.md)")
+    run.add_argument("--hand-adapter", action=argparse.BooleanOptionalAction, default=None,
+                     help="with --estimator hkmr: HMR-Adapter between HKMR's guess and the fit (body path on elbows and "
+                          "wrists; fingers and wrist of hands MediaPipe missed); default: PipelineConfig's (docs/hmr_adapter.md)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
 
@@ -247,6 +250,8 @@ def command_run(args: argparse.Namespace) -> int:
                                 hand_refine_iterations=args.hand_refine, limbs=limbs, pose_tokenizer=args.pose_tokenizer)
         if refine_steps is not None:
             config.refine_iterations = refine_steps
+        if args.hand_adapter is not None:
+            config.hand_adapter = args.hand_adapter
     except HmrkitError as error:  # the shipped weights are missing or damaged
         _error(str(error))
         return 1

@@ -32,6 +32,7 @@ from hmrkit.perception.backend import PerceptionBackend
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
 from hmrkit.perception.types import Perception
 from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
+from hmrkit.hand_adapter_stage import HandAdapterStage, NoHandAdapter
 from hmrkit.limb_stage import LimbChoice, PeopleWithLimbs, TrackedLimbs, decide_limbs
 from hmrkit.results import HandResult, ImageResult, PersonResult
 
@@ -102,6 +103,10 @@ class PipelineConfig:
     # before the refinement. Off by default: on held-out synthetic people it moved HKMR's guess away
     # from the truth (benchmarks/results/tokenizer.md, ajahr_synthetic.md)
     pose_tokenizer: bool = False
+    # HMR-Adapter (hmrkit.hand_adapter_stage) between HKMR's guess and the fit: the body path turns
+    # elbows and wrists by the hands' features; hands MediaPipe missed get the hand path's fingers and
+    # wrist. Only with the learned estimator (it adapts HKMR's guess). docs/hmr_adapter.md
+    hand_adapter: bool = False
 
     def camera(self, width: int, height: int, loaded: LoadedImage | None = None) -> tuple[PerspectiveCamera, str]:
         """The camera of a ``width`` x ``height`` picture (``loaded``'s, when given: its scale and
@@ -147,6 +152,8 @@ class Pipeline:
             from hmrkit.models.pose_tokenizer import load_pose_tokenizer
 
             self.tokenizer = load_pose_tokenizer()
+        use_adapter = self.config.hand_adapter and self.config.estimator is not None
+        self.hand_adapter = HandAdapterStage() if use_adapter else NoHandAdapter()
         if self.config.limbs is not None:
             self.limbs = LimbChoice(self.config.limbs)
         else:  # in videos each track's limbs are decided on all its frames so far
@@ -252,6 +259,8 @@ class Pipeline:
             if self.tokenizer is not None:  # AJAHR: the guess through the codebook of the person's limb status
                 with torch.no_grad():
                     guess.rotations = self.tokenizer.project(guess.rotations, limbs.status)
+            adapted = self.hand_adapter(detections, guess, fixed, self.model)
+            guess, fixed = adapted.guess, adapted.fixed
             if fixed is not None:
                 guess.rotations = torch.where(fixed.mask[..., None, None], fixed.rotations, guess.rotations)
             if self.config.refine:

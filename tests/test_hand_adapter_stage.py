@@ -1,0 +1,74 @@
+"""The pipeline's HMR-Adapter stage: what it hands the fit, with a freshly built (untrained) adapter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import roma
+import torch
+
+from hmrkit.body.anny_model import load_anny_body
+from hmrkit.data.retarget import CORE_NAMES
+from hmrkit.fitting.body_fit import FitInit
+from hmrkit.hand_adapter_stage import HandAdapterStage, NoHandAdapter, hand_inputs
+from hmrkit.hands.hand_model import load_biomech_hand, mirror_points, mirror_rotation
+from hmrkit.models.hmr_adapter import AdapterConfig, HMRAdapter, global_rotations
+from hmrkit.perception.types import HandLandmarks, PersonDetection
+
+
+@pytest.fixture(scope="module")
+def body():
+    return load_anny_body()
+
+
+def person(hands: dict[str, np.ndarray]) -> PersonDetection:
+    found = {side: HandLandmarks(side, np.zeros((21, 2)), world, 0.9, "pose") for side, world in hands.items()}
+    return PersonDetection((0.0, 0.0, 10.0, 10.0), 1.0, None, found)
+
+
+def guess_for(body, batch: int, seed: int = 0) -> FitInit:
+    g = torch.Generator().manual_seed(seed)
+    rotations = body.identity_pose(batch).clone()
+    rotations[:, :22] = roma.rotvec_to_rotmat(0.4 * torch.randn(batch, 22, 3, generator=g))
+    return FitInit(rotations, torch.full((batch, 6), 0.5))
+
+
+def test_inputs_mirror_right_hands_and_mask_missing_ones(body):
+    world = np.random.default_rng(0).normal(size=(21, 3)).astype(np.float32) * 0.03
+    people = [person({"right": world}), person({})]
+    guess = guess_for(body, 2)
+    inputs = hand_inputs(people, guess.rotations[:, :22])
+    assert inputs.missing[0].all() and not inputs.missing[1].any() and inputs.missing[2:].all()
+    expected = mirror_points(torch.from_numpy(world - world[:1]))
+    assert torch.allclose(inputs.points[1], expected, atol=1e-6)
+    assert (inputs.confidence[1] == pytest.approx(0.9)) and (inputs.confidence[[0, 2, 3]] == 0).all()
+
+
+def test_stage_hand_off(body):
+    torch.manual_seed(0)
+    hand = load_biomech_hand("left")
+    model = HMRAdapter(AdapterConfig(width=32, heads=4, encoder_layers=1, decoder_layers=1, ffn=64), hand.axes.lower, hand.axes.upper).eval()
+    stage = HandAdapterStage(model)
+    world = (0.03 * torch.randn(21, 3)).numpy()
+    people = [person({"left": world, "right": world}), person({"left": world})]
+    guess = guess_for(body, 2, seed=1)
+    off = NoHandAdapter()(people, guess, None, body)
+    assert off.guess is guess and off.fixed is None
+
+    out = stage(people, guess, None, body)
+    # untrained body path = identity offsets; found hands keep their (absent here) fixed fingers
+    assert torch.allclose(out.guess.rotations[0], guess.rotations[0], atol=1e-6)
+    # the second person's right hand was not found: its fingers are fixed to the hand path's, and its
+    # wrist is turned so that its camera-frame orientation is the hand path's (mirrored back)
+    inputs = hand_inputs(people, guess.rotations[:, :22])
+    with torch.no_grad():
+        estimate = model.hand(inputs)
+    right = load_biomech_hand("right")
+    index = [body.skeleton.index(n) for n in right.model.skeleton.names[1:]]
+    assert out.fixed is not None and out.fixed.mask[1, index].all() and not out.fixed.mask[0].any()
+    assert torch.allclose(out.fixed.rotations[1, index], right.rotations(estimate.angles[3:4])[0, 1:], atol=1e-6)
+    wrist = CORE_NAMES.index("right_wrist")
+    orientation = global_rotations(out.guess.rotations[:, :22])[1, wrist]
+    assert torch.allclose(orientation, mirror_rotation(estimate.rotation[3]), atol=1e-5)
+    untouched = [i for i, n in enumerate(CORE_NAMES) if not n.endswith(("_elbow", "_wrist"))]
+    assert torch.allclose(out.guess.rotations[:, untouched], guess.rotations[:, untouched])
