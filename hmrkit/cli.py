@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="generate a synthetic training set (see docs/synthesis.md)")
     sets = synth.add_subparsers(dest="set", required=True)
     sets.add_parser("a3d", help="AJAHR's A3D: people with limb differences over real backgrounds", add_help=False)
+    sets.add_parser("hands", help="hand crops for Lite I2L MeshNet (ManoRender / AngRender poses and views)", add_help=False)
     return parser
 
 
@@ -361,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return command_train(args, extra)
         if args.command == "synth":
-            from hmrkit.synth.a3d import main as synth  # the only set so far; its options go to it
+            if args.set == "hands":  # each set's own options go to its generator
+                from hmrkit.synth.hands import main as synth
+            else:
+                from hmrkit.synth.a3d import main as synth
 
             return int(synth(extra) or 0)
     except KeyboardInterrupt:

@@ -20,8 +20,8 @@ from hmrkit.hands.hand_model import BiomechHand
 
 FINGER_ANGLES = {f: [ANGLE_NAMES.index(f"{f}_{n}") for n in ("mcp_flexion", "mcp_abduction", "pip_flexion", "dip_flexion")] for f in FINGERS4}
 THUMB_ANGLES = [i for i, n in enumerate(ANGLE_NAMES) if n.startswith("thumb_")]
-# per hand21 point: 0 wrist/MCPs/thumb CMC, 1 middle joints, 2 fingertips
-_TIER = torch.tensor([0, 0, 1, 1, 2] + [0, 1, 1, 2] * 4)
+# per hand21 point: 0 wrist/MCPs/thumb CMC, 1 middle joints, 2 fingertips (noise here; how deep under the skin in synth.hands)
+TIER = torch.tensor([0, 0, 1, 1, 2] + [0, 1, 1, 2] * 4)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def random_shapes(n: int, config: SynthConfig = SynthConfig(), generator: torch.
 def landmark_noise(joints: torch.Tensor, config: SynthConfig = SynthConfig(), generator: torch.Generator | None = None) -> torch.Tensor:
     """MediaPipe-like noise on (n, 21, 3) camera-frame joints (z = depth), metres."""
     n = joints.shape[0]
-    sigma = torch.tensor(config.noise_mm)[_TIER] / 1000.0  # (21,)
+    sigma = torch.tensor(config.noise_mm)[TIER] / 1000.0  # (21,)
     scale = torch.tensor([1.0, 1.0, config.depth_factor])
     noisy = joints + torch.randn(n, 21, 3, generator=generator) * sigma[:, None] * scale
     for chain in HAND21_CHAIN.values():

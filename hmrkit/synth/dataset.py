@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Protocol, TypeVar
@@ -95,7 +96,7 @@ def load_label(path: Path, cls: type[T]) -> T:
     try:
         with np.load(path, allow_pickle=False) as data:
             values = {f.name: data[f.name] for f in fields(cls)}
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # a cut file is not a zip
         raise ValueError(f"{path}: damaged or foreign label file ({error})") from None
     for f in fields(cls):
         if f.type in (str, "str"):
