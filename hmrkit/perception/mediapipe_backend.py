@@ -25,8 +25,14 @@ How it works and why:
   18 ms each two at a time on 2 cores). Each thread has its own hand graph; results do not depend on the order.
 - Hands: the hand model finds hands far more reliably on a crop around each pose wrist than on
   the whole frame (``geometry.hand_crop``); the hand whose wrist is nearest the pose wrist
-  wins, and the SIDE COMES FROM THE POSE. A hand claimed by two wrists (own or another
-  person's) goes to the nearer one.
+  wins, and the SIDE COMES FROM THE POSE. Every hand seen in either wrist's crop of a person
+  may go to either wrist (one crop often holds both hands), and claims are granted cheapest
+  first: one hand per wrist, one wrist per hand, so a hand claimed by two wrists (own or
+  another person's) goes to the nearer one and the other wrist gets its next candidate. Where
+  a wrist lost the only hand seen near it (touching or overlapping hands: the palm detector
+  finds the clearer one in both crops), it is searched again with the hands kept painted over,
+  on tighter crops (``second_hand_look``; on ehf_dev 30 -> 34 of 40 hands, none on the wrong
+  side: benchmarks/results/hand_finding_*.md).
 - Handedness: MediaPipe Hands labels hands as if the image were mirrored (selfie camera). On
   ordinary photos its label is the opposite of the person's side; measured on the demo photos
   against the pose's sides (benchmarks/results/perception.md). ``mirrored_input=True`` takes
@@ -153,6 +159,11 @@ class MediaPipeConfig:
     hand_model_complexity: MediaPipe Hands' models, both in the wheel: 1, the full palm detector
         and hand landmark model; 0, the lite ones. On the demo photos' wrist crops the lite models
         search a crop faster but find fewer hands (benchmarks/results/speed_floor.md).
+    second_hand_look: photos: a wrist that lost the only hand seen near it to another wrist is
+        searched again with every hand kept so far painted over, on its crop shrunk about its
+        centre by each factor in turn until a hand is found (tighter crops give the occluded hand
+        more pixels); () turns this off. Measured on ehf_dev and the first lspet_dev photos
+        against hand labels (benchmarks/results/hand_finding_*.md).
     hand_retry_every: video: after a person's wrist crop finds no hand, that wrist is searched
         again only on every n-th frame (1, the default: every frame). On the first 60 frames of
         the sample video (benchmarks/results/speed_parts.md) 365 of 423 wrist searches found
@@ -186,10 +197,13 @@ class MediaPipeConfig:
     workers: int = 2
     hand_retry_every: int = 1
     hand_model_complexity: int = 1
+    second_hand_look: tuple[float, ...] = (0.75, 0.5)
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.hand_retry_every < 1:
             raise ValueError(f"workers and hand_retry_every must be >= 1, got {self.workers}, {self.hand_retry_every}")
+        if not all(0.0 < f <= 1.0 for f in self.second_hand_look):
+            raise ValueError(f"second_hand_look factors must lie in (0, 1], got {self.second_hand_look}")
         if self.hand_model_complexity not in (0, 1):
             raise ValueError(f"hand_model_complexity must be 0 or 1, got {self.hand_model_complexity}")
         if self.max_people < 1:
@@ -682,23 +696,17 @@ class _HandSearches:
         h, w = self.image.shape[:2]
         claims: list[tuple[float, int, HandLandmarks]] = []
         searched = [next(found for p, found in self.started if p is person) for person in people]
+        seen = [[hit for _, hits in searches.values() for hit in hits.result()] for searches in searched]  # either wrist's
         for k, (person, searches) in enumerate(zip(people, searched)):
-            for side, (crop, hits) in searches.items():
-                arm = person.body.xy[_ARM[side]]
-                pick = _pick_hand(hits.result(), arm[2], side, crop.width)
-                if pick is not None:
-                    hit, cost = pick
-                    score = hit.label_score if hit.label_side == side else 1.0 - hit.label_score
-                    hand = HandLandmarks(side=side, xy=hit.xy, world=hit.world, score=score,
-                                         side_source="pose", crop=crop.box)
-                    claims.append((cost, k, hand))
+            for side, (crop, _) in searches.items():
+                claims += [(cost, k, _wrist_hand(hit, side, crop)) for hit, cost in
+                           _hand_candidates(seen[k], person.body.xy[_ARM[side]][2], side, crop.width)]
         for _, searches in self.started:  # people found but not kept: let their searches finish
             for _, hits in searches.values():
                 hits.result()
-        kept: list[tuple[int, HandLandmarks]] = []
-        for cost, k, hand in sorted(claims, key=lambda c: c[0]):
-            if not any(_same_hand(hand, other) for _, other in kept):
-                kept.append((k, hand))
+        kept = _assign(claims)
+        if self.backend.config.second_hand_look and not self.backend.config.video:
+            kept = self._second_look(people, searched, seen, kept)
         self._note_misses(people, searched, kept)
         out = []
         for k, person in enumerate(people):
@@ -706,6 +714,36 @@ class _HandSearches:
             box = union_box([person.box] + [points_box(hd.xy) for hd in hands.values()])
             out.append(replace(person, box=clip_box(box, w, h), hands=hands))
         return out
+
+    def _second_look(self, people: list[PersonDetection], searched: list[dict[Side, tuple[Crop, Future]]],
+                     seen: list[list[_HandHit]], kept: list[tuple[int, HandLandmarks]]) -> list[tuple[int, HandLandmarks]]:
+        """Wrists left without a hand although one was seen near them (it went to the other wrist:
+        hands that touch or overlap, where the palm detector finds the clearer hand in both wrists'
+        crops) are searched again with every hand kept so far painted over, on crops shrunk about
+        their centre (``MediaPipeConfig.second_hand_look``: each factor in turn until one finds a
+        hand). A hand found so is kept under the first search's rule (its wrist within 0.3 crop
+        sides of the pose wrist; not a hand already kept)."""
+        open_wrists = [(k, side, crop) for k, searches in enumerate(searched) for side, (crop, _) in searches.items()
+                       if not any(j == k and hand.side == side for j, hand in kept)
+                       and _hand_candidates(seen[k], people[k].body.xy[_ARM[side]][2], side, crop.width)]
+        if not open_wrists:
+            return kept
+        painted = self.image.copy()
+        fill = tuple(int(v) for v in cv2.mean(self.image)[:3])
+        for _, hand in kept:
+            cv2.fillConvexPoly(painted, cv2.convexHull(_widened(hand.xy, 0.15).astype(np.int32)), fill)
+        pool = self.backend._workers()
+        for factor in self.backend.config.second_hand_look:
+            looks = [(k, side, _shrunk(crop, factor)) for k, side, crop in open_wrists]
+            looks = [(k, side, crop, pool.submit(self.backend._hands_in, painted, crop)) for k, side, crop in looks]
+            claims = [(cost, k, _wrist_hand(hit, side, crop)) for k, side, crop, hits in looks
+                      for hit, cost in _hand_candidates(hits.result(), people[k].body.xy[_ARM[side]][2], side, crop.width)]
+            kept = _assign(claims, kept)
+            open_wrists = [(k, side, crop) for k, side, crop in open_wrists
+                           if not any(j == k and hand.side == side for j, hand in kept)]
+            if not open_wrists:
+                break
+        return kept
 
     def _note_misses(self, people: list[PersonDetection], searched: list[dict[Side, tuple[Crop, Future]]],
                      kept: list[tuple[int, HandLandmarks]]) -> None:
@@ -762,21 +800,49 @@ def _explained(face: Box, people: list[PersonDetection]) -> bool:
     return any(p.body is not None and _nose_on_face(p.body, face) for p in people)
 
 
-def _pick_hand(hits: list[_HandHit], wrist: np.ndarray, side: Side, crop_side: float):
-    """(hit, cost) for the hit whose wrist is nearest the pose wrist, or None.
+def _hand_candidates(hits: list[_HandHit], wrist: np.ndarray, side: Side, crop_side: float) -> list[tuple[_HandHit, float]]:
+    """(hit, cost) for each hit that may be this wrist's hand.
 
     Cost: wrist distance in crop sides, +0.15 when the hand model's label disagrees with the
     pose side. Hits farther than 0.3 crop sides are another hand, not this wrist's.
     """
-    best = None
+    out = []
     for hit in hits:
         d = float(np.linalg.norm(hit.xy[0] - wrist)) / crop_side
-        if d > 0.3:
-            continue
-        cost = d + (0.15 if hit.label_side != side else 0.0)
-        if best is None or cost < best[1]:
-            best = (hit, cost)
-    return best
+        if d <= 0.3:
+            out.append((hit, d + (0.15 if hit.label_side != side else 0.0)))
+    return out
+
+
+def _wrist_hand(hit: _HandHit, side: Side, crop: Crop) -> HandLandmarks:
+    """A hit as the hand of the pose wrist on ``side`` (its score: the label's belief in that side)."""
+    score = hit.label_score if hit.label_side == side else 1.0 - hit.label_score
+    return HandLandmarks(side=side, xy=hit.xy, world=hit.world, score=score, side_source="pose", crop=crop.box)
+
+
+def _assign(claims: list[tuple[float, int, HandLandmarks]], kept: list[tuple[int, HandLandmarks]] | None = None
+            ) -> list[tuple[int, HandLandmarks]]:
+    """Claims (cost, person, hand) granted cheapest first: one hand per wrist, one wrist per hand."""
+    kept = list(kept or [])
+    for _, k, hand in sorted(claims, key=lambda c: c[0]):
+        if not any((j == k and other.side == hand.side) or _same_hand(hand, other) for j, other in kept):
+            kept.append((k, hand))
+    return kept
+
+
+def _shrunk(crop: Crop, factor: float) -> Crop:
+    """The crop scaled by ``factor`` about its centre."""
+    cx, cy = crop.centre
+    return Crop(float(cx - factor * crop.width / 2), float(cy - factor * crop.height / 2), factor * crop.width, factor * crop.height)
+
+
+def _widened(points: np.ndarray, margin: float) -> np.ndarray:
+    """(N, 2) points pushed away from their centroid by ``margin`` of their extent."""
+    centre = points.mean(axis=0)
+    extent = float(np.linalg.norm(points.max(axis=0) - points.min(axis=0)))
+    away = points - centre
+    norm = np.linalg.norm(away, axis=1, keepdims=True)
+    return points + margin * extent * away / np.maximum(norm, 1e-9)
 
 
 def _same_hand(a: HandLandmarks, b: HandLandmarks) -> bool:
