@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import roma
 import torch
 
 from hmrkit.body.limbs import LimbStatus
+from hmrkit.geometry.rotations import matrix_to_axis_angle
 
 SCHEMA = "hmrkit.result"
 SCHEMA_VERSION = "1.3"  # 1.1: bone_scales; 1.2: estimator; 1.3: camera.source, limbs, limbs_source
@@ -97,7 +97,7 @@ def _named(names: tuple[str, ...], values: np.ndarray, digits: int) -> dict[str,
 
 def person_to_json(person: PersonResult) -> dict:
     pose = torch.as_tensor(person.pose, dtype=torch.float64)
-    axis_angle = roma.rotmat_to_rotvec(pose).numpy()
+    axis_angle = matrix_to_axis_angle(pose).numpy()
     return {
         "box": _round(person.box, 1),
         "confidence": round(float(person.confidence), 4),

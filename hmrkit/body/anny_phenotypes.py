@@ -18,10 +18,20 @@ gradients) for all 26 phenotype variations at once:
 from __future__ import annotations
 
 import torch
-from anny.models.model_data import PHENOTYPE_VARIATIONS
-from anny.models.phenotype import make_phenotype_anchors
 
+from hmrkit.light_import import import_module_lightly
+
+# Anny's table of phenotype variations, read without ``anny/__init__`` (which imports roma and
+# with it torch._dynamo: over a second of ``hmrkit run``'s start-up, for a dict)
+PHENOTYPE_VARIATIONS = import_module_lightly("anny.models.model_data").PHENOTYPE_VARIATIONS
 RACES = ("african", "asian", "caucasian")
+
+
+def make_phenotype_anchors(dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Each interpolated phenotype's evenly spaced anchors, as ``anny.models.phenotype.make_phenotype_anchors``
+    (the tests compare them): age from -1/3 to 1, the others from 0 to 1."""
+    return {name: torch.linspace(-1 / 3 if name == "age" else 0.0, 1.0, len(variations), dtype=dtype)
+            for name, variations in PHENOTYPE_VARIATIONS.items() if name != "race"}
 
 
 class PhenotypeBasis(torch.nn.Module):

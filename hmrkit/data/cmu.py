@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import roma
 import torch
 
 from hmrkit.body.base import Skeleton
 from hmrkit.body.kinematics import KinematicTree, forward_kinematics
 from hmrkit.paths import package_dir
+from hmrkit.geometry.rotations import axis_angle_to_matrix
 
 ASF_UNIT_M = 0.0254 / 0.45  # metres per ASF length unit (":units length 0.45" = 1/0.45 inch)
 NUM_CMU_JOINTS = 38
@@ -137,7 +137,7 @@ def cmu_forward_kinematics(values: torch.Tensor) -> CmuMotion:
         raise ValueError(f"CMU values must have shape (T, {VALUES_PER_FRAME}), got {tuple(values.shape)}")
     frames = values.shape[0]
     exp_maps = values[:, 3:].reshape(frames, NUM_CMU_JOINTS, 3)
-    local = roma.rotvec_to_rotmat(exp_maps).transpose(-1, -2)  # the files apply exp(r) to row vectors
+    local = axis_angle_to_matrix(exp_maps).transpose(-1, -2)  # the files apply exp(r) to row vectors
     world_r, posed = forward_kinematics(local, cmu_rest_joints(values.dtype)[None], CMU_TREE)
     root = values[:, :3] * ASF_UNIT_M
     return CmuMotion(positions=posed + root[:, None, :], rotations=world_r)

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import roma
 import torch
 
 from hmrkit.body.base import Skeleton
@@ -50,6 +49,7 @@ from hmrkit.data.data_dirs import mocap_data_dir
 from hmrkit.data.retarget import CmuPoses, cached_poses, poses_from_sequences, stamped_cache_path
 from hmrkit.data.skeleton_motion import SkeletonMotion
 from hmrkit.paths import cache_dir
+from hmrkit.geometry.rotations import geodesic_angle
 
 ICLONE_FOLDER = "cmu_iclone_subset"
 ICLONE_ARCHIVE = "iclone_cmu_subset.tar.xz"
@@ -171,7 +171,7 @@ def _role_frames(bvh: BvhMotion) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _is_tpose(rotations: torch.Tensor, rest: IcloneRest) -> bool:
-    angle = roma.rotmat_geodesic_distance(rotations, rest.rotations)
+    angle = geodesic_angle(rotations, rest.rotations)
     return bool(torch.rad2deg(angle).max() < TPOSE_TOLERANCE_DEG)
 
 
@@ -189,7 +189,7 @@ def find_iclone_rest(files: list[IcloneSequenceFile]) -> IcloneRest:
         positions, rotations = _role_frames(bvh)
         p, r = positions[0], rotations[0]
         n = ROLE_NAMES.index
-        if float(torch.rad2deg(roma.rotmat_geodesic_distance(r[0], torch.eye(3, dtype=r.dtype)))) > TPOSE_TOLERANCE_DEG:
+        if float(torch.rad2deg(geodesic_angle(r[0], torch.eye(3, dtype=r.dtype)))) > TPOSE_TOLERANCE_DEG:
             continue
         arms_level = all(abs(float(p[n(f"{s}fingers"), 1] - p[n(f"{s}humerus"), 1])) < 0.05 for s in "lr")
         legs_straight = all(abs(float(p[n(f"{s}foot"), 0] - p[n(f"{s}femur"), 0])) < 0.05 for s in "lr")

@@ -24,7 +24,6 @@ from dataclasses import dataclass, fields
 from typing import Protocol
 
 import numpy as np
-import roma
 import torch
 
 from hmrkit.body.base import BodyModel
@@ -37,6 +36,7 @@ from hmrkit.fitting.keypoint_kernels import KernelSkeleton, LandmarkTerms, Posed
 from hmrkit.fitting.levenberg import damped_step
 from hmrkit.fitting.targets import BODY, FIT_KEYPOINTS, HAND_SLICES, POSE_HAND_POINT_WEIGHT, FitTargets
 from hmrkit.geometry.cameras import PerspectiveCamera, per_sample, perspective_project
+from hmrkit.geometry.rotations import gram_schmidt, matrix_to_axis_angle
 from hmrkit.models.pose_prior import EncoderMean, PosePrior
 
 
@@ -131,7 +131,7 @@ def torso_frame(world: torch.Tensor) -> torch.Tensor:
     lm = {n: world[:, MEDIAPIPE33.index(n)] for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder")}
     left = (lm["left_hip"] - lm["right_hip"]) + (lm["left_shoulder"] - lm["right_shoulder"])
     up = (lm["left_shoulder"] + lm["right_shoulder"] - lm["left_hip"] - lm["right_hip"]) / 2
-    return roma.special_gramschmidt(torch.stack([left, up], dim=-1))
+    return gram_schmidt(torch.stack([left, up], dim=-1))
 
 
 def solve_translation(points: torch.Tensor, xy: torch.Tensor, weight: torch.Tensor, camera: PerspectiveCamera) -> torch.Tensor:
@@ -308,7 +308,7 @@ class _FitState:
               collapse: np.ndarray | None = None) -> "_FitState":
         """From the model's (B, J, 3, 3) rotations (joint 0 in the camera frame: it becomes ``root``)."""
         batch = rotations.shape[0]
-        theta = torch.cat([torch.zeros(batch, 1, 3), roma.rotmat_to_rotvec(rotations[:, 1:NUM_BODY_CORE])], dim=1)
+        theta = torch.cat([torch.zeros(batch, 1, 3), matrix_to_axis_angle(rotations[:, 1:NUM_BODY_CORE])], dim=1)
         return cls(_array(rotations[:, 0]), _array(theta), _array(rotations[:, NUM_BODY_CORE:]), np.zeros((batch, 3)),
                    _array(shape_logit), _array(log_scale), scaled, collapse)
 

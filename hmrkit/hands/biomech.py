@@ -28,8 +28,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import roma
 import torch
+
+from hmrkit.geometry.rotations import axis_angle_to_matrix, matrix_to_euler_xyz
 
 FINGERS4 = ("index", "middle", "ring", "little")
 SMPLH_FINGER = {"index": "index", "middle": "middle", "ring": "ring", "little": "pinky", "thumb": "thumb"}
@@ -223,7 +224,7 @@ def angles_to_rotations(angles: torch.Tensor, axes: BiomechAxes) -> torch.Tensor
     if angles.dim() != 2 or angles.shape[1] != NUM_ANGLES:
         raise ValueError(f"angles must have shape (B, {NUM_ANGLES}), got {tuple(angles.shape)}")
     ax = axes.axes.to(angles)
-    elementary = roma.rotvec_to_rotmat(angles[..., None] * ax)  # (B, 23, 3, 3)
+    elementary = axis_angle_to_matrix(angles[..., None] * ax)  # (B, 23, 3, 3)
     eye = torch.eye(3, dtype=angles.dtype, device=angles.device).expand(angles.shape[0], 1, 3, 3)
     elementary = torch.cat([elementary, eye], dim=1)  # slot -1 -> identity
     slots = axes.slots.to(angles.device) % (NUM_ANGLES + 1)
@@ -244,7 +245,7 @@ def rotations_to_angles(rotations: torch.Tensor, axes: BiomechAxes, clamp: bool 
         raise ValueError(f"rotations must have shape (B, 15, 3, 3), got {tuple(rotations.shape)}")
     frames = axes.frames.to(rotations)
     local = frames.transpose(-1, -2) @ rotations @ frames
-    euler = roma.rotmat_to_euler("XYZ", local) * axes.frame_signs.to(rotations)  # (B, 15, 3)
+    euler = matrix_to_euler_xyz(local) * axes.frame_signs.to(rotations)  # (B, 15, 3)
     # a hinge (flexion only, slot 1): the rotation angle about Y closest to the whole rotation
     hinge = torch.atan2(local[..., 0, 2] - local[..., 2, 0], local[..., 0, 0] + local[..., 2, 2])
     angles = torch.zeros(rotations.shape[0], NUM_ANGLES, dtype=rotations.dtype, device=rotations.device)

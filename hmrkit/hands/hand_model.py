@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import roma
 import torch
 
 from hmrkit.body.anny_keypoints import FINGER_JOINT_NAMES, HAND_JOINT_NAMES, anny_keypoint_map
@@ -26,6 +25,7 @@ from hmrkit.body.anny_model import AnnyModel, anny_data, load_anny_hand
 from hmrkit.body.base import BodyModel
 from hmrkit.body.conventions import HAND21
 from hmrkit.body.keypoints import KeypointMap, KeypointSpec, build_keypoint_map, fingertip_vertex
+from hmrkit.geometry.procrustes import rigid_registration
 from hmrkit.hands.biomech import HAND_JOINT_SUFFIXES, BiomechAxes, NUM_ANGLES, angles_to_rotations, biomech_axes
 
 SIDES = ("left", "right")
@@ -80,7 +80,7 @@ def canonical_frame(joints: torch.Tensor) -> torch.Tensor:
 def align_palm(model_palm: torch.Tensor, target_palm: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotation R (B, 3, 3) and translation t (B, 3) with ``R @ model + t ~ target`` (Kabsch, no scale;
     ``weights`` (B, N) per point when given)."""
-    rotation, translation = roma.rigid_points_registration(model_palm, target_palm, weights=weights)
+    rotation, translation, _ = rigid_registration(model_palm, target_palm, weights)
     return rotation, translation
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import roma
 import torch
 
+from hmrkit.geometry.rotations import axis_angle_to_matrix
 from hmrkit.hands.biomech import FINGERS4, HAND21_CHAIN, NUM_ANGLES, bounded_angles, rotations_to_angles, unbounded_angles
 from hmrkit.hands.hand_model import BiomechHand, HandFit, check_joints21, load_biomech_hand
 
@@ -139,7 +139,7 @@ def fit_hand(
     def current():
         a = bounded_angles(raw, hand.axes)
         s = torch.sigmoid(shape_raw) if known is None else known
-        r = rotation @ roma.rotvec_to_rotmat(turn)
+        r = rotation @ axis_angle_to_matrix(turn)
         return a, s, r, translation + shift_cm / 100.0
 
     def loss_value() -> torch.Tensor:

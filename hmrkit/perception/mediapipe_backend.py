@@ -66,6 +66,7 @@ import cv2
 import numpy as np
 
 from hmrkit.io.images import ensure_rgb_uint8
+from hmrkit.light_import import import_module_lightly
 from hmrkit.perception.geometry import (
     Box,
     Crop,
@@ -320,10 +321,8 @@ class MediaPipeBackend:
         """Static mode: one graph for every call. Video: one tracking graph per person slot."""
         index = slot if self.config.video else 0
         while len(self._pose_graphs) <= index:
-            import mediapipe as mp
-
             self._pose_graphs.append(
-                mp.solutions.pose.Pose(
+                _solution("pose").Pose(
                     static_image_mode=not self.config.video,
                     model_complexity=1,  # the only bundled pose model; 0 and 2 download
                     smooth_landmarks=True,
@@ -344,9 +343,7 @@ class MediaPipeBackend:
         try:
             return self._idle_hand_graphs.get_nowait()
         except queue.Empty:
-            import mediapipe as mp
-
-            graph = mp.solutions.hands.Hands(
+            graph = _solution("hands").Hands(
                 static_image_mode=True,
                 max_num_hands=2,
                 model_complexity=self.config.hand_model_complexity,
@@ -357,9 +354,7 @@ class MediaPipeBackend:
 
     def _faces(self):
         if self._face_graph is None:
-            import mediapipe as mp
-
-            self._face_graph = mp.solutions.face_detection.FaceDetection(
+            self._face_graph = _solution("face_detection").FaceDetection(
                 model_selection=1,  # full-range model (bundled), finds small faces too
                 min_detection_confidence=self.config.min_face_confidence,
             )
@@ -761,6 +756,11 @@ class _HandSearches:
                     waits.pop((person.track_id, side), None)
                 else:
                     waits[person.track_id, side] = config.hand_retry_every - 1
+
+
+def _solution(name: str):
+    """``mediapipe.solutions.<name>`` without ``mediapipe/__init__`` (matplotlib, audio tasks: start-up time)."""
+    return import_module_lightly(f"mediapipe.python.solutions.{name}")
 
 
 # ---------------------------------------------------------------------- decisions

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hmrkit.light_import import import_module_lightly
 from hmrkit.perception.geometry import Crop, body_in_window, cut
 from hmrkit.perception.types import BodyLandmarks
 
@@ -77,11 +78,12 @@ def roi_from_points(hip: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, float
 
 def _graph(text: str, outputs: list[str], side_inputs: dict | None = None):
     from google.protobuf import text_format
-    from mediapipe.framework import calculator_pb2
-    from mediapipe.python.solution_base import SolutionBase
 
+    calculator_pb2 = import_module_lightly("mediapipe.framework.calculator_pb2")  # not mediapipe's __init__: start-up
+    solution_base = import_module_lightly("mediapipe.python.solution_base")
+    import_module_lightly("mediapipe.python.solutions.pose")  # registers the calculators' option protos the text names
     config = text_format.Parse(text, calculator_pb2.CalculatorGraphConfig())
-    return SolutionBase(graph_config=config, side_inputs=side_inputs, outputs=outputs)
+    return solution_base.SolutionBase(graph_config=config, side_inputs=side_inputs, outputs=outputs)
 
 
 class PersonDetector:
@@ -121,8 +123,7 @@ class PersonDetector:
 
     def landmarks(self, image: np.ndarray, roi: PersonRoi) -> BodyLandmarks | None:
         """The 33 landmarks of the person in ``roi`` (None when the model says nobody is there)."""
-        from mediapipe.framework.formats import rect_pb2
-
+        rect_pb2 = import_module_lightly("mediapipe.framework.formats.rect_pb2")
         if self._landmarker is None:
             self._landmarker = _graph(_LANDMARK_GRAPH, ["landmarks", "world_landmarks"], {"model_complexity": 1})
         # the model sees a 256-px ROI: give it a patch around the ROI, not the whole photo
