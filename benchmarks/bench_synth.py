@@ -9,7 +9,19 @@
         docs/images/a3d_samples.jpg: 12 samples of the set of --seed with their limb labels,
         keypoints (green; absent ones red) and MediaPipe's landmarks found on the image (cyan)
 
-Both build the generator as ``hmrkit synth a3d`` does (backgrounds and pose bank from the
+Hand images (``hmrkit synth hands``, Lite I2L MeshNet's synthetic data):
+
+    python benchmarks/bench_synth.py hands-speed [--count 100]
+        images/s of hmrkit.synth.hands at 256 and 128 px on this machine (one thread);
+        writes benchmarks/results/synth_hands_speed.{json,md}
+    python benchmarks/bench_synth.py hands-set --set DIR
+        what a generated hand set holds (sides, pose sources, joint visibility, truncation, hand size);
+        benchmarks/results/synth_hands_set_<name>.{json,md}
+    python benchmarks/bench_synth.py hands-samples [--seed 1]
+        docs/images/hand_samples.jpg: 16 samples of --seed at 256 px with their 21 joints (green
+        visible, red hidden, grey outside), the visible box (yellow), side and pose source
+
+All build the generator as ``hmrkit synth a3d`` / ``hands`` does (backgrounds and pose bank from the
 cache; the first run on a machine cleans the photos and fits the pose bank, minutes).
 """
 
@@ -154,15 +166,120 @@ def samples(args: argparse.Namespace) -> None:
     print(out)
 
 
+def hands_speed(args: argparse.Namespace) -> None:
+    from hmrkit.synth.hands import HandSynthGenerator, HandSynthSettings
+
+    torch.set_num_threads(1)
+    rows = {}
+    for side in (256, 128):
+        settings = HandSynthSettings(size=(side, side))
+        start = time.perf_counter()
+        generator = HandSynthGenerator(settings, log=lambda m: None)
+        setup = time.perf_counter() - start
+        generator.sample(args.seed, 0)  # first call: compiled kernels
+        times = []
+        for i in range(1, args.count + 1):
+            t0 = time.perf_counter()
+            generator.sample(args.seed, i)
+            times.append(time.perf_counter() - t0)
+        rows[side] = {"images_per_s": args.count / float(np.sum(times)), "ms_per_image_median": 1000 * float(np.median(times)),
+                      "setup_s_cached": setup}
+        generator.close()
+    payload = {"machine": machine(with_load=True), "samples": args.count, "seed": args.seed,
+               "real_poses_in_bank": len(generator.poses), "backgrounds_kept": len(generator.backgrounds),
+               "sizes": {str(k): v for k, v in rows.items()},
+               "command": f"python benchmarks/bench_synth.py hands-speed --count {args.count} --seed {args.seed}"}
+    table = (f"# Hand image generation speed (hmrkit synth hands)\n\n{payload['machine']}\n\n"
+             f"`{payload['command']}` ({args.count} samples of seed {args.seed} per size, one thread, sample writing "
+             "(JPEG + npz) not included; backgrounds and the real pose bank read from the cache)\n\n"
+             "| size | images/s | ms per image (median) | setup (cached) |\n|---|---|---|---|\n"
+             + "".join(f"| {k} px | {v['images_per_s']:.1f} | {v['ms_per_image_median']:.1f} | {v['setup_s_cached']:.1f} s |\n"
+                       for k, v in rows.items())
+             + f"\nReal poses in the bank: {payload['real_poses_in_bank']}; backgrounds: {payload['backgrounds_kept']}.\n")
+    write("synth_hands_speed", payload, table)
+
+
+def hands_set(args: argparse.Namespace) -> None:
+    """What a generated hand set holds."""
+    from hmrkit.synth import dataset, hand_dataset
+    from hmrkit.synth.hand_dataset import OCCLUDED, OUTSIDE, VISIBLE
+
+    root = Path(args.set)
+    manifest = hand_dataset.read_hand_manifest(root)
+    done = hand_dataset.completed(root)
+    labels = [hand_dataset.load_hand(dataset.label_path(root, i)) for i in done]
+    vis = np.stack([p.visibility for p in labels])
+    side = manifest.image_size[1]
+    boxes = np.stack([p.box for p in labels])
+    found = np.isfinite(boxes).all(1)
+    extent = np.maximum(boxes[found, 2] - boxes[found, 0], boxes[found, 3] - boxes[found, 1]) + 1
+    real = np.array([p.pose_source.startswith("real:") for p in labels])
+    payload = {
+        "set": root.name, "seed": manifest.seed, "samples": len(labels), "of_count": manifest.count,
+        "image_size": list(manifest.image_size), "options": manifest.options,
+        "right_share": float(np.mean([p.side == "right" for p in labels])), "real_pose_share": float(real.mean()),
+        "joints_visible": float((vis == VISIBLE).mean()), "joints_occluded": float((vis == OCCLUDED).mean()),
+        "joints_outside": float((vis == OUTSIDE).mean()), "samples_with_a_joint_outside": float((vis == OUTSIDE).any(1).mean()),
+        "no_visible_hand_pixels": int((~found).sum()),
+        "visible_box_extent_over_side_median": float(np.median(extent / side)),
+        "visible_box_extent_over_side_p10_p90": [float(np.percentile(extent / side, 10)), float(np.percentile(extent / side, 90))],
+        "command": f"python benchmarks/bench_synth.py hands-set --set {args.set}",
+    }
+    table = (f"# Hand set `{root.name}` (seed {manifest.seed}, {len(labels)} of {manifest.count} samples, {side} px)\n\n"
+             f"`{payload['command']}`; generator options in the JSON\n\n"
+             "| right hands | real poses | joints visible / hidden / outside | samples with a joint outside | "
+             "visible hand box / image side (median, 10-90 %) |\n|---|---|---|---|---|\n"
+             f"| {100 * payload['right_share']:.1f} % | {100 * payload['real_pose_share']:.1f} % | "
+             f"{100 * payload['joints_visible']:.1f} / {100 * payload['joints_occluded']:.1f} / {100 * payload['joints_outside']:.1f} % | "
+             f"{100 * payload['samples_with_a_joint_outside']:.1f} % | {payload['visible_box_extent_over_side_median']:.2f} "
+             f"({payload['visible_box_extent_over_side_p10_p90'][0]:.2f}-{payload['visible_box_extent_over_side_p10_p90'][1]:.2f}) |\n")
+    write(f"synth_hands_set_{root.name}", payload, table)
+
+
+def hands_samples(args: argparse.Namespace) -> None:
+    from hmrkit.hands.biomech import HAND21_CHAIN
+    from hmrkit.synth.hand_dataset import OUTSIDE, VISIBLE
+    from hmrkit.synth.hands import HandSynthGenerator, HandSynthSettings
+
+    torch.set_num_threads(1)
+    generator = HandSynthGenerator(HandSynthSettings(), log=lambda m: print(m, file=sys.stderr))
+    tiles = []
+    for i in range(16):
+        image, p = generator.sample(args.seed, i)
+        bgr = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        for chain in HAND21_CHAIN.values():
+            pts = [(int(round(x)), int(round(y))) for x, y in p.joints2d[[0, *chain]]]
+            for a, b in zip(pts[:-1], pts[1:]):
+                cv2.line(bgr, a, b, (230, 230, 230), 1, cv2.LINE_AA)
+        for (x, y), v in zip(p.joints2d, p.visibility):
+            colour = (0, 200, 0) if v == VISIBLE else (0, 0, 255) if v != OUTSIDE else (128, 128, 128)
+            cv2.circle(bgr, (int(round(x)), int(round(y))), 3, colour, -1, cv2.LINE_AA)
+        if np.isfinite(p.box).all():
+            x0, y0, x1, y1 = (int(round(v)) for v in p.box)
+            cv2.rectangle(bgr, (x0, y0), (x1, y1), (0, 220, 255), 1)
+        source = "sampled pose" if p.pose_source == "sampled" else "real pose"
+        _text(bgr, [f"{p.side}, {source}"])
+        tiles.append(bgr)
+    generator.close()
+    grid = np.vstack([np.hstack(tiles[r * 4:(r + 1) * 4]) for r in range(4)])
+    out = ROOT / "docs" / "images" / "hand_samples.jpg"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), grid, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "samples", "set"])
+    parser.add_argument("what", choices=["speed", "samples", "set", "hands-speed", "hands-set", "hands-samples"])
     parser.add_argument("--set", default="/work/a3d/train", help="set: the generated folder to describe")
     parser.add_argument("--count", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-fitted-poses", action="store_true")
     args = parser.parse_args()
-    if args.what == "speed":
+    hands = {"hands-speed": hands_speed, "hands-set": hands_set, "hands-samples": hands_samples}
+    if args.what in hands:
+        hands[args.what](args)
+    elif args.what == "speed":
         speed(args)
     elif args.what == "samples":
         samples(args)

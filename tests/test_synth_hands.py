@@ -111,6 +111,7 @@ def test_visibility_palm_view_side_view_occluder_and_frame():
                           shifted[:, 0] > 127.5)
 
 
+@pytest.mark.slow  # builds the generator once (~15 s), then ~0.1 s a sample
 def test_same_seed_same_sample_other_seed_other_sample(generator, samples):
     image, label = generator.sample(3, 5)
     assert np.array_equal(image, samples[5][0]) and _labels_equal(label, samples[5][1])
@@ -118,6 +119,7 @@ def test_same_seed_same_sample_other_seed_other_sample(generator, samples):
     assert not np.array_equal(other_image, image) and not np.array_equal(other.joints3d, label.joints3d)
 
 
+@pytest.mark.slow  # builds the generator once (~15 s), then ~0.1 s a sample
 def test_labels_agree_with_the_hand_model_and_the_camera(samples):
     ids = hand_vertex_ids(anny_data(), "left")
     for image, p in samples:
@@ -150,6 +152,7 @@ def test_labels_agree_with_the_hand_model_and_the_camera(samples):
     assert (np.stack([p.visibility for _, p in samples]) == VISIBLE).mean() > 0.5
 
 
+@pytest.mark.slow  # builds the generator once (~15 s), then ~0.1 s a sample
 def test_a_right_hand_is_the_mirrored_left_hand(samples):
     sides = [p.side for _, p in samples]
     assert set(sides) == {"left", "right"}
@@ -166,6 +169,7 @@ def test_a_right_hand_is_the_mirrored_left_hand(samples):
         np.testing.assert_allclose(mirror_points(out.joints)[0].numpy(), p.joints3d, atol=1e-5)
 
 
+@pytest.mark.slow  # builds the generator once (~15 s), then ~0.1 s a sample
 def test_the_image_shows_the_hand_where_the_labels_put_it(generator):
     """The labelled mesh, rasterized alone with the labelled camera, covers the label's box of
     visible hand pixels (occluders and the forearm can only shrink that box)."""
@@ -184,6 +188,7 @@ def test_the_image_shows_the_hand_where_the_labels_put_it(generator):
     assert hits >= 8
 
 
+@pytest.mark.slow  # builds the generator once (~15 s), then ~0.1 s a sample
 def test_ablation_switches(settings, generator):
     narrow = HandSynthGenerator(HandSynthSettings(**{**settings.__dict__, "pose_variety": False, "view_variety": False}),
                                 log=lambda m: None)
@@ -209,6 +214,7 @@ def test_ablation_switches(settings, generator):
     assert 0 < sum(s.startswith("real:") for s in sources) < 30  # both kinds with pose variety
 
 
+@pytest.mark.slow  # builds the generator once (~15 s), then ~0.1 s a sample
 def test_generate_writes_resumes_and_round_trips(tmp_path, settings, generator, samples):
     out = tmp_path / "set"
     assert generate(out, 2, 3, settings, log=lambda m: None, generator=generator) == 2
@@ -225,6 +231,7 @@ def test_generate_writes_resumes_and_round_trips(tmp_path, settings, generator, 
     assert not list(out.rglob("*.part*"))
 
 
+@pytest.mark.slow  # builds the generator once (~15 s), then ~0.1 s a sample
 def test_refuses_foreign_folders_and_other_settings(tmp_path, settings, generator, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
