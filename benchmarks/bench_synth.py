@@ -17,6 +17,9 @@ Hand images (``hmrkit synth hands``, Lite I2L MeshNet's synthetic data):
     python benchmarks/bench_synth.py hands-set --set DIR
         what a generated hand set holds (sides, pose sources, joint visibility, truncation, hand size);
         benchmarks/results/synth_hands_set_<name>.{json,md}
+    python benchmarks/bench_synth.py hands-bank
+        the real hand poses (MediaPipe Hands + IK net on the training photos): photos searched and
+        hands found per folder; benchmarks/results/synth_hands_pose_bank.{json,md}
     python benchmarks/bench_synth.py hands-samples [--seed 1]
         docs/images/hand_samples.jpg: 16 samples of --seed at 256 px with their 21 joints (green
         visible, red hidden, grey outside), the visible box (yellow), side and pose source
@@ -236,6 +239,34 @@ def hands_set(args: argparse.Namespace) -> None:
     write(f"synth_hands_set_{root.name}", payload, table)
 
 
+def hands_bank(args: argparse.Namespace) -> None:
+    """Where the real hand poses come from (the bank is read from the cache, or built: minutes)."""
+    from hmrkit.synth.backgrounds import default_data_root
+    from hmrkit.synth.hand_poses import hand_photo_sources, hand_pose_bank
+
+    torch.set_num_threads(1)
+    photos = hand_photo_sources(default_data_root())
+    bank = hand_pose_bank(photos)
+
+    def folder(path: Path) -> str:
+        return "lspet_dev (even)" if "lspet_dev" in path.parts else "demo_images/hands" if path.parent.name == "hands" else "demo_images"
+
+    where = {p.name: folder(p) for p in photos}
+    rows = {}
+    for name in ("lspet_dev (even)", "demo_images", "demo_images/hands"):
+        mine = np.array([where.get(str(s)) == name for s in bank.sources], bool)
+        rows[name] = {"photos": sum(v == name for v in where.values()), "photos_with_a_hand": len(set(bank.sources[mine])),
+                      "hands": int(mine.sum()), "left": int((bank.sides[mine] == "left").sum()), "right": int((bank.sides[mine] == "right").sum())}
+    payload = {"machine": machine(), "hands": len(bank), "photos": len(photos), "by_folder": rows,
+               "command": "python benchmarks/bench_synth.py hands-bank"}
+    table = ("# Real hand poses for hmrkit synth hands (MediaPipe Hands + the IK net on the training photos)\n\n"
+             f"`{payload['command']}`; never hands_ge2019_dev, odd lspet_dev or coco_mini_dev\n\n"
+             "| photos | searched | with a hand | hands (left / right) |\n|---|---|---|---|\n"
+             + "".join(f"| {k} | {v['photos']} | {v['photos_with_a_hand']} | {v['hands']} ({v['left']} / {v['right']}) |\n" for k, v in rows.items())
+             + f"| all | {len(photos)} | {sum(v['photos_with_a_hand'] for v in rows.values())} | {len(bank)} |\n")
+    write("synth_hands_pose_bank", payload, table)
+
+
 def hands_samples(args: argparse.Namespace) -> None:
     from hmrkit.hands.biomech import HAND21_CHAIN
     from hmrkit.synth.hand_dataset import OUTSIDE, VISIBLE
@@ -270,13 +301,13 @@ def hands_samples(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "samples", "set", "hands-speed", "hands-set", "hands-samples"])
+    parser.add_argument("what", choices=["speed", "samples", "set", "hands-speed", "hands-set", "hands-bank", "hands-samples"])
     parser.add_argument("--set", default="/work/a3d/train", help="set: the generated folder to describe")
     parser.add_argument("--count", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-fitted-poses", action="store_true")
     args = parser.parse_args()
-    hands = {"hands-speed": hands_speed, "hands-set": hands_set, "hands-samples": hands_samples}
+    hands = {"hands-speed": hands_speed, "hands-set": hands_set, "hands-bank": hands_bank, "hands-samples": hands_samples}
     if args.what in hands:
         hands[args.what](args)
     elif args.what == "speed":
