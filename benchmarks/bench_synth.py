@@ -223,7 +223,7 @@ def hands_set(args: argparse.Namespace) -> None:
         "right_share": float(np.mean([p.side == "right" for p in labels])), "real_pose_share": float(real.mean()),
         "joints_visible": float((vis == VISIBLE).mean()), "joints_occluded": float((vis == OCCLUDED).mean()),
         "joints_outside": float((vis == OUTSIDE).mean()), "samples_with_a_joint_outside": float((vis == OUTSIDE).any(1).mean()),
-        "no_visible_hand_pixels": int((~found).sum()),
+        "no_visible_hand_pixels": int((~found).sum()), "mesh_vertices": int(labels[0].vertices.shape[0]),
         "visible_box_extent_over_side_median": float(np.median(extent / side)),
         "visible_box_extent_over_side_p10_p90": [float(np.percentile(extent / side, 10)), float(np.percentile(extent / side, 90))],
         "command": f"python benchmarks/bench_synth.py hands-set --set {args.set}",
@@ -235,7 +235,8 @@ def hands_set(args: argparse.Namespace) -> None:
              f"| {100 * payload['right_share']:.1f} % | {100 * payload['real_pose_share']:.1f} % | "
              f"{100 * payload['joints_visible']:.1f} / {100 * payload['joints_occluded']:.1f} / {100 * payload['joints_outside']:.1f} % | "
              f"{100 * payload['samples_with_a_joint_outside']:.1f} % | {payload['visible_box_extent_over_side_median']:.2f} "
-             f"({payload['visible_box_extent_over_side_p10_p90'][0]:.2f}-{payload['visible_box_extent_over_side_p10_p90'][1]:.2f}) |\n")
+             f"({payload['visible_box_extent_over_side_p10_p90'][0]:.2f}-{payload['visible_box_extent_over_side_p10_p90'][1]:.2f}) |\n\n"
+             f"Hand mesh: {payload['mesh_vertices']} vertices per label.\n")
     write(f"synth_hands_set_{root.name}", payload, table)
 
 
