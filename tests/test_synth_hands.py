@@ -296,3 +296,16 @@ def test_label_file_round_trip_and_damage(tmp_path):
     np.savez(path, side=np.array("left"))
     with pytest.raises(ValueError, match="damaged or foreign"):
         hand_dataset.load_hand(path)
+
+
+def test_cli_refuses_a_folder_of_other_files_in_one_line(tmp_path, capsys):
+    """Through ``hmrkit synth hands`` (the CLI's dispatch): nothing built, nothing written."""
+    from hmrkit.cli import main as cli_main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert cli_main(["synth", "hands", "--out", str(mine), "--count", "2", "--seed", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hmrkit synth hands: error:") and "not empty" in err[0]
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep me"
