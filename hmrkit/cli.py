@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "wrists; fingers and wrist of hands MediaPipe missed); default: PipelineConfig's (docs/hmr_adapter.md)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
+    run.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                     help="spread the inputs over Ray workers: a local cluster (no ADDRESS), or the cluster at ADDRESS "
+                          "(auto, host:port, ray://host:port); needs pip install ray; same files and skip rules")
+    run.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                     help="with --ray: workers (default: one per CPU of the cluster)")
 
     export = sub.add_parser("export", help="rigged and animated files (glTF, BVH, FBX) of the people in the results of hmrkit run",
                             description="Per person of a photo and per track of a video: a skinned glTF with the 52-joint "
@@ -134,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated formats (default glb,bvh; fbx needs pip install bpy)")
     export.add_argument("--fps", type=float, default=None, help="videos: frame rate (default: read from the video file)")
     export.add_argument("--overwrite", action="store_true", help="replace existing rigged files")
+    view = sub.add_parser("view", help="look at the results of hmrkit run in the browser (needs pip install viser)",
+                          description="Meshes over the photo, the camera, a frame slider for videos, each person's "
+                                      "parameters and hand angles, served by viser until Ctrl-C.")
+    view.add_argument("out_dir", type=Path, help="the --out folder of hmrkit run (read recursively)")
+    view.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    view.add_argument("--port", type=int, default=8080, help="port (default 8080; the next free one if taken)")
     sub.add_parser("doctor", help="check the installation, the model assets and the cache")
     train = sub.add_parser("train", help="retrain a shipped model on this machine (see its model card)")
     models = train.add_subparsers(dest="model", required=True)
@@ -184,10 +195,10 @@ def command_run(args: argparse.Namespace) -> int:
     from hmrkit.errors import HmrkitError
     from hmrkit.estimators import HkmrEstimator
     from hmrkit.geometry.cameras import CameraIntrinsics
-    from hmrkit.photos import INPUT_ERRORS, detected_ahead
+    from hmrkit.photos import INPUT_ERRORS, detected_ahead, fit_and_write
     from hmrkit.pipeline import Pipeline, PipelineConfig
     from hmrkit.video import run_video
-    from hmrkit.writers import OutputOptions, output_paths, write_result
+    from hmrkit.writers import OutputOptions, output_paths
 
     if args.device != "cpu":
         _error("only --device cpu is supported in this version (the pipeline runs on CPU)")
@@ -274,6 +285,21 @@ def command_run(args: argparse.Namespace) -> int:
     todo = [(p, s) for p, s in images if args.overwrite or not all(q.exists() for q in output_paths(args.out / s.parent, s.name, options).values())]
     if len(todo) < len(images):
         print(f"hmrkit: skipping {len(images) - len(todo)} image(s) already done in {args.out} (--overwrite redoes them)", file=sys.stderr)
+    if args.ray is not None:
+        from hmrkit.batch_ray import Job, RayUnavailable, run_on_ray
+
+        if args.ray_workers is not None and args.ray_workers < 1:
+            _error("--ray-workers must be at least 1")
+            return 2
+
+        jobs = [Job(p, s) for p, s in todo] + [Job(p, s, video=True) for p, s in videos]
+        try:
+            outcomes = run_on_ray(jobs, config, options, args.out, args.ray, args.ray_workers, args.max_frames, report=_say)
+        except RayUnavailable as error:
+            _error(str(error))
+            return 1
+        failed += sum(outcome.error is not None for outcome in outcomes)
+        return 1 if failed else 0
     if todo:
         pipeline = Pipeline(config)
         # the next photo's perception runs while this one is fitted: numpy's BLAS must not spin on its core
@@ -288,13 +314,8 @@ def command_run(args: argparse.Namespace) -> int:
                 loaded = detected.loaded
                 for note in loaded.notes:
                     _say(f"hmrkit: {path}: {note}")
-                result = pipeline.run_with_fit(loaded, source=str(path), perception=detected.perception)[0]
-                result.timings_ms["perception"] = detected.perception_ms
-                if not result.people and not result.hands_only:
-                    raise HmrkitError("no person found")
-                target = args.out / stem.parent
-                target.mkdir(parents=True, exist_ok=True)
-                written = write_result(result, loaded.rgb, target, stem.name, options)
+                result, written = fit_and_write(pipeline, loaded, path, args.out, stem, options,
+                                                detected.perception, detected.perception_ms)
                 if len(todo) < 2:
                     _say(f"hmrkit: {path}: {len(result.people)} person(s), {len(result.hands_only)} lone hand(s) -> {', '.join(str(p) for p in written.values())}")
             except INPUT_ERRORS as error:
@@ -339,22 +360,57 @@ def command_export(args: argparse.Namespace) -> int:
     return run_export(args.out_dir, formats, args.fps, args.overwrite, log=lambda line: print(f"hmrkit: {line}", file=sys.stderr))
 
 
+def command_view(args: argparse.Namespace) -> int:
+    import time
+
+    from hmrkit.viewer import ViewerUnavailable, start_viewer
+
+    try:
+        server, viewer = start_viewer(args.out_dir, args.host, args.port)
+    except ViewerUnavailable as error:
+        _error(str(error))
+        return 1
+    _say(f"hmrkit: showing {len(viewer.results)} result(s) of {args.out_dir} at http://{args.host}:{server.get_port()} (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
 def command_doctor(args: argparse.Namespace) -> int:
     from hmrkit.doctor import run_checks
 
     return run_checks()
 
 
+def _ray_without_address(argv: list[str]) -> list[str]:
+    """``--ray PATH...``: the word after ``--ray`` is an address only if it looks like one
+    (hmrkit.batch_ray.looks_like_address); otherwise ``--ray`` stands alone and the word is an input."""
+    from hmrkit.batch_ray import LOCAL, looks_like_address
+
+    if "--ray" not in argv or "--" in argv[: argv.index("--ray")]:
+        return argv
+    at = argv.index("--ray")
+    following = argv[at + 1] if at + 1 < len(argv) else None
+    if following is None or following.startswith("-") or not looks_like_address(following):
+        return argv[:at] + [f"--ray={LOCAL}"] + argv[at + 1:]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the console script; in-process callers keep their own stderr
         _quiet_native_logs()
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_ray_without_address(sys.argv[1:] if argv is None else argv))
     if extra and args.command not in ("train", "synth"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "run":
             return command_run(args)
+        if args.command == "view":
+            return command_view(args)
         if args.command == "doctor":
             return command_doctor(args)
         if args.command == "export":

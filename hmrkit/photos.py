@@ -51,3 +51,20 @@ def detected_ahead(paths: list[Path], backend: PerceptionBackend) -> Iterator[tu
             detected = upcoming.result()
             upcoming = ahead.submit(detect, paths[k + 1]) if k + 1 < len(paths) else None
             yield path, detected
+
+
+def fit_and_write(pipeline, loaded: LoadedImage, source: Path, out: Path, stem: Path, options,
+                  perception: Perception | None = None, perception_ms: float | None = None) -> tuple:
+    """One photo fitted and its files written under ``out / stem``, as ``hmrkit run`` does it (in its
+    own loop and on Ray workers, :mod:`hmrkit.batch_ray`); (result, written paths). A photo where
+    nobody is found raises :class:`HmrkitError` (an input error: the batch goes on)."""
+    from hmrkit.writers import write_result
+
+    result = pipeline.run_with_fit(loaded, source=str(source), perception=perception)[0]
+    if perception_ms is not None:
+        result.timings_ms["perception"] = perception_ms
+    if not result.people and not result.hands_only:
+        raise HmrkitError("no person found")
+    target = out / stem.parent
+    target.mkdir(parents=True, exist_ok=True)
+    return result, write_result(result, loaded.rgb, target, stem.name, options)
