@@ -62,11 +62,12 @@ TIPS = {"left": slice(11, 16), "right": slice(16, 21)}
 
 
 def code_version() -> str:
-    """The commit measured, and the files that differed from it (the run measures the working tree)."""
+    """The commit measured, and the package files (hmrkit/) that differed from it: the run measures the working tree."""
     def git(*a: str) -> str:
         done = subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+        return done.stdout.rstrip() if done.returncode == 0 else ""
+    status = git("status", "--porcelain", "--untracked-files=no").splitlines()  # "XY path"
+    changed = [line[3:] for line in status if line[3:].startswith("hmrkit/")]
     return (git("rev-parse", "--short", "HEAD") or "unknown") + (f" with changes to {', '.join(changed)}" if changed else "")
 
 
