@@ -79,7 +79,8 @@ def run_hmrkit(images: Path, out: Path, intrinsics: np.ndarray, extra: list[str]
     done = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"hmrkit run failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(f"hmrkit run failed (exit {done.returncode}): {last}")
     return wall
 
 
