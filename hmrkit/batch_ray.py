@@ -119,9 +119,10 @@ def start_ray(address: str, workers: int | None):
 
 def run_on_ray(jobs: list[Job], config, options, out: Path, address: str = LOCAL, workers: int | None = None,
                max_frames: int | None = None, report: Callable[[str], None] = print, progress: bool = True,
-               worker_class: type = None) -> list[Outcome]:
+               worker_class: type = None, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Every job on Ray workers; one Outcome per job, in the order they finished. Failed inputs are
-    reported through ``report`` as they come; a progress bar counts the inputs done. ``worker_class``:
+    reported through ``report`` as they come, each outcome to ``on_outcome`` (the run report: exact
+    when the run is interrupted); a progress bar counts the inputs done. ``worker_class``:
     :class:`_Worker` or a subclass (the tests make one that dies on a chosen input)."""
     from tqdm import tqdm
 
@@ -149,6 +150,8 @@ def run_on_ray(jobs: list[Job], config, options, out: Path, address: str = LOCAL
                 outcome = Outcome(job, error=f"{job.path}: the worker processing it died ({type(error).__name__})")
                 worker = make()
             outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
             if outcome.error is not None:
                 report(f"hmrkit: error: {outcome.error}")
             elif len(jobs) < 2 or job.video:  # as the serial run says it

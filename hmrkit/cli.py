@@ -71,9 +71,11 @@ def _error(message: str) -> None:
     _say(f"hmrkit: error: {message}")
 
 
-def _input_error(path: Path, error: Exception) -> None:
+def _input_error(path: Path, error: Exception) -> str:
     text = str(error)
-    _error(text if str(path) in text else f"{path}: {text}")
+    text = text if str(path) in text else f"{path}: {text}"
+    _error(text)
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "wrists; fingers and wrist of hands MediaPipe missed); default: PipelineConfig's (docs/hmr_adapter.md)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
+    run.add_argument("--report", type=Path, default=None, metavar="FILE",
+                     help="write a JSON report: every input's status (done, skipped, failed with its error, not_run "
+                          "when interrupted), also after Ctrl-C")
     run.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                      help="spread the inputs over Ray workers: a local cluster (no ADDRESS), or the cluster at ADDRESS "
                           "(auto, host:port, ray://host:port); needs pip install ray; same files and skip rules")
@@ -196,6 +201,7 @@ def command_run(args: argparse.Namespace) -> int:
     from hmrkit.estimators import HkmrEstimator
     from hmrkit.geometry.cameras import CameraIntrinsics
     from hmrkit.photos import INPUT_ERRORS, detected_ahead, fit_and_write
+    from hmrkit.run_report import RunReport
     from hmrkit.pipeline import Pipeline, PipelineConfig
     from hmrkit.video import run_video
     from hmrkit.writers import OutputOptions, output_paths
@@ -209,6 +215,7 @@ def command_run(args: argparse.Namespace) -> int:
     items, problems = _collect(args.paths)
     for problem in problems:
         _error(problem)
+    report = args.run_report = RunReport(problems=list(problems))
     out_problem = _check_out_dir(args.out)
     if out_problem:
         _error(out_problem)
@@ -283,6 +290,9 @@ def command_run(args: argparse.Namespace) -> int:
     images = [(p, s) for p, s in items if p.suffix.lower() not in VIDEO_SUFFIXES]
     videos = [(p, s) for p, s in items if p.suffix.lower() in VIDEO_SUFFIXES]
     todo = [(p, s) for p, s in images if args.overwrite or not all(q.exists() for q in output_paths(args.out / s.parent, s.name, options).values())]
+    report.expect([p for p, _ in images + videos])
+    for item in set(images) - set(todo):
+        report.skipped(item[0])
     if len(todo) < len(images):
         print(f"hmrkit: skipping {len(images) - len(todo)} image(s) already done in {args.out} (--overwrite redoes them)", file=sys.stderr)
     if args.ray is not None:
@@ -294,11 +304,13 @@ def command_run(args: argparse.Namespace) -> int:
 
         jobs = [Job(p, s) for p, s in todo] + [Job(p, s, video=True) for p, s in videos]
         try:
-            outcomes = run_on_ray(jobs, config, options, args.out, args.ray, args.ray_workers, args.max_frames, report=_say)
+            outcomes = run_on_ray(jobs, config, options, args.out, args.ray, args.ray_workers, args.max_frames, report=_say,
+                                  on_outcome=lambda o: report.done(o.job.path) if o.error is None else report.failed(o.job.path, o.error))
         except RayUnavailable as error:
             _error(str(error))
             return 1
         failed += sum(outcome.error is not None for outcome in outcomes)
+        _write_report(args)
         return 1 if failed else 0
     if todo:
         pipeline = Pipeline(config)
@@ -318,17 +330,32 @@ def command_run(args: argparse.Namespace) -> int:
                                                 detected.perception, detected.perception_ms)
                 if len(todo) < 2:
                     _say(f"hmrkit: {path}: {len(result.people)} person(s), {len(result.hands_only)} lone hand(s) -> {', '.join(str(p) for p in written.values())}")
+                report.done(path, list(written.values()))
             except INPUT_ERRORS as error:
                 failed += 1
-                _input_error(path, error)
+                report.failed(path, _input_error(path, error))
         pipeline.close()
     for path, stem in videos:
         try:
             run_video(path, args.out / stem.parent, stem.name, config, options, max_frames=args.max_frames)
+            report.done(path)
         except INPUT_ERRORS as error:
             failed += 1
-            _input_error(path, error)
+            report.failed(path, _input_error(path, error))
+    _write_report(args)
     return 1 if failed else 0
+
+
+def _write_report(args: argparse.Namespace, interrupted: bool = False) -> None:
+    """``--report FILE``: the run's report (hmrkit.run_report), at its end or when it is interrupted."""
+    report = getattr(args, "run_report", None)
+    if report is None or getattr(args, "report", None) is None:
+        return
+    report.interrupted = interrupted
+    try:
+        report.write(args.report)
+    except OSError as error:
+        _error(f"cannot write the report {args.report}: {error.strerror or error}")
 
 
 def command_train(args: argparse.Namespace, options: list[str]) -> int:
@@ -425,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return int(synth(extra) or 0)
     except KeyboardInterrupt:
+        _write_report(args, interrupted=True)
         _error("interrupted")
         return 130
     except Exception as error:  # the last guard: one line, never a traceback

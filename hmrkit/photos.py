@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hmrkit.errors import HmrkitError
@@ -57,7 +57,12 @@ def fit_and_write(pipeline, loaded: LoadedImage, source: Path, out: Path, stem: 
                   perception: Perception | None = None, perception_ms: float | None = None) -> tuple:
     """One photo fitted and its files written under ``out / stem``, as ``hmrkit run`` does it (in its
     own loop and on Ray workers, :mod:`hmrkit.batch_ray`); (result, written paths). A photo where
-    nobody is found raises :class:`HmrkitError` (an input error: the batch goes on)."""
+    nobody is found raises :class:`HmrkitError` (an input error: the batch goes on).
+
+    While its files are written a marker ``.<stem>.writing`` lies beside them: a run stopped there
+    (Ctrl-C) leaves it, and the next run, which redoes the photo since some of its files are
+    missing, may then replace the ones it had written (each file is whole: written, then renamed).
+    """
     from hmrkit.writers import write_result
 
     result = pipeline.run_with_fit(loaded, source=str(source), perception=perception)[0]
@@ -67,4 +72,14 @@ def fit_and_write(pipeline, loaded: LoadedImage, source: Path, out: Path, stem: 
         raise HmrkitError("no person found")
     target = out / stem.parent
     target.mkdir(parents=True, exist_ok=True)
-    return result, write_result(result, loaded.rgb, target, stem.name, options)
+    marker = target / f".{stem.name}.writing"
+    if marker.exists():  # an interrupted run's files of this photo: ours to finish
+        options = replace(options, overwrite=True)
+    marker.touch()
+    try:
+        written = write_result(result, loaded.rgb, target, stem.name, options)
+    except Exception:  # an error, not an interruption: what exists stays the user's (--overwrite replaces it)
+        marker.unlink(missing_ok=True)
+        raise
+    marker.unlink()
+    return result, written
