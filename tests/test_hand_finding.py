@@ -60,25 +60,31 @@ def test_crop_shrink_and_hull_widening():
 
 def test_second_look_factors_are_checked():
     with pytest.raises(ValueError, match="second_hand_look"):
-        MediaPipeConfig(second_hand_look=(1.5,))
+        MediaPipeConfig(second_hand_look=((1.5, True),))
 
 
 @needs_ehf
 @pytest.mark.slow
-def test_touching_hands_are_found_by_the_second_look():
-    """ehf_dev photo 06: the right hand lies on the left one; both wrists' crops find only the left
-    hand until it is painted over. Right side judged by the true (SMPL-X) fingertips."""
+@pytest.mark.parametrize("photo, without", [
+    ("06", ()),  # the right hand lies on the left one: found once the left one is painted over
+    ("03", ((0.75, True), (0.5, True))),  # the right hand mostly under the left: paint hides it too, found unpainted
+])
+def test_touching_hands_are_found_by_the_second_look(photo: str, without: tuple):
+    """ehf_dev photos where both wrists' crops find only the left hand: the second look (default)
+    finds the right one too, which the looks in ``without`` miss. Sides judged by the true
+    (SMPL-X) fingertips."""
     gt = np.load(EHF / "annotations.npz")
-    image = load_image(EHF / "images" / "06_img.jpg").rgb
+    k = int(photo) - 1
+    image = load_image(EHF / "images" / f"{photo}_img.jpg").rgb
     found = {}
-    for looks in ((), MediaPipeConfig().second_hand_look):
+    for looks in (without, MediaPipeConfig().second_hand_look):
         with MediaPipeBackend(MediaPipeConfig(second_hand_look=looks)) as backend:
             person = next(p for p in backend.detect(image).people if p.body is not None)
         found[looks] = person.hands
-    assert set(found[()]) == {"left"}
+    assert set(found[without]) == {"left"}
     hands = found[MediaPipeConfig().second_hand_look]
     assert set(hands) == {"left", "right"}
     for side, other in (("left", "right"), ("right", "left")):
         tips = hands[side].xy[TIPS]
-        own = np.linalg.norm(tips - gt[f"{side}_tips2d_px"][5], axis=1).mean()
-        assert own < 30.0 and own < np.linalg.norm(tips - gt[f"{other}_tips2d_px"][5], axis=1).mean()
+        own = np.linalg.norm(tips - gt[f"{side}_tips2d_px"][k], axis=1).mean()
+        assert own < 30.0 and own < np.linalg.norm(tips - gt[f"{other}_tips2d_px"][k], axis=1).mean()

@@ -30,9 +30,9 @@ How it works and why:
   first: one hand per wrist, one wrist per hand, so a hand claimed by two wrists (own or
   another person's) goes to the nearer one and the other wrist gets its next candidate. Where
   a wrist lost the only hand seen near it (touching or overlapping hands: the palm detector
-  finds the clearer one in both crops), it is searched again with the hands kept painted over,
-  on tighter crops (``second_hand_look``; on ehf_dev 30 -> 34 of 40 hands, none on the wrong
-  side: benchmarks/results/hand_finding_*.md).
+  finds the clearer one in both crops), it is searched again on tighter crops, first with the
+  hands kept painted over, last as it is (``second_hand_look``; on ehf_dev 30 -> 35 of 40
+  hands, none on the wrong side: benchmarks/results/hand_finding_*.md).
 - Handedness: MediaPipe Hands labels hands as if the image were mirrored (selfie camera). On
   ordinary photos its label is the opposite of the person's side; measured on the demo photos
   against the pose's sides (benchmarks/results/perception.md). ``mirrored_input=True`` takes
@@ -161,10 +161,12 @@ class MediaPipeConfig:
         and hand landmark model; 0, the lite ones. On the demo photos' wrist crops the lite models
         search a crop faster but find fewer hands (benchmarks/results/speed_floor.md).
     second_hand_look: photos: a wrist that lost the only hand seen near it to another wrist is
-        searched again with every hand kept so far painted over, on its crop shrunk about its
-        centre by each factor in turn until a hand is found (tighter crops give the occluded hand
-        more pixels); () turns this off. Measured on ehf_dev and the first lspet_dev photos
-        against hand labels (benchmarks/results/hand_finding_*.md).
+        searched again, (factor, painted) in turn until a hand is found: its crop shrunk about its
+        centre by the factor (tighter crops give the hidden hand more pixels), on the image with
+        every hand kept so far painted over (so the palm detector stops finding that one), or as
+        it is (where the hands overlap, the paint also hides much of the other); () turns this
+        off. Measured on ehf_dev and the first lspet_dev photos against hand labels
+        (benchmarks/results/hand_finding_*.md).
     hand_retry_every: video: after a person's wrist crop finds no hand, that wrist is searched
         again only on every n-th frame (1, the default: every frame). On the first 60 frames of
         the sample video (benchmarks/results/speed_parts.md) 365 of 423 wrist searches found
@@ -198,13 +200,13 @@ class MediaPipeConfig:
     workers: int = 2
     hand_retry_every: int = 1
     hand_model_complexity: int = 1
-    second_hand_look: tuple[float, ...] = (0.75, 0.5)
+    second_hand_look: tuple[tuple[float, bool], ...] = ((0.75, True), (0.5, True), (0.45, False))
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.hand_retry_every < 1:
             raise ValueError(f"workers and hand_retry_every must be >= 1, got {self.workers}, {self.hand_retry_every}")
-        if not all(0.0 < f <= 1.0 for f in self.second_hand_look):
-            raise ValueError(f"second_hand_look factors must lie in (0, 1], got {self.second_hand_look}")
+        if not all(0.0 < f <= 1.0 for f, _ in self.second_hand_look):
+            raise ValueError(f"second_hand_look crop factors must lie in (0, 1], got {self.second_hand_look}")
         if self.hand_model_complexity not in (0, 1):
             raise ValueError(f"hand_model_complexity must be 0 or 1, got {self.hand_model_complexity}")
         if self.max_people < 1:
@@ -714,10 +716,10 @@ class _HandSearches:
                      seen: list[list[_HandHit]], kept: list[tuple[int, HandLandmarks]]) -> list[tuple[int, HandLandmarks]]:
         """Wrists left without a hand although one was seen near them (it went to the other wrist:
         hands that touch or overlap, where the palm detector finds the clearer hand in both wrists'
-        crops) are searched again with every hand kept so far painted over, on crops shrunk about
-        their centre (``MediaPipeConfig.second_hand_look``: each factor in turn until one finds a
-        hand). A hand found so is kept under the first search's rule (its wrist within 0.3 crop
-        sides of the pose wrist; not a hand already kept)."""
+        crops) are searched again on tighter crops, with every hand kept so far painted over or
+        not (``MediaPipeConfig.second_hand_look``, in turn until each finds a hand). A hand found
+        so is kept under the first search's rule (its wrist within 0.3 crop sides of the pose
+        wrist; not a hand already kept)."""
         open_wrists = [(k, side, crop) for k, searches in enumerate(searched) for side, (crop, _) in searches.items()
                        if not any(j == k and hand.side == side for j, hand in kept)
                        and _hand_candidates(seen[k], people[k].body.xy[_ARM[side]][2], side, crop.width)]
@@ -728,9 +730,10 @@ class _HandSearches:
         for _, hand in kept:
             cv2.fillConvexPoly(painted, cv2.convexHull(_widened(hand.xy, 0.15).astype(np.int32)), fill)
         pool = self.backend._workers()
-        for factor in self.backend.config.second_hand_look:
+        for factor, paint in self.backend.config.second_hand_look:
+            image = painted if paint else self.image
             looks = [(k, side, _shrunk(crop, factor)) for k, side, crop in open_wrists]
-            looks = [(k, side, crop, pool.submit(self.backend._hands_in, painted, crop)) for k, side, crop in looks]
+            looks = [(k, side, crop, pool.submit(self.backend._hands_in, image, crop)) for k, side, crop in looks]
             claims = [(cost, k, _wrist_hand(hit, side, crop)) for k, side, crop, hits in looks
                       for hit, cost in _hand_candidates(hits.result(), people[k].body.xy[_ARM[side]][2], side, crop.width)]
             kept = _assign(claims, kept)
