@@ -62,6 +62,7 @@ ARM_JOINTS = ("collar", "shoulder", "elbow", "wrist")  # per side: "left_collar"
 OFFSET_JOINTS = ("elbow", "wrist")  # the body path's pose offset
 MCP = (5, 9, 13, 17)  # hand21: index, middle, ring, little MCP
 PALM_FRAME = (0, 5, 9, 17)  # the points canonical_frame reads
+PARENTS21 = (0, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)  # hand21 (as hmrkit.hands.ik_net)
 FILE_FORMAT = "hmrkit.hmr_adapter"
 DEFAULT_WEIGHTS = "hmr_adapter.safetensors"
 TRAIN_COMMAND = "hmrkit train adapter"
@@ -100,6 +101,7 @@ class AdapterConfig:
     heads: int = 4
     encoder_layers: int = 2  # the expert's token encoder (its "backbone")
     decoder_layers: int = 2  # the expert's decoder head: the hand path adapts each of these
+    queries: int = 1  # the decoder's query tokens (the paper's: one)
     ffn: int = 128
     body_layers: int = 1  # blocks of the body-path adapter
 
@@ -167,24 +169,42 @@ class DecoderBlock(nn.Module):
 
 
 class HandTokens(nn.Module):
-    """21 landmark tokens: position (dm) and confidence, a per-landmark embedding; missing -> mask
-    token. A 22nd token holds the palm's frame (6D; :func:`~hmrkit.hands.hand_model.canonical_frame`
-    of wrist, index, middle and little MCP): the orientation the IK net gets in closed form, given
-    to the expert as evidence (the mask token when one of those points is missing)."""
+    """21 landmark tokens and a palm token. A landmark's features: its position (dm) in the camera's
+    axes and, where the palm is seen, in the palm's frame (:func:`~hmrkit.hands.hand_model.canonical_frame`
+    of wrist, index, middle and little MCP: the rotation-free coordinates the IK net reads), there
+    also the unit directions of its bone and of its parent's bone and its bone's length (so the joint's
+    bend is readable from one token), flags for what is given, the confidence, and a per-landmark
+    embedding; a missing landmark is the learned mask token. The 22nd token holds the palm frame
+    itself (6D: the orientation the IK net gets in closed form), the mask token when a palm point is missing."""
+
+    FEATURES = 3 + 3 + 3 + 3 + 1 + 2 + 1
 
     def __init__(self, cfg: AdapterConfig):
         super().__init__()
-        self.point = nn.Linear(4, cfg.width)
+        self.point = nn.Linear(self.FEATURES, cfg.width)
         self.palm = nn.Linear(6, cfg.width)
         self.joint = nn.Parameter(0.02 * torch.randn(22, cfg.width))
         self.mask_token = nn.Parameter(0.02 * torch.randn(cfg.width))
 
     def forward(self, inputs: HandInputs) -> torch.Tensor:
-        x = torch.cat([10.0 * inputs.points, inputs.confidence[..., None]], dim=-1)
+        n = len(inputs)
+        frame = canonical_frame(inputs.points)
+        palm_seen = ~inputs.missing[:, list(PALM_FRAME)].any(1)
+        local = torch.where(palm_seen[:, None, None], inputs.points @ frame, 0.0)
+        parent, grandparent = list(PARENTS21), [PARENTS21[p] for p in PARENTS21]
+        bone = local - local[:, parent]
+        length = bone.norm(dim=-1, keepdim=True)
+        direction = bone / length.clamp_min(1e-6)
+        before = local[:, parent] - local[:, grandparent]
+        before = before / before.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        seen = ~inputs.missing & palm_seen[:, None]
+        bone_seen = seen & seen[:, parent] & seen[:, grandparent]
+        bone_seen[:, 0] = False  # the wrist has no bone
+        bone_features = torch.where(bone_seen[..., None], torch.cat([direction, before, 10.0 * length], dim=-1), 0.0)
+        x = torch.cat([10.0 * inputs.points, 10.0 * local, bone_features, palm_seen[:, None, None].expand(n, 21, 1).float(),
+                       bone_seen[..., None].float(), inputs.confidence[..., None]], dim=-1)
         points = torch.where(inputs.missing[..., None], self.mask_token, self.point(x))
-        palm_missing = inputs.missing[:, list(PALM_FRAME)].any(1)
-        palm = self.palm(matrix_to_sixd(canonical_frame(inputs.points)))
-        palm = torch.where(palm_missing[:, None], self.mask_token, palm)
+        palm = torch.where(palm_seen[:, None], self.palm(matrix_to_sixd(frame)), self.mask_token)
         return torch.cat([points, palm[:, None]], dim=1) + self.joint
 
 
@@ -201,18 +221,19 @@ class ArmTokens(nn.Module):
 
 
 class HandExpert(nn.Module):
-    """Hand tokens -> encoder -> single-query decoder -> orientation (6D) + 23 angles."""
+    """Hand tokens -> encoder -> decoder -> orientation (6D) + 23 angles (the heads read the
+    decoder's ``queries`` query tokens, one as in the paper by default)."""
 
     def __init__(self, cfg: AdapterConfig, lower: torch.Tensor | None = None, upper: torch.Tensor | None = None):
         super().__init__()
         self.tokens = HandTokens(cfg)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
         self.encoder_norm = nn.LayerNorm(cfg.width)
-        self.query = nn.Parameter(0.02 * torch.randn(1, 1, cfg.width))
+        self.query = nn.Parameter(0.02 * torch.randn(1, cfg.queries, cfg.width))
         self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.decoder_layers))
         self.out_norm = nn.LayerNorm(cfg.width)
-        self.rotation_head = nn.Linear(cfg.width, 6)
-        self.angle_head = nn.Linear(cfg.width, NUM_ANGLES)
+        self.rotation_head = nn.Linear(cfg.queries * cfg.width, 6)
+        self.angle_head = nn.Linear(cfg.queries * cfg.width, NUM_ANGLES)
         self.register_buffer("lower", torch.zeros(NUM_ANGLES) if lower is None else lower.clone().float())
         self.register_buffer("upper", torch.zeros(NUM_ANGLES) if upper is None else upper.clone().float())
 
@@ -224,8 +245,8 @@ class HandExpert(nn.Module):
         return self.encoder_norm(x)
 
     def decode(self, memory: torch.Tensor, adapter: "HandPathAdapter | None" = None, body: torch.Tensor | None = None) -> torch.Tensor:
-        """The query token after the decoder; ``adapter`` adds its body cross-attention per block (eq. 3)."""
-        z = self.query.expand(memory.shape[0], 1, -1)
+        """(N, Q x W) the query tokens after the decoder; ``adapter`` adds its body cross-attention per block (eq. 3)."""
+        z = self.query.expand(memory.shape[0], -1, -1)
         for i, block in enumerate(self.blocks):
             q = block.query(z)
             h = block.cross(q, memory)
@@ -233,7 +254,7 @@ class HandExpert(nn.Module):
                 h = h + adapter.layers[i](z, body)
             z = q + h
             z = z + block.ffn(z)
-        return self.out_norm(z[:, 0])
+        return self.out_norm(z).flatten(1)
 
     def heads(self, z: torch.Tensor) -> HandEstimate:
         return HandEstimate(sixd_to_matrix(self.rotation_head(z)), squash(self.angle_head(z), self.lower, self.upper))
@@ -314,12 +335,12 @@ class NaiveHandConcat(nn.Module):
     def forward(self, expert: HandExpert, inputs: HandInputs, memory: torch.Tensor | None = None) -> HandEstimate:
         memory = expert.encode(inputs) if memory is None else memory
         memory = torch.cat([memory, self.arm(inputs.arm)], dim=1)
-        z = self.query.expand(memory.shape[0], 1, -1)
+        z = self.query.expand(memory.shape[0], -1, -1)
         for block in self.blocks:
             q = block.query(z)
             z = q + block.cross(q, memory)
             z = z + block.ffn(z)
-        z = self.out_norm(z[:, 0])
+        z = self.out_norm(z).flatten(1)
         return HandEstimate(sixd_to_matrix(self.rotation_head(z)), squash(self.angle_head(z), expert.lower, expert.upper))
 
 

@@ -16,7 +16,9 @@ validation on a fixed draw of the held-out ``test`` split (other sequences).
 
 Losses (paper eq. 5/7 without the image terms): hands -- squared error of the orientation
 matrix, L1 of the 23 angles (radians), L1 of the hand21 points (decimetres; the hand posed by the
-prediction with the true shape); body path -- squared error of the elbow and wrist local rotation
+predicted angles with the true shape and orientation, so that this term is about the fingers: with the
+predicted orientation, orientation errors dominated it and the angles stayed at their mean in a first
+run); body path -- squared error of the elbow and wrist local rotation
 matrices and of the wrist's camera-frame rotation. The run folder holds ``checkpoint.safetensors``
 + ``state.json`` (resumable, stage included).
 """
@@ -65,7 +67,7 @@ class AdapterTrainConfig:
     expert_steps: int = 2000
     adapter_steps: int = 1500
     batch_size: int = 96  # bodies per step (two hands each)
-    lr: float = 2e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup: int = 100
     seed: int = 0
@@ -106,7 +108,7 @@ def hand_loss(pred: HandEstimate, batch: WholeBodyBatch, hand: BiomechHand, join
     rotation = batch.hand_rotation.reshape(-1, 3, 3)
     angles = batch.angles.reshape(-1, batch.angles.shape[-1])
     shape = batch.body.shape.repeat_interleave(2, dim=0)
-    joints = hand(pred.angles, shape, pred.rotation).joints
+    joints = hand(pred.angles, shape, rotation).joints  # the true orientation: this term is about the fingers
     return ((pred.rotation - rotation).square().sum((1, 2)).mean() + (pred.angles - angles).abs().mean()
             + joint_weight * 10.0 * (joints - batch.hand_joints.reshape(-1, 21, 3)).abs().mean())
 
