@@ -180,3 +180,11 @@ def test_damaged_or_foreign_weights_are_refused_in_one_line(model, tmp_path):
     with pytest.raises(ModelAssetError, match="not an hmrkit HMR-Adapter file"):
         load_adapter(tmp_path / "other.safetensors")
 
+
+
+def test_trainer_options_build_the_default_model():
+    """The trainer's command-line defaults make the model's default config, option by option."""
+    from hmrkit.train.adapter import parse_args
+
+    assert parse_args([]).model_config() == AdapterConfig()
+    assert parse_args(["--width", "32", "--ffn", "48"]).model_config() == AdapterConfig(width=32, ffn=48)

@@ -89,7 +89,8 @@ class AdapterTrainConfig:
     resume: bool = False
 
     def model_config(self) -> AdapterConfig:
-        return AdapterConfig(self.width, self.heads, self.encoder_layers, self.decoder_layers, self.ffn, self.body_layers)
+        return AdapterConfig(width=self.width, heads=self.heads, encoder_layers=self.encoder_layers,
+                             decoder_layers=self.decoder_layers, ffn=self.ffn, body_layers=self.body_layers)
 
     def run(self) -> Path:
         return Path(self.run_dir) if self.run_dir else cache_dir() / "train" / "adapter"
