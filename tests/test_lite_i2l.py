@@ -209,3 +209,50 @@ def test_shipped_estimator_on_a_synthetic_sample():
         errors.append(np.linalg.norm(hand.xy - label.joints2d, axis=1).mean())
         centre.append(np.linalg.norm(label.joints2d - 63.5, axis=1).mean())
     assert np.mean(errors) < np.mean(centre)
+
+
+def _person_with_arms(hands: dict):
+    from hmrkit.perception.types import BodyLandmarks, PersonDetection, mp33_index
+
+    xy = np.full((33, 2), 100.0)
+    vis = np.ones(33)
+    for side, x in (("left", 200.0), ("right", 60.0)):
+        xy[mp33_index(f"{side}_elbow")] = (x, 150.0)
+        xy[mp33_index(f"{side}_wrist")] = (x, 110.0)
+        for k, dx in (("pinky", -4.0), ("index", 0.0), ("thumb", 4.0)):
+            xy[mp33_index(f"{side}_{k}")] = (x + dx, 100.0)
+    body = BodyLandmarks(xy, vis, np.zeros((33, 3)))
+    return PersonDetection((0.0, 0.0, 300.0, 200.0), 0.9, body, hands)
+
+
+def test_body_hand_crop_is_a_square_past_the_wrist():
+    from hmrkit.hands.lite_i2l_estimator import body_hand_crop
+
+    person = _person_with_arms({})
+    x0, y0, x1, y1 = body_hand_crop(person.body, "left")
+    assert abs((x1 - x0) - (y1 - y0)) < 1e-9
+    assert abs((x1 - x0) - 32.0) < 1e-6  # max(3.2 x the 10 px wrist-to-knuckles reach, half the 40 px forearm)
+    # centre one wrist-to-knuckle distance past the wrist (wrist y 110, knuckles y 100), towards the fingers
+    assert np.allclose(((x0 + x1) / 2, (y0 + y1) / 2), (200.0, 100.0))
+    hidden = person.body.visibility.copy()
+    from hmrkit.perception.types import BodyLandmarks, mp33_index
+
+    hidden[mp33_index("left_wrist")] = 0.1
+    assert body_hand_crop(BodyLandmarks(person.body.xy, hidden, person.body.world), "left") is None
+
+
+def test_network_hands_fill_only_missing_wrists_unless_asked():
+    from hmrkit.hands.lite_i2l_estimator import LiteI2LEstimator, network_hands
+    from hmrkit.perception.types import HandLandmarks, Perception
+
+    est = LiteI2LEstimator(small_net(3))
+    mp_hand = HandLandmarks("left", np.full((21, 2), 200.0), np.zeros((21, 3)), 0.9, "pose", (190.0, 80.0, 210.0, 100.0))
+    perception = Perception((300, 200), [_person_with_arms({"left": mp_hand})])
+    image = np.random.default_rng(0).integers(0, 255, size=(200, 300, 3), dtype=np.uint8)
+    fallback = network_hands(image, perception, replace_all=False, estimator=est).people[0].hands
+    assert fallback["left"] is mp_hand  # MediaPipe's hand kept
+    assert fallback["right"].score == 0.0 and fallback["right"].side_source == "pose"
+    x0, y0, x1, y1 = fallback["right"].crop
+    assert ((fallback["right"].xy >= (x0 - 1, y0 - 1)) & (fallback["right"].xy <= (x1, y1))).all()
+    replaced = network_hands(image, perception, replace_all=True, estimator=est).people[0].hands
+    assert set(replaced) == {"left", "right"} and replaced["left"] is not mp_hand and replaced["left"].score == 0.0

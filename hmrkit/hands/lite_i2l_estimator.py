@@ -13,7 +13,7 @@ net reads bone lengths, and a crop does not tell a small hand near from a large 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import torch
 
 from hmrkit.models.lite_i2l import LiteI2L, LiteI2LConfig, lixels_to_crop, load_lite_i2l
 
+HAND_ESTIMATORS = ("mediapipe", "lite-i2l")  # the pipeline's choices (PipelineConfig.hand_estimator)
 PALM_LENGTH_M = 0.0915  # wrist -> middle MCP of the neutral Anny hand (hand_model, zero angles)
 
 
@@ -102,3 +103,54 @@ class LiteI2LEstimator:
 def shipped_estimator() -> LiteI2LEstimator:
     """The shipped network, loaded once per process."""
     return LiteI2LEstimator.load()
+
+
+# ------------------------------------------------------------------------- in the pipeline
+def body_hand_crop(body, side: str, min_visibility: float = 0.5) -> tuple[float, float, float, float] | None:
+    """A square crop around one hand from the body's landmarks (wrist, pinky, index, thumb; the
+    training crops have the hand over 50-85 % of the side): centred one wrist-to-knuckle distance
+    past the wrist, 3.2 of those distances wide (at least half the forearm). None when the wrist
+    is not seen or the arm is degenerate."""
+    if float(body.visibility[_mp(f"{side}_wrist")]) < min_visibility:
+        return None
+    wrist = body.point(f"{side}_wrist")
+    knuckles = np.mean([body.point(f"{side}_{k}") for k in ("pinky", "index", "thumb")], axis=0)
+    reach = float(np.linalg.norm(knuckles - wrist))
+    forearm = float(np.linalg.norm(wrist - body.point(f"{side}_elbow")))
+    width = max(3.2 * reach, 0.5 * forearm)
+    if not np.isfinite(width) or width < 8.0:
+        return None
+    cx, cy = wrist + (knuckles - wrist) * 1.0
+    return (float(cx - width / 2), float(cy - width / 2), float(cx + width / 2), float(cy + width / 2))
+
+
+def _mp(name: str) -> int:
+    from hmrkit.perception.types import mp33_index
+
+    return mp33_index(name)
+
+
+def network_hands(rgb: np.ndarray, perception, replace_all: bool, estimator: LiteI2LEstimator | None = None):
+    """``perception`` with the network's hands: on every body's seen wrists (``replace_all``: the
+    ``lite-i2l`` hand estimator), or only on the wrists where MediaPipe found no hand (the
+    fallback). The hands carry ``score`` 0 (the network gives no confidence) and the side from the pose."""
+    from hmrkit.perception.types import HandLandmarks
+
+    est = estimator or shipped_estimator()
+    people = []
+    h, w = rgb.shape[:2]
+    for person in perception.people:
+        if person.body is None:
+            people.append(person)
+            continue
+        hands = {} if replace_all else dict(person.hands)
+        for side in ("left", "right"):
+            if side in hands:
+                continue
+            crop = body_hand_crop(person.body, side)
+            if crop is None or not (-0.25 * w <= (crop[0] + crop[2]) / 2 <= 1.25 * w and -0.25 * h <= (crop[1] + crop[3]) / 2 <= 1.25 * h):
+                continue
+            found = est.estimate(rgb, crop, side)
+            hands[side] = HandLandmarks(side, found.xy, found.world, 0.0, "pose", found.crop)
+        people.append(replace(person, hands=hands))
+    return replace(perception, people=people)

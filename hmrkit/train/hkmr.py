@@ -202,7 +202,7 @@ def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[d
     tensors = {}
     for index, state in optimizer.state_dict()["state"].items():
         for key, value in state.items():
-            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
+            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().clone(memory_format=torch.contiguous_format)
     return tensors, optimizer.state_dict()["param_groups"]
 
 

@@ -52,7 +52,7 @@ class LiteI2LTrainConfig:
     warmup: int = 100
     input_size: int = 128
     seed: int = 0
-    threads: int = 2
+    threads: int = 1  # on a shared machine a second thread mostly spins (measured: ~10x the CPU per step)
     val_every: int = 200
     checkpoint_every: int = 50
     max_minutes: float = 0.0  # stop (and write the weights) after this much training time (0: no limit)
@@ -328,7 +328,7 @@ def train(cfg: LiteI2LTrainConfig, log=print) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     config = LiteI2LConfig(input_size=cfg.input_size)
     faces = load_biomech_hand("left").faces
-    net = LiteI2L(config, hand_joint_regressor())
+    net = LiteI2L(config, hand_joint_regressor()).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
     step, seconds, history = 0, 0.0, []
     if cfg.resume and (run / "checkpoint.safetensors").exists():
