@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default 2,15; fewer are faster and less accurate: docs/hkmr.md, Speed)")
     run.add_argument("--hand-refine", type=int, default=0, metavar="STEPS",
                      help="hand post-optimization steps after the IK net (default 0: the IK net alone; 20 in the paper)")
+    run.add_argument("--hand-estimator", choices=("mediapipe", "lite-i2l"), default="mediapipe",
+                     help="hand landmarks from MediaPipe Hands (default) or the Lite I2L MeshNet trained on synthetic hands "
+                          "(far less accurate on real hands so far: docs/lite_i2l.md)")
+    run.add_argument("--hand-fallback", action="store_true",
+                     help="with mediapipe: the Lite I2L network on the wrists where MediaPipe finds no hand (off by default)")
     run.add_argument("--limbs", default="auto", metavar="auto|intact|LIMB=LEVEL,...",
                      help="limb differences: auto (default: BPAC-Net decides per person), intact (every limb drawn), "
                           "or what you know for everyone in the inputs, e.g. left_leg=lower_leg,right_arm=hand (limbs: left_arm, right_arm, left_leg, "
@@ -156,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("hkmr", "the HKMR body regressor (or --model flat)"), ("hand-ik", "the 23-DoF hand IK net"),
                        ("pose-prior", "the VAE pose prior"), ("tokenizer", "AJAHR's dual-codebook pose tokenizer"),
                        ("bpac", "BPAC-Net, AJAHR's limb classifier (--a3d DIR)"),
-                       ("adapter", "HMR-Adapter: the hand expert, then its body/hand adapters")):
+                       ("adapter", "HMR-Adapter: the hand expert, then its body/hand adapters"),
+                       ("lite-i2l", "Lite I2L MeshNet, the image-to-lixel hand network (--data DIR)")):
         models.add_parser(name, help=what, add_help=False)  # every option, --help too, goes to the trainer
     synth = sub.add_parser("synth", help="generate a synthetic training set (see docs/synthesis.md)")
     sets = synth.add_subparsers(dest="set", required=True)
@@ -266,7 +272,12 @@ def command_run(args: argparse.Namespace) -> int:
     try:
         config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body,
                                 estimator=HkmrEstimator.load() if estimator == "hkmr" else None,
-                                hand_refine_iterations=args.hand_refine, limbs=limbs, pose_tokenizer=args.pose_tokenizer)
+                                hand_refine_iterations=args.hand_refine, limbs=limbs, pose_tokenizer=args.pose_tokenizer,
+                                hand_estimator=args.hand_estimator, hand_fallback=args.hand_fallback)
+        if args.hand_estimator == "lite-i2l" or args.hand_fallback:
+            from hmrkit.hands.lite_i2l_estimator import shipped_estimator
+
+            shipped_estimator()  # the network's weights, checked before any input is read
         if refine_steps is not None:
             config.refine_iterations = refine_steps
         if args.hand_adapter is not None:
@@ -370,6 +381,8 @@ def command_train(args: argparse.Namespace, options: list[str]) -> int:
         from hmrkit.train.tokenizer import main as train
     elif args.model == "adapter":
         from hmrkit.train.adapter import main as train
+    elif args.model == "lite-i2l":
+        from hmrkit.train.lite_i2l import main as train
     else:
         from hmrkit.train.pose_prior import main as train
     status = train(options)

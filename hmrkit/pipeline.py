@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -107,6 +108,12 @@ class PipelineConfig:
     # elbows and wrists by the hands' features; hands MediaPipe missed get the hand path's fingers and
     # wrist. Only with the learned estimator (it adapts HKMR's guess). docs/hmr_adapter.md
     hand_adapter: bool = False
+    # where hand landmarks come from (hmrkit.hands.lite_i2l_estimator): "mediapipe" (MediaPipe Hands on
+    # wrist crops) or "lite-i2l" (the Lite I2L MeshNet trained on synthetic hands, on every seen wrist);
+    # ``hand_fallback``: with "mediapipe", the network on the wrists where MediaPipe found no hand.
+    # Default mediapipe, no fallback: on real hands the network measured far worse (docs/lite_i2l.md)
+    hand_estimator: Literal["mediapipe", "lite-i2l"] = "mediapipe"
+    hand_fallback: bool = False
 
     def camera(self, width: int, height: int, loaded: LoadedImage | None = None) -> tuple[PerspectiveCamera, str]:
         """The camera of a ``width`` x ``height`` picture (``loaded``'s, when given: its scale and
@@ -143,6 +150,12 @@ class Pipeline:
         if self.config.hand_refine_iterations < 0:
             raise ValueError(f"hand_refine_iterations must be >= 0, got {self.config.hand_refine_iterations}")
         self.hand_solver = HandSolver(refine=self.config.hand_refine_iterations > 0, iterations=self.config.hand_refine_iterations)
+        if self.config.hand_estimator not in ("mediapipe", "lite-i2l"):
+            raise ValueError(f"hand_estimator must be 'mediapipe' or 'lite-i2l', got {self.config.hand_estimator!r}")
+        if self.config.hands and (self.config.hand_estimator == "lite-i2l" or self.config.hand_fallback):
+            from hmrkit.hands.lite_i2l_estimator import shipped_estimator
+
+            shipped_estimator()  # load (and check) the weights now: a damaged file is one line before any image
         if self.config.intrinsics is not None and self.config.fov_degrees is not None:
             raise ValueError("give the camera's intrinsics or its field of view, not both")
         self.tokenizer = None
@@ -199,6 +212,12 @@ class Pipeline:
             start = time.perf_counter()
             perception = self.backend.detect(rgb)
             timings["perception"] = (time.perf_counter() - start) * 1000
+        if self.config.hands and (self.config.hand_estimator == "lite-i2l" or self.config.hand_fallback):
+            from hmrkit.hands.lite_i2l_estimator import network_hands
+
+            start = time.perf_counter()
+            perception = network_hands(rgb, perception, replace_all=self.config.hand_estimator == "lite-i2l")
+            timings["lite_i2l"] = (time.perf_counter() - start) * 1000
         camera, camera_source = self.config.camera(width, height, loaded)
         notes = list(loaded.notes) + list(perception.notes)
         if self.config.intrinsics is not None and not self.config.intrinsics.inside(*loaded.original_size):
