@@ -45,14 +45,13 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import roma
 import torch
 from torch import nn
 
 from hmrkit.body.anny_rig import NUM_BODY_CORE
 from hmrkit.data.retarget import CORE_NAMES, CORE_PARENTS
 from hmrkit.errors import ModelAssetError
-from hmrkit.geometry.rotations import matrix_to_sixd, sixd_to_matrix
+from hmrkit.geometry.rotations import axis_angle_to_matrix, matrix_to_sixd, sixd_to_matrix  # not roma: start-up time
 from hmrkit.hands.biomech import ANGLE_NAMES, NUM_ANGLES, squash
 from hmrkit.hands.hand_model import canonical_frame, mirror_rotation
 from hmrkit.paths import weights_dir
@@ -317,7 +316,7 @@ class BodyPathAdapter(nn.Module):
             q = block.query(z)
             z = q + block.cross(q, mcp)
             z = z + block.ffn(z)
-        return roma.rotvec_to_rotmat(self.out(z[:, 0]).reshape(-1, len(OFFSET_JOINTS), 3))
+        return axis_angle_to_matrix(self.out(z[:, 0]).reshape(-1, len(OFFSET_JOINTS), 3))
 
 
 class NaiveHandConcat(nn.Module):
@@ -356,7 +355,7 @@ class NaiveBodyConcat(nn.Module):
 
     def forward(self, memory: torch.Tensor, arm: torch.Tensor) -> torch.Tensor:
         x = torch.cat([matrix_to_sixd(arm).flatten(1), memory[:, list(MCP)].flatten(1)], dim=1)
-        return roma.rotvec_to_rotmat(self.net(x).reshape(-1, len(OFFSET_JOINTS), 3))
+        return axis_angle_to_matrix(self.net(x).reshape(-1, len(OFFSET_JOINTS), 3))
 
 
 class HMRAdapter(nn.Module):
