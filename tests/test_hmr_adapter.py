@@ -188,3 +188,20 @@ def test_trainer_options_build_the_default_model():
 
     assert parse_args([]).model_config() == AdapterConfig()
     assert parse_args(["--width", "32", "--ffn", "48"]).model_config() == AdapterConfig(width=32, ffn=48)
+
+
+def test_shipped_weights_carry_their_digest_and_parameter_counts():
+    """The shipped file verifies against its content digest and loads; the parameter counts its
+    metadata (and the model card) state are the model's."""
+    import json
+
+    from hmrkit.io.integrity import verify
+    from hmrkit.models.hmr_adapter import DEFAULT_WEIGHTS, parameter_count
+    from hmrkit.paths import weights_dir
+
+    path = weights_dir() / DEFAULT_WEIGHTS
+    assert verify(path)
+    model, meta = load_adapter()
+    counts = json.loads(meta["parameters"])
+    assert counts == {name: parameter_count(getattr(model, name)) for name in counts}
+    assert set(counts) == {"expert", "hand_adapter", "body_adapter", "naive_hand", "naive_body"}
