@@ -64,8 +64,8 @@ WRISTS = [CORE_NAMES.index(f"{side}_wrist") for side in ("left", "right")]
 
 @dataclass
 class AdapterTrainConfig:
-    expert_steps: int = 2000
-    adapter_steps: int = 1500
+    expert_steps: int = 1500
+    adapter_steps: int = 1000
     batch_size: int = 96  # bodies per step (two hands each)
     lr: float = 1e-3
     weight_decay: float = 1e-4
