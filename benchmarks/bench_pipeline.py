@@ -157,73 +157,110 @@ from pathlib import Path
 marks = [("start", time.perf_counter())]
 import torch
 marks.append(("import torch", time.perf_counter()))
-import roma
-marks.append(("import roma", time.perf_counter()))
-import mediapipe
-marks.append(("import mediapipe", time.perf_counter()))
+import hmrkit.cli
 from hmrkit.io.images import load_image
 from hmrkit.pipeline import Pipeline
 from hmrkit.writers import OutputOptions, write_result
-marks.append(("import hmrkit", time.perf_counter()))
+marks.append(("import hmrkit (cv2, numba, its modules)", time.perf_counter()))
 pipeline = Pipeline()
 marks.append(("Pipeline(): models loaded", time.perf_counter()))
 loaded = load_image(sys.argv[1])
 result = pipeline.run(loaded, sys.argv[1])
-marks.append(("first run() (MediaPipe graphs made, numba kernels loaded)", time.perf_counter()))
+marks.append(("first run() (MediaPipe imported and its graphs made, numba kernels loaded, BPAC-Net, fit)", time.perf_counter()))
 with tempfile.TemporaryDirectory() as out:
     write_result(result, loaded.rgb, Path(out), "photo", OutputOptions(overwrite=True))
 marks.append(("files written (JSON, NPZ, GLB, overlay PNG)", time.perf_counter()))
 for (_, a), (name, b) in zip(marks, marks[1:]):
     print("phase", (b - a) * 1000, name, sep="\t")
-start = time.perf_counter()
-import trimesh  # what --mesh-format obj or ply adds, after everything above is loaded
-print("trimesh", (time.perf_counter() - start) * 1000, sep="\t")
+left_out = [m for m in ("roma", "torch._dynamo", "matplotlib", "trimesh") if m in sys.modules]
+print("loaded", ",".join(left_out) or "-", sep="\t")
+for name, statement in (("trimesh", "import trimesh"), ("roma", "import roma")):
+    start = time.perf_counter()
+    exec(statement)  # what hmrkit no longer imports, timed after everything above is loaded
+    print("after", name, (time.perf_counter() - start) * 1000, sep="\t")
 """
+
+# fresh interpreters doing only part of the work: what no change to hmrkit can go below
+_FLOORS = {
+    "python -c pass (the interpreter)": "pass",
+    "import torch": "import torch",
+    "import torch, numpy, cv2, numba + MediaPipe's solutions (as hmrkit imports them)":
+        "import torch, numpy, cv2, numba; from hmrkit.light_import import import_module_lightly; "
+        "[import_module_lightly(f'mediapipe.python.solutions.{n}') for n in ('pose', 'hands', 'face_detection')]",
+    "import torch + roma (what hmrkit imported before)": "import torch, roma",
+    "import mediapipe (its __init__: matplotlib, audio tasks)": "import mediapipe",
+}
 
 
 def startup(args) -> None:
-    """`hmrkit run` on one photo in a fresh process, as a user types it: wall time, and its phases."""
+    """`hmrkit run` on one photo in a fresh process, as a user types it: wall time, its phases, and
+    the floors (fresh interpreters that only import what any run needs)."""
     import statistics
     import subprocess
     import tempfile
+    from pathlib import Path
 
     photo = DATA / "demo_images" / "astronaut.png"
     arguments = ["run", str(photo), "--overwrite", "--out"]
     ways = {"quick exit": [sys.executable, "-m", "hmrkit.cli"],  # as the `hmrkit` command ends (cli.console_main)
             "interpreter shutdown": [sys.executable, "-c", "import sys; from hmrkit.cli import main; sys.exit(main())"]}
-    walls, phases, trimesh_ms = {way: [] for way in ways}, {}, []
-    with tempfile.TemporaryDirectory() as out:
-        subprocess.run(ways["quick exit"] + arguments + [out], check=True, capture_output=True, cwd=ROOT)  # warm-up: OS file cache, numba cache
+    walls, phases, after, floors, loaded = {way: [] for way in ways}, {}, {}, {name: [] for name in _FLOORS}, set()
+    with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as old:
+        where = {way: ROOT for way in ways}
+        if args.baseline:  # the same command on hmrkit as of an earlier commit, alternating with this one
+            archive = subprocess.run(["git", "archive", args.baseline, "hmrkit"], check=True, capture_output=True, cwd=ROOT).stdout
+            subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
+            ways[f"baseline {args.baseline}"], where[f"baseline {args.baseline}"] = ways["quick exit"], Path(old)
+            walls[f"baseline {args.baseline}"] = []
+        for way in ways:  # warm-up: OS file cache, numba cache
+            subprocess.run(ways[way] + arguments + [out], check=True, capture_output=True, cwd=where[way])
         for _ in range(args.repeats):
             for way, command in ways.items():
                 start = time.perf_counter()
-                subprocess.run(command + arguments + [out], check=True, capture_output=True, cwd=ROOT)
+                subprocess.run(command + arguments + [out], check=True, capture_output=True, cwd=where[way])
                 walls[way].append(time.perf_counter() - start)
+            for name, code in _FLOORS.items():
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT)
+                floors[name].append(time.perf_counter() - start)
             lines = subprocess.run([sys.executable, "-c", _PHASES, str(photo)], check=True, capture_output=True, text=True,
                                    cwd=ROOT).stdout.splitlines()
             for line in lines:
-                if line.startswith("phase\t"):
-                    _, ms, name = line.split("\t")
-                    phases.setdefault(name, []).append(float(ms))
-                elif line.startswith("trimesh\t"):
-                    trimesh_ms.append(float(line.split("\t")[1]))
+                fields = line.split("\t")
+                if fields[0] == "phase":
+                    phases.setdefault(fields[2], []).append(float(fields[1]))
+                elif fields[0] == "after":
+                    after.setdefault(fields[1], []).append(float(fields[2]))
+                elif fields[0] == "loaded" and fields[1] != "-":
+                    loaded.update(fields[1].split(","))
     medians = {name: statistics.median(values) for name, values in phases.items()}
-    payload = {"machine": machine(with_load=True), "command": f"python benchmarks/bench_pipeline.py startup --repeats {args.repeats}",
-               "photo": photo.name, "hmrkit_run_seconds": walls, "phases_ms": phases, "import_trimesh_after_phases_ms": trimesh_ms}
+    run_s = statistics.median(walls["quick exit"])
+    payload = {"machine": machine(with_load=True), "command": f"python benchmarks/bench_pipeline.py startup --repeats {args.repeats}"
+               + (f" --baseline {args.baseline}" if args.baseline else ""), "photo": photo.name, "hmrkit_run_seconds": walls, "phases_ms": phases, "floors_seconds": floors,
+               "import_after_phases_ms": after, "heavy_modules_loaded_by_the_run": sorted(loaded)}
     lines = ["# `hmrkit run` on one photo, from a fresh process", "",
              f"Machine: {payload['machine']}. Command: `{payload['command']}`. Photo: {photo.name} (one person), every output "
              "file written; after one warm-up run (the OS file cache and numba's kernel cache filled).", "",
-             f"`python -m hmrkit.cli run {photo.name}` (what the `hmrkit` command runs): {statistics.median(walls['quick exit']):.2f} s "
+             f"`python -m hmrkit.cli run {photo.name}` (what the `hmrkit` command runs): {run_s:.2f} s "
              f"wall (median of {args.repeats}); the same ending with the interpreter's normal shutdown (unloading torch's and "
-             f"MediaPipe's modules): {statistics.median(walls['interpreter shutdown']):.2f} s (runs alternate).", "",
+             f"MediaPipe's modules): {statistics.median(walls['interpreter shutdown']):.2f} s (runs alternate)."
+             + "".join(f" The same command on hmrkit as of {way.split()[1]} (before this start-up work; its files extracted with "
+                       f"git archive, runs alternating with the above, same load): {statistics.median(v):.2f} s."
+                       for way, v in walls.items() if way.startswith("baseline")), "",
              "The same work in phases, each in a fresh process (median ms):", "", "| phase | ms |", "|---|---|"]
     lines += [f"| {name} | {ms:.0f} |" for name, ms in medians.items()]
     lines += [f"| sum | {sum(medians.values()):.0f} |", "",
-              "Most of the wait is imports: roma 1.8.0 loads torch._dynamo when imported (so do 1.6.1 and 1.7.1; 1.5.7 does not, "
-              "but Anny needs roma >= 1.7.1 and imports it itself); mediapipe's package loads matplotlib for its drawing utilities. "
-              f"(hmrkit writes the GLB itself: trimesh, {statistics.median(trimesh_ms):.0f} ms to import after all of the above "
-              "(median, the same processes), is loaded only for --mesh-format obj or ply.) What hmrkit adds: its modules, the models (Anny's snapshot, HKMR, the priors, the keypoint maps) and the "
-              "first run's one-off work."]
+              "Floors: fresh interpreters that only import, wall time from the same runs (median s); `hmrkit run` cannot "
+              "start faster than the third row, whatever hmrkit does, as long as it runs torch and MediaPipe:", "",
+              "| fresh process | s |", "|---|---|"]
+    lines += [f"| `{name}` | {statistics.median(values):.2f} |" for name, values in floors.items()]
+    lines += ["", "Left out of `hmrkit run` (modules loaded by the run of a photo among roma, torch._dynamo, matplotlib, "
+              f"trimesh: {', '.join(sorted(loaded)) or 'none'}); what importing them would add after the run's own imports "
+              "(median ms, the same processes): " + ", ".join(f"{name} {statistics.median(v):.0f}" for name, v in after.items()) + ". "
+              "roma 1.8.0 loads torch._dynamo when imported (hmrkit.geometry.rotations and .procrustes now compute its "
+              "conversions themselves; Anny's phenotype table is read without anny's __init__, which imports roma); "
+              "mediapipe's __init__ loads matplotlib for its drawing utilities and its audio tasks (hmrkit.light_import "
+              "imports the three solutions it uses without it); trimesh is loaded only for --mesh-format obj or ply."]
     write("pipeline_startup", payload, "\n".join(lines) + "\n")
 
 
@@ -474,6 +511,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="alternating runs of each kind; the median is kept")
     p = sub.add_parser("startup")
     p.add_argument("--repeats", type=int, default=5, help="fresh processes of each kind; medians kept")
+    p.add_argument("--baseline", default=None, metavar="COMMIT", help="also time hmrkit run as of COMMIT, alternating")
     p = sub.add_parser("pck")
     p.add_argument("--dataset", choices=["lsp", "coco"], required=True)
     p.add_argument("--limit", type=int, default=None)

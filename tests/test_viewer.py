@@ -1,8 +1,12 @@
 """``hmrkit view``: the viser scene built from real ``hmrkit run`` outputs, checked through viser's
 Python API (the scene nodes and GUI handles the browser receives).
 
-No screenshot test: no browser is installed here, and none comes from PyPI (playwright's package
-downloads its Chromium from its own CDN, outside the package registry, at install time).
+No screenshot test: no browser is installed here and none can be had within the project's rules.
+playwright (PyPI) fetches its Chromium at ``playwright install`` time from its own CDN
+(cdn.playwright.dev, playwright.azureedge.net), which does not resolve from this machine (checked
+with curl: "Could not resolve host"), and a Debian chromium package is outside the project's
+dependency rule (PyPI only). So the test reads back what viser sends to a browser: the scene nodes
+(meshes, camera frustum and its picture) and the GUI handles (result choice, frame slider, panel).
 """
 
 from __future__ import annotations
