@@ -135,8 +135,20 @@ def bench_synthetic(net: LiteI2L, iks: dict[str, HandIK], root: Path, count: int
     sides = [lab.side for lab in labels]
     gt_j = torch.tensor(np.stack([lab.joints3d for lab in labels]))
     gt_v = torch.tensor(np.stack([lab.vertices for lab in labels]))
-    rows = {k: mesh_row(j, v, gt_j, gt_v) for k, (j, v) in lite_variants(out, net, sides, iks).items()}
-    return {"set": str(root), "samples": len(indices), "sides": {s: sides.count(s) for s in ("left", "right")}, "rows": rows}
+    variants = lite_variants(out, net, sides, iks)
+    rows = {k: mesh_row(j, v, gt_j, gt_v) for k, (j, v) in variants.items()}
+    # the fallback's case: crops where MediaPipe Hands finds no hand (synthetic: the network's own kind of image)
+    from hmrkit.synth.hand_dataset import load_image
+
+    world, _, _ = run_mediapipe([load_image(root, i) for i in indices])
+    found = torch.tensor(~np.isnan(world[:, 0, 0]))
+    joints = variants["Lite I2L (PoseNet joints, MeshNet vertices)"][0]
+    fallback = {"mediapipe_found": int(found.sum()),
+                "lite_i2l_on_crops_mediapipe_found": joint_row(joints[found], gt_j[found]) if bool(found.any()) else None,
+                "lite_i2l_on_crops_mediapipe_missed": joint_row(joints[~found], gt_j[~found]) if bool((~found).any()) else None,
+                "mediapipe_on_crops_it_found": joint_row(torch.tensor(world[found.numpy()]), gt_j[found]) if bool(found.any()) else None}
+    return {"set": str(root), "samples": len(indices), "sides": {s: sides.count(s) for s in ("left", "right")}, "rows": rows,
+            "mediapipe_split": fallback}
 
 
 def bench_speed(net: LiteI2L, repeats: int = 15) -> dict:
@@ -177,6 +189,15 @@ def table(result: dict) -> str:
         for name, row in s["rows"].items():
             lines.append(f"| {name} | {row['pa_mpjpe_mm']:.1f} | {row['f_at_5mm']:.3f} / {row['f_at_15mm']:.3f} | "
                          f"{row['pa_mpvpe_mm']:.1f} | {row['mesh_f_at_5mm']:.3f} / {row['mesh_f_at_15mm']:.3f} |")
+        f = s["mediapipe_split"]
+        lines += ["", f"The fallback's case on these crops: MediaPipe Hands found a hand in {f['mediapipe_found']} of {s['samples']}.", "",
+                  "| joints | hands | PA-MPJPE (mm) | F@5 / F@15 |", "|---|---|---|---|"]
+        for name, key in (("MediaPipe, crops it found", "mediapipe_on_crops_it_found"),
+                          ("Lite I2L, crops MediaPipe found", "lite_i2l_on_crops_mediapipe_found"),
+                          ("Lite I2L, crops MediaPipe missed", "lite_i2l_on_crops_mediapipe_missed")):
+            row = f[key]
+            if row:
+                lines.append(f"| {name} | {row['hands']} | {row['pa_mpjpe_mm']:.1f} | {row['f_at_5mm']:.3f} / {row['f_at_15mm']:.3f} |")
     sp = result["speed"]
     lines += ["", f"## Speed per crop (batch of one, median of 15, {result['input_size']} px)", "",
               f"Lite I2L forward: {sp['1_thread_ms_median']:.1f} ms with 1 torch thread, {sp['2_thread_ms_median']:.1f} ms with 2; "
