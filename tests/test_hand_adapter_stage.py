@@ -72,3 +72,38 @@ def test_stage_hand_off(body):
     assert torch.allclose(orientation, mirror_rotation(estimate.rotation[3]), atol=1e-5)
     untouched = [i for i, n in enumerate(CORE_NAMES) if not n.endswith(("_elbow", "_wrist"))]
     assert torch.allclose(out.guess.rotations[:, untouched], guess.rotations[:, untouched])
+
+
+@pytest.mark.slow
+def test_pipeline_with_the_stage_moves_only_arms_and_unseen_hands():
+    """Through the pipeline (no refinement, so the result is the start pose): the shipped adapter
+    changes elbows and wrists of HKMR's guess and nothing else of the core body, and gives the
+    fingers of every hand perception did not find; with the switch off the guess is HKMR's."""
+    from conftest import ROOT
+
+    from hmrkit.body.limbs import LimbStatus
+    from hmrkit.io.images import load_image
+    from hmrkit.pipeline import Pipeline, PipelineConfig
+
+    image = load_image(ROOT / "assets" / "samples" / "astronaut.png")
+    with Pipeline(PipelineConfig(limbs=LimbStatus.intact(), refine=False)) as plain:
+        perception = plain.backend.detect(image.rgb)
+        off = plain.run_with_fit(image, perception=perception)[0].people
+    with Pipeline(PipelineConfig(limbs=LimbStatus.intact(), refine=False, hand_adapter=True)) as adapted:
+        assert isinstance(adapted.hand_adapter, HandAdapterStage)
+        on = adapted.run_with_fit(image, perception=perception)[0].people
+    assert len(on) == len(off) >= 1
+    arms = [i for i, n in enumerate(CORE_NAMES) if n.endswith(("_elbow", "_wrist"))]
+    rest = [i for i in range(22) if i not in arms]
+    for a, b in zip(off, on):
+        np.testing.assert_allclose(a.pose[rest], b.pose[rest], atol=1e-5)
+        assert np.abs(a.pose[arms] - b.pose[arms]).max() > 1e-3
+        np.testing.assert_allclose(b.pose @ np.swapaxes(b.pose, 1, 2), np.broadcast_to(np.eye(3), b.pose.shape), atol=1e-4)
+        names = list(b.pose_names)
+        for side in ("left", "right"):
+            fingers = [names.index(f"{side}_{f}{k}") for f in ("index", "middle", "pinky", "ring", "thumb") for k in (1, 2, 3)]
+            if side not in b.hands:  # not found: the hand path's fingers, not the rest pose
+                assert np.abs(b.pose[fingers] - np.eye(3)).max() > 1e-3
+                assert np.abs(a.pose[fingers] - np.eye(3)).max() < 1e-6
+            else:  # found: the IK net's fingers either way
+                np.testing.assert_allclose(a.pose[fingers], b.pose[fingers], atol=1e-6)
