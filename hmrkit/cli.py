@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hand-adapter", action=argparse.BooleanOptionalAction, default=None,
                      help="with --estimator hkmr: HMR-Adapter between HKMR's guess and the fit (body path on elbows and "
                           "wrists; fingers and wrist of hands MediaPipe missed); default: PipelineConfig's (docs/hmr_adapter.md)")
+    run.add_argument("--hand-adapter-paths", default="body,hands", metavar="body,hands",
+                     help="with --hand-adapter: the paths it applies, body and/or hands (default both)")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
     run.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
     run.add_argument("--report", type=Path, default=None, metavar="FILE",
@@ -206,6 +208,7 @@ def command_run(args: argparse.Namespace) -> int:
     from hmrkit.errors import HmrkitError
     from hmrkit.estimators import HkmrEstimator
     from hmrkit.geometry.cameras import CameraIntrinsics
+    from hmrkit.hand_adapter_stage import AdapterPaths
     from hmrkit.photos import INPUT_ERRORS, detected_ahead, fit_and_write
     from hmrkit.run_report import RunReport
     from hmrkit.pipeline import Pipeline, PipelineConfig
@@ -264,6 +267,11 @@ def command_run(args: argparse.Namespace) -> int:
     except ValueError as error:
         _error(f"--limbs: {error}")
         return 2
+    try:
+        adapter_paths = AdapterPaths.parse(args.hand_adapter_paths)
+    except ValueError as error:
+        _error(f"--hand-adapter-paths: {error}")
+        return 2
     estimator = args.estimator or ("hkmr" if args.body_model == "anny" else "optimization")
     if args.pose_tokenizer and estimator != "hkmr":
         _error("--pose-tokenizer reshapes HKMR's guess: it needs --estimator hkmr (the default with Anny)")
@@ -282,6 +290,7 @@ def command_run(args: argparse.Namespace) -> int:
             config.refine_iterations = refine_steps
         if args.hand_adapter is not None:
             config.hand_adapter = args.hand_adapter
+        config.hand_adapter_paths = adapter_paths
     except HmrkitError as error:  # the shipped weights are missing or damaged
         _error(str(error))
         return 1

@@ -10,6 +10,8 @@ fixed, after both adapter paths (:mod:`hmrkit.models.hmr_adapter`) ran on every 
 - a hand that was found keeps today's fingers (MediaPipe's landmarks -> the IK net) and its 2D
   landmarks place the wrist in the fit.
 
+:class:`AdapterPaths` turns either path off (to measure each alone: ``--hand-adapter-paths``).
+
 :class:`NoHandAdapter` is the same hand-off unchanged (``--no-hand-adapter``), so the pipeline calls
 one stage either way.
 """
@@ -31,6 +33,22 @@ from hmrkit.perception.types import PersonDetection
 
 SIDES = ("left", "right")
 WRISTS = [CORE_NAMES.index(f"{side}_wrist") for side in SIDES]
+
+
+@dataclass(frozen=True)
+class AdapterPaths:
+    """Which of the two paths the stage applies."""
+
+    body: bool = True  # elbow and wrist offsets from the hands' features
+    hands: bool = True  # fingers and wrist of hands perception did not find, from the hand path
+
+    @classmethod
+    def parse(cls, text: str) -> "AdapterPaths":
+        """``"body,hands"``, ``"body"`` or ``"hands"``; ValueError otherwise."""
+        names = {n.strip() for n in text.split(",") if n.strip()}
+        if not names or names - {"body", "hands"}:
+            raise ValueError(f"expected body, hands or body,hands, got {text!r}")
+        return cls(body="body" in names, hands="hands" in names)
 
 
 @dataclass(frozen=True)
@@ -65,8 +83,9 @@ def hand_inputs(people: list[PersonDetection], core: torch.Tensor) -> HandInputs
 class HandAdapterStage:
     """Runs the shipped (or given) HMR-Adapter on a batch of people; see the module docstring."""
 
-    def __init__(self, model: HMRAdapter | None = None):
+    def __init__(self, model: HMRAdapter | None = None, paths: AdapterPaths = AdapterPaths()):
         self.model = model if model is not None else load_adapter()[0]
+        self.paths = paths
         self.hands = {side: load_biomech_hand(side) for side in SIDES}
 
     @torch.no_grad()
@@ -75,15 +94,15 @@ class HandAdapterStage:
         inputs = hand_inputs(people, core)
         memory = self.model.expert.encode(inputs)
         hands = self.model.hand(inputs, memory)
-        offsets = self.model.body_offset(inputs, memory).reshape(-1, 2, 2, 3, 3)
-        core = apply_offsets(core, offsets)
+        if self.paths.body:
+            core = apply_offsets(core, self.model.body_offset(inputs, memory).reshape(-1, 2, 2, 3, 3))
         rotations = guess.rotations.clone()
         batch = len(people)
         if fixed is None:
             fixed = FixedJoints(body.identity_pose(batch).clone(), torch.zeros(batch, body.num_joints, dtype=torch.bool))
         else:
             fixed = FixedJoints(fixed.rotations.clone(), fixed.mask.clone())
-        unseen = inputs.missing.all(1).reshape(batch, 2)
+        unseen = inputs.missing.all(1).reshape(batch, 2) & self.paths.hands
         orientation = hands.rotation.reshape(batch, 2, 3, 3)
         angles = hands.angles.reshape(batch, 2, -1)
         for k, side in enumerate(SIDES):

@@ -33,7 +33,7 @@ from hmrkit.perception.backend import PerceptionBackend
 from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
 from hmrkit.perception.types import Perception
 from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
-from hmrkit.hand_adapter_stage import HandAdapterStage, NoHandAdapter
+from hmrkit.hand_adapter_stage import AdapterPaths, HandAdapterStage, NoHandAdapter
 from hmrkit.limb_stage import LimbChoice, PeopleWithLimbs, TrackedLimbs, decide_limbs
 from hmrkit.results import HandResult, ImageResult, PersonResult
 
@@ -108,6 +108,7 @@ class PipelineConfig:
     # elbows and wrists by the hands' features; hands MediaPipe missed get the hand path's fingers and
     # wrist. Only with the learned estimator (it adapts HKMR's guess). docs/hmr_adapter.md
     hand_adapter: bool = False
+    hand_adapter_paths: AdapterPaths = field(default_factory=AdapterPaths)  # which paths it applies
     # where hand landmarks come from (hmrkit.hands.lite_i2l_estimator): "mediapipe" (MediaPipe Hands on
     # wrist crops) or "lite-i2l" (the Lite I2L MeshNet trained on synthetic hands, on every seen wrist);
     # ``hand_fallback``: with "mediapipe", the network on the wrists where MediaPipe found no hand.
@@ -166,7 +167,7 @@ class Pipeline:
 
             self.tokenizer = load_pose_tokenizer()
         use_adapter = self.config.hand_adapter and self.config.estimator is not None
-        self.hand_adapter = HandAdapterStage() if use_adapter else NoHandAdapter()
+        self.hand_adapter = HandAdapterStage(paths=self.config.hand_adapter_paths) if use_adapter else NoHandAdapter()
         if self.config.limbs is not None:
             self.limbs = LimbChoice(self.config.limbs)
         else:  # in videos each track's limbs are decided on all its frames so far

@@ -107,3 +107,29 @@ def test_pipeline_with_the_stage_moves_only_arms_and_unseen_hands():
                 assert np.abs(a.pose[fingers] - np.eye(3)).max() < 1e-6
             else:  # found: the IK net's fingers either way
                 np.testing.assert_allclose(a.pose[fingers], b.pose[fingers], atol=1e-6)
+
+
+def test_paths_can_be_turned_off_one_by_one(body):
+    from hmrkit.hand_adapter_stage import AdapterPaths
+
+    assert AdapterPaths.parse("body") == AdapterPaths(body=True, hands=False)
+    assert AdapterPaths.parse(" hands ") == AdapterPaths(body=False, hands=True)
+    assert AdapterPaths.parse("hands,body") == AdapterPaths()
+    for bad in ("", "arms", "body,arms"):
+        with pytest.raises(ValueError):
+            AdapterPaths.parse(bad)
+    torch.manual_seed(0)
+    hand = load_biomech_hand("left")
+    model = HMRAdapter(AdapterConfig(width=32, heads=4, encoder_layers=1, decoder_layers=1, ffn=64), hand.axes.lower, hand.axes.upper).eval()
+    with torch.no_grad():  # a body path that moves the arms
+        model.body_adapter.out[-1].bias.fill_(0.3)
+    world = (0.03 * torch.randn(21, 3)).numpy()
+    people = [person({"left": world})]
+    guess = guess_for(body, 1, seed=2)
+    body_only = HandAdapterStage(model, AdapterPaths(body=True, hands=False))(people, guess, None, body)
+    hands_only = HandAdapterStage(model, AdapterPaths(body=False, hands=True))(people, guess, None, body)
+    arms = [i for i, n in enumerate(CORE_NAMES) if n.endswith(("_elbow", "_wrist"))]
+    assert body_only.fixed is None and (body_only.guess.rotations[0, arms] - guess.rotations[0, arms]).abs().max() > 0.1
+    left = [CORE_NAMES.index("left_elbow"), CORE_NAMES.index("left_wrist"), CORE_NAMES.index("right_elbow")]
+    assert torch.allclose(hands_only.guess.rotations[0, left], guess.rotations[0, left])  # only the unseen right wrist turns
+    assert hands_only.fixed is not None and hands_only.fixed.mask[0].sum() == 15
