@@ -256,3 +256,30 @@ def test_network_hands_fill_only_missing_wrists_unless_asked():
     assert ((fallback["right"].xy >= (x0 - 1, y0 - 1)) & (fallback["right"].xy <= (x1, y1))).all()
     replaced = network_hands(image, perception, replace_all=True, estimator=est).people[0].hands
     assert set(replaced) == {"left", "right"} and replaced["left"] is not mp_hand and replaced["left"].score == 0.0
+
+
+@pytest.mark.slow
+def test_cli_refuses_damaged_network_weights_in_one_line(tmp_path, monkeypatch, capsys):
+    """``hmrkit run --hand-estimator lite-i2l`` with a damaged weights file: exit 1, one line, nothing written."""
+    if not SHIPPED.exists():
+        pytest.skip("hmrkit/weights/lite_i2l.safetensors not trained yet")
+    import hmrkit.models.lite_i2l as module
+    from hmrkit.cli import main
+    from hmrkit.hands.lite_i2l_estimator import shipped_estimator
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    data = bytearray(SHIPPED.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 16] = bytes(b ^ 0xFF for b in data[len(data) // 2:len(data) // 2 + 16])
+    (folder / "lite_i2l.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(module, "weights_dir", lambda: folder)
+    shipped_estimator.cache_clear()
+    try:
+        status = main(["run", str(ROOT / "assets" / "samples" / "astronaut.png"), "--out", str(tmp_path / "out"),
+                       "--hand-estimator", "lite-i2l"])
+    finally:
+        shipped_estimator.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert status == 1
+    assert len(err.splitlines()) == 1 and "Lite I2L" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
