@@ -12,7 +12,7 @@
 (b) Held-out synthetic hands (``--synthetic``, default /work/hands_synth/test: a seed never
     trained on; skipped when absent): the same rows with the mesh -- PA-MPVPE and F@5 / F@15 on
     the 1596 Anny hand vertices.
-(c) Milliseconds per crop on this CPU (batch of one, median, 1 and 2 torch threads).
+(c) Milliseconds per crop on this CPU (batch of one, median, 1 torch thread).
 
 Writes benchmarks/results/lite_i2l.json and lite_i2l.md.
 """
@@ -152,21 +152,20 @@ def bench_synthetic(net: LiteI2L, iks: dict[str, HandIK], root: Path, count: int
 
 
 def bench_speed(net: LiteI2L, repeats: int = 15) -> dict:
+    """Median ms of one crop's forward pass, one torch thread (on these shared cores a second thread
+    mostly waits for the other jobs)."""
     x = torch.rand(1, 3, net.config.input_size, net.config.input_size)
-    out = {}
     old = torch.get_num_threads()
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        with torch.no_grad():
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        net(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
             net(x)
-            times = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                net(x)
-                times.append((time.perf_counter() - t) * 1000)
-        out[f"{threads}_thread_ms_median"] = round(statistics.median(times), 1)
+            times.append((time.perf_counter() - t) * 1000)
     torch.set_num_threads(old)
-    return out
+    return {"1_thread_ms_median": round(statistics.median(times), 1)}
 
 
 def table(result: dict) -> str:
@@ -200,7 +199,7 @@ def table(result: dict) -> str:
                 lines.append(f"| {name} | {row['hands']} | {row['pa_mpjpe_mm']:.1f} | {row['f_at_5mm']:.3f} / {row['f_at_15mm']:.3f} |")
     sp = result["speed"]
     lines += ["", f"## Speed per crop (batch of one, median of 15, {result['input_size']} px)", "",
-              f"Lite I2L forward: {sp['1_thread_ms_median']:.1f} ms with 1 torch thread, {sp['2_thread_ms_median']:.1f} ms with 2; "
+              f"Lite I2L forward: {sp['1_thread_ms_median']:.1f} ms with 1 torch thread; "
               f"MediaPipe Hands on a 256 px crop: {r['mediapipe_ms_per_crop_median']:.1f} ms (its own threads). "
               f"GMACs: benchmarks/results/lite_i2l_macs.md.", ""]
     return "\n".join(lines)
