@@ -34,7 +34,7 @@ from hmrkit.models.bpac_net import (
     save_bpac,
 )
 from hmrkit.paths import weights_dir
-from hmrkit.train.bpac import Augmentation, Samples, augment, calibrate
+from hmrkit.train.bpac import Augmentation, Samples, augment, calibrate, calibrate_per_limb
 
 SMALL = BpacConfig(crop_size=64, widths=(8, 16, 16, 16), blocks=(1, 1, 1, 1), feature_dim=32)
 
@@ -226,6 +226,43 @@ def test_decision_rule_and_calibration():
     assert calibrate(real, synth[:0], 0.01, 0.05) == pytest.approx(np.quantile(real.min(1), 0.01, method="lower"))
 
 
+def _flagged(present: np.ndarray, thresholds: np.ndarray) -> int:
+    return int((present < thresholds).any(1).sum())
+
+
+def test_per_limb_calibration_keeps_the_constraints_and_finds_more():
+    rng = np.random.default_rng(11)
+    # intact arms sit lower than intact legs (as on held-out A3D); absent limbs lower still
+    low = np.array([0.15, 0.15, 0.05, 0.05])  # the lowest intact P(present) per limb
+    real = rng.uniform(low, 1.0, (300, 4))
+    synth = rng.uniform(low, 1.0, (200, 4))
+    labels = rng.random((600, 4)) < 0.3
+    absent = np.where(labels, rng.uniform(0.0, [0.5, 0.5, 0.3, 0.3], (600, 4)), np.nan)
+    common = calibrate(real, synth, 0.01, 0.05)
+    t = calibrate_per_limb(real, synth, absent, 0.01, 0.05)
+    assert t.shape == (4,) and np.all(t >= common) and np.all(t <= 0.5)
+    # both constraints hold, counted directly
+    assert _flagged(real, t) <= np.floor(0.01 * 300) and _flagged(synth, t) <= np.floor(0.05 * 200)
+    caught = int(np.nansum(absent < t))
+    assert caught > int(np.nansum(absent < common))
+    # greedy, not optimal, but no single limb's threshold can still be raised to its next candidate
+    for k in range(4):
+        grid = np.unique(np.clip(np.nanquantile(absent[:, k], np.linspace(0, 1, 40)), 0, 0.5))
+        higher = grid[grid > t[k]]
+        if len(higher):
+            up = t.copy()
+            up[k] = higher[0]
+            assert _flagged(real, up) > np.floor(0.01 * 300) or _flagged(synth, up) > np.floor(0.05 * 200) \
+                or int(np.nansum(absent[:, k] < up[k])) == int(np.nansum(absent[:, k] < t[k]))
+
+
+def test_per_limb_calibration_without_absent_limbs_is_the_common_threshold():
+    rng = np.random.default_rng(12)
+    real, synth = rng.uniform(0.2, 1.0, (100, 4)), rng.uniform(0.5, 1.0, (50, 4))
+    t = calibrate_per_limb(real, synth, np.full((10, 4), np.nan), 0.01, 0.05)
+    assert t.tolist() == [calibrate(real, synth, 0.01, 0.05)] * 4
+
+
 def test_weights_round_trip(tmp_path):
     torch.manual_seed(7)
     net = BpacNet(SMALL).eval()
@@ -352,7 +389,18 @@ def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
     assert json.loads((tmp_path / "record.json").read_text())["threshold"] == summary["threshold"]
     assert "| held out synthetic | 1 |" in (tmp_path / "record.md").read_text()
     classifier = BpacClassifier.load(tmp_path / "bpac.safetensors")
-    assert classifier.thresholds.tolist() == [summary["threshold"]] * 4
+    assert classifier.thresholds.tolist() == summary["thresholds"]  # one per limb (--per-limb, the default)
+    assert all(t >= summary["threshold"] for t in summary["thresholds"])
+    # fine-tuning from the written weights on two sets (the second a copy), without per-limb thresholds
+    shutil.copytree(tmp_path / "a3d", tmp_path / "a3d_copy")
+    two = ["--a3d", f"{tmp_path / 'a3d'},{tmp_path / 'a3d_copy'}"] + common[2:4] + ["--run-dir", str(tmp_path / "run2")] + common[6:]
+    assert main(two + ["--steps", "1", "--init", str(tmp_path / "bpac.safetensors"), "--no-per-limb"]) == 0
+    summary = json.loads((tmp_path / "run2" / "summary.json").read_text())
+    assert summary["people"]["train_synthetic"] + summary["people"]["held_out_synthetic"] == 22
+    assert BpacClassifier.load(tmp_path / "bpac.safetensors").thresholds.tolist() == [summary["threshold"]] * 4
+    # --init with another net's shape, and --grow-every over two sets: one line each
+    assert main(two + ["--steps", "1", "--init", str(tmp_path / "bpac.safetensors"), "--crop-size", "32"]) == 1
+    assert main(two + ["--steps", "1", "--grow-every", "5"]) == 1
 
 
 SHIPPED = weights_dir() / "bpac.safetensors"

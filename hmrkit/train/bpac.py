@@ -2,6 +2,7 @@
 
     python -m hmrkit.train.bpac --a3d /work/a3d/train             # = hmrkit train bpac --a3d DIR
     python -m hmrkit.train.bpac --a3d DIR --resume                # continue a run from its checkpoint
+    python -m hmrkit.train.bpac --a3d DIR1,DIR2 --init hmrkit/weights/bpac.safetensors   # several sets, fine-tune
 
 Data:
 - the A3D set (:mod:`hmrkit.synth.dataset`): each person's crop and the MediaPipe landmarks found
@@ -19,7 +20,8 @@ augmentation: random scale, rotation and shift, colour (brightness, contrast, sa
 landmark and visibility jitter, left-right flips with the limb labels swapped. A batch holds
 ``real_fraction`` real people; the cross-entropy per head is weighted against class frequency
 (AJAHR's loss: the sum over the four heads). At the end the decision threshold is calibrated on
-the held-out slices (see :func:`calibrate`) and written into the weights.
+the held-out slices (see :func:`calibrate`) and written into the weights:
+one threshold per limb (``--per-limb``, the default) or one for all four.
 The run folder holds ``checkpoint.safetensors`` + ``state.json`` (resumable), ``curves.png`` and
 ``summary.json``.
 """
@@ -66,7 +68,9 @@ ROOM = 1.25  # prepared crops cover this x the net's crop, for the augmentation'
 
 @dataclass
 class BpacTrainConfig:
-    a3d: str = ""  # the A3D training set folder (hmrkit synth a3d)
+    a3d: str = ""  # the A3D training set folder(s) (hmrkit synth a3d), comma-separated
+    init: str = ""  # start from these BPAC-Net weights (fine-tuning; "" : from scratch)
+    per_limb: bool = True  # calibrate one threshold per limb (else one for all four)
     steps: int = 1500
     batch_size: int = 48
     lr: float = 2e-3
@@ -350,6 +354,43 @@ def calibrate(present_real: np.ndarray, present_synth: np.ndarray, false_rate: f
     return float(min(min(levels), 0.5))
 
 
+def calibrate_per_limb(present_real: np.ndarray, present_synth: np.ndarray, absent_synth: np.ndarray,
+                       false_rate: float, synth_false_rate: float, grid: int = 40) -> np.ndarray:
+    """(4,) thresholds on P(present), one per limb, under :func:`calibrate`'s two constraints on
+    people (any limb below its threshold counts), chosen greedily for recall: start from the
+    common threshold, then repeatedly raise the one limb's threshold that catches the most more
+    held-out synthetic absent limbs while both constraints still hold. ``absent_synth``: (N, 4)
+    P(present) of held-out synthetic people, NaN where the limb is present. Candidates: ``grid``
+    quantiles of each limb's absent P(present) (never above 0.5). The arms' and legs' P(present)
+    are not on one scale (intact arms sit lower), which one threshold cannot follow."""
+    start = calibrate(present_real, present_synth, false_rate, synth_false_rate)
+    thresholds = np.full(present_real.shape[1], start)
+    n_real, n_synth = len(present_real), len(present_synth)
+    allowed_real, allowed_synth = np.floor(false_rate * n_real), np.floor(synth_false_rate * n_synth)
+
+    def feasible(t: np.ndarray) -> bool:
+        return (int((present_real < t).any(1).sum()) <= allowed_real if n_real else True) and \
+               (int((present_synth < t).any(1).sum()) <= allowed_synth if n_synth else True)
+
+    budget_real = int((present_real < thresholds).any(1).sum()) if n_real else 0
+    if n_real and budget_real > allowed_real:  # the common threshold's own ties: keep it
+        return thresholds
+    candidates = [np.unique(np.clip(np.nanquantile(a, np.linspace(0, 1, grid)), 0, 0.5)) if np.isfinite(a).any() else np.array([])
+                  for a in absent_synth.T]
+    while True:
+        best, gain = None, 0
+        for k, values in enumerate(candidates):
+            for v in values[values > thresholds[k]]:
+                t = thresholds.copy()
+                t[k] = v
+                caught = int(np.nansum(absent_synth[:, k] < v) - np.nansum(absent_synth[:, k] < thresholds[k]))
+                if caught > gain and feasible(t):
+                    best, gain = t, caught
+        if best is None:
+            return thresholds
+        thresholds = best
+
+
 # -- checkpoints and curves --------------------------------------------------------------------
 
 
@@ -396,18 +437,21 @@ def cached(path: Path, key: dict, build) -> Samples:
 def load_data(cfg: BpacTrainConfig, config: BpacConfig, run: Path, log=print) -> dict[str, Samples]:
     """train / val_synth / val_real samples, cut once and cached in the run folder."""
     crop = {"crop_size": config.crop_size, "crop_padding": config.crop_padding, "room": ROOM}
-    a3d_root = Path(cfg.a3d)
-    index_path = run / "prepared_a3d_index.npy"
+    parts, indices = [], []
+    for n, a3d_root in enumerate(a3d_roots(cfg)):
+        name = "prepared_a3d" if n == 0 else f"prepared_a3d_{n}"  # the first set keeps the one-set run's cache
+        index_path = run / f"{name}_index.npy"
 
-    def build_a3d() -> Samples:
-        samples, index = prepare_a3d(a3d_root, config, cfg.max_a3d, log)
-        np.save(index_path, index)
-        return samples
+        def build_a3d(root: Path = a3d_root, index_path: Path = index_path) -> Samples:
+            samples, index = prepare_a3d(root, config, cfg.max_a3d, log)
+            np.save(index_path, index)
+            return samples
 
-    a3d = cached(run / "prepared_a3d.npz", {"a3d": str(a3d_root.resolve()), "max_a3d": cfg.max_a3d,
-                                            "samples": sum(1 for i in completed(a3d_root) if not cfg.max_a3d or i < cfg.max_a3d), **crop},
-                 build_a3d)
-    index = np.load(index_path)
+        parts.append(cached(run / f"{name}.npz", {"a3d": str(a3d_root.resolve()), "max_a3d": cfg.max_a3d,
+                                                 "samples": sum(1 for i in completed(a3d_root) if not cfg.max_a3d or i < cfg.max_a3d), **crop},
+                            build_a3d))
+        indices.append(np.load(index_path))
+    a3d, index = Samples.concat(parts), np.concatenate(indices)
     data = Path(cfg.data)
     people = detect_people(lspet_photos(data, "even") + demo_photos(data), run / "detections_real.npz", log)
     real = cached(run / "prepared_real.npz", {"people": len(people.photo), **crop}, lambda: prepare_real(people, config))
@@ -415,6 +459,16 @@ def load_data(cfg: BpacTrainConfig, config: BpacConfig, run: Path, log=print) ->
     held_synth = index % 10 == 9
     return {"train": Samples.concat([a3d.take(~held_synth), real.take(~held_real)]),
             "val_synth": a3d.take(held_synth), "val_real": real.take(held_real)}
+
+
+def a3d_roots(cfg: BpacTrainConfig) -> list[Path]:
+    """The training sets named by ``--a3d`` (comma-separated)."""
+    roots = [Path(r) for r in cfg.a3d.split(",") if r.strip()]
+    if not roots:
+        raise ValueError("give the A3D training set: --a3d DIR (made by hmrkit synth a3d)")
+    if cfg.grow_every and len(roots) > 1:
+        raise ValueError("--grow-every reads one set still being made: give one --a3d folder")
+    return roots
 
 
 def grow(cfg: BpacTrainConfig, config: BpacConfig, data: dict[str, Samples], seen: int, log=print) -> int:
@@ -434,8 +488,7 @@ def grow(cfg: BpacTrainConfig, config: BpacConfig, data: dict[str, Samples], see
 def train(cfg: BpacTrainConfig, log=print) -> dict:
     from hmrkit.train.hkmr import load_checkpoint, save_checkpoint
 
-    if not cfg.a3d:
-        raise ValueError("give the A3D training set: --a3d DIR (made by hmrkit synth a3d)")
+    a3d_roots(cfg)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     run = cfg.run()
@@ -452,6 +505,14 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
     class_weights /= (class_weights * torch.tensor(counts / counts.sum(1, keepdims=True), dtype=torch.float32)).sum(1, keepdim=True)
 
     net = BpacNet(config)
+    if cfg.init:
+        from hmrkit.models.bpac_net import load_bpac
+
+        start_net, _, _ = load_bpac(cfg.init)
+        if start_net.config != config:
+            raise ValueError(f"--init {cfg.init}: its net ({start_net.config}) is not this run's ({config})")
+        net.load_state_dict(start_net.state_dict())
+        log(f"starting from {cfg.init}")
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, history = 0, 0.0, []
     if cfg.resume and (run / "checkpoint.safetensors").exists():
@@ -502,23 +563,27 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
     intact_synth = ~(data["val_synth"].labels > 0).any(1)
     threshold = calibrate(probs_real[..., 0], probs_synth[intact_synth][..., 0], cfg.false_rate, cfg.synth_false_rate)
     thresholds = np.full(len(LIMBS), threshold)
+    if cfg.per_limb:
+        absent_synth = np.where(data["val_synth"].labels > 0, probs_synth[..., 0], np.nan)
+        thresholds = calibrate_per_limb(probs_real[..., 0], probs_synth[intact_synth][..., 0], absent_synth,
+                                        cfg.false_rate, cfg.synth_false_rate)
     summary = {
         "steps": step, "batch_size": cfg.batch_size, "seconds": round(seconds, 1), "config": asdict(cfg),
         "net": asdict(config), "parameters": sum(p.numel() for p in net.parameters()),
         "people": {"train_synthetic": len(synth_index), "train_real": len(real_index),
                    "held_out_synthetic": len(data["val_synth"]), "held_out_real": len(data["val_real"])},
-        "threshold": threshold, "a3d_last_index": seen,
+        "threshold": threshold, "thresholds": thresholds.tolist(), "a3d_last_index": seen,
         "held_out_synthetic": scores(probs_synth, data["val_synth"].labels, thresholds),
         "held_out_real": scores(probs_real, data["val_real"].labels, thresholds),
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, {cfg.threads} thread(s), "
                    f"load average {os.getloadavg()[0]:.1f} at the end",
     }
-    notes = {"steps": str(step), "seconds": f"{seconds:.0f}", "threshold": f"{threshold:.4f}"}
+    notes = {"steps": str(step), "seconds": f"{seconds:.0f}", "threshold": ", ".join(f"{t:.4f}" for t in thresholds)}
     save_bpac(net, thresholds, cfg.out, notes)
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     if cfg.record:
         write_record(Path(cfg.record), summary, history)
-    log(f"wrote {cfg.out} ({seconds:.0f} s); threshold {threshold:.4f}; "
+    log(f"wrote {cfg.out} ({seconds:.0f} s); thresholds {np.round(thresholds, 4).tolist()}; "
         f"held-out synthetic {summary['held_out_synthetic']}; held-out real {summary['held_out_real']}")
     return summary
 
@@ -539,7 +604,8 @@ def write_record(stem: Path, summary: dict, history: list[dict]) -> None:
         f"Machine: {summary['machine']}. {summary['steps']} steps of batch {summary['batch_size']} in {summary['seconds']:.0f} s; "
         f"{summary['parameters']} parameters; A3D set `{cfg['a3d']}`.", "",
         f"Training people: {summary['people']['train_synthetic']} synthetic, {summary['people']['train_real']} real intact. "
-        f"Calibrated threshold on P(present): {summary['threshold']:.4f} (held-out real intact people at most "
+        f"Calibrated thresholds on P(present) ({', '.join(LIMBS)}): "
+        f"{', '.join(f'{t:.4f}' for t in summary.get('thresholds', [summary['threshold']] * len(LIMBS)))} (held-out real intact people at most "
         f"{100 * cfg['false_rate']:.1f} %, held-out synthetic intact people at most {100 * cfg['synth_false_rate']:.1f} %).", "",
         "Held-out slices of the training data (used for the calibration itself, so not an independent test: "
         "`benchmarks/results/bpac.md` is):", "",
@@ -556,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
         train(cfg)
-    except ValueError as error:  # bad data or options: one line
+    except (ValueError, HmrkitError) as error:  # bad data, options or --init weights: one line
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
