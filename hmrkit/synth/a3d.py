@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -220,37 +219,15 @@ def generate(out: Path, count: int, seed: int, settings: A3DSettings = A3DSettin
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, A3DSettings]:
-    parser = argparse.ArgumentParser(prog="hmrkit synth a3d", description="Generate an A3D-style synthetic set (AJAHR).")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (new, empty, or this same set to resume)")
-    parser.add_argument("--count", required=True, type=int, help="number of samples")
-    parser.add_argument("--seed", required=True, type=int, help="random seed (same seed: same set)")
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    parser = dataset.set_parser("hmrkit synth a3d", "Generate an A3D-style synthetic set (AJAHR).")
     parser.add_argument("--no-fitted-poses", action="store_true", help="mocap poses only (no pose bank of photo fits)")
-    args = parser.parse_args(argv)
-    if args.count < 1:
-        parser.error(f"--count must be >= 1, got {args.count}")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
-    if not 64 <= args.size <= 2048:
-        parser.error(f"--size must lie in 64..2048, got {args.size}")
+    args = dataset.parse_set_args(parser, argv)
     return args, A3DSettings(size=(args.size, args.size), fitted_poses=not args.no_fitted_poses)
 
 
 def main(argv: list[str] | None = None) -> int:
     args, settings = parse_args(argv)
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    try:
-        generate(args.out, args.count, args.seed, settings, log)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
-        print(f"hmrkit synth a3d: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("hmrkit synth a3d: interrupted (run the same command again to resume)", file=sys.stderr)
-        return 130
-    return 0
+    return dataset.run_command("hmrkit synth a3d", generate, args, settings)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ and writes each sample atomically, so an interrupted run resumes where it stoppe
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 import time
 import zipfile
 from dataclasses import asdict, dataclass, fields
@@ -191,3 +193,42 @@ def generate_set(out: Path, manifest: SynthManifest, make: Callable[[], SampleMa
         if own:
             maker.close()
     return len(todo)
+
+
+def set_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The arguments every ``hmrkit synth`` command takes: --out, --count, --seed, --size."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--out", required=True, type=Path, help="output folder (new, empty, or this same set to resume)")
+    parser.add_argument("--count", required=True, type=int, help="number of samples")
+    parser.add_argument("--seed", required=True, type=int, help="random seed (same seed: same set)")
+    parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    return parser
+
+
+def parse_set_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser``'s arguments, the common ones checked (a bad value is argparse's one-line error)."""
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error(f"--count must be >= 1, got {args.count}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if not 64 <= args.size <= 2048:
+        parser.error(f"--size must lie in 64..2048, got {args.size}")
+    return args
+
+
+def run_command(prog: str, generate: Callable[..., int], args: argparse.Namespace, settings) -> int:
+    """A synth command's body: ``generate(out, count, seed, settings, log)`` with progress on stderr,
+    known failures as one line (exit 1) and Ctrl-C as a hint to resume (exit 130)."""
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        generate(args.out, args.count, args.seed, settings, log)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted (run the same command again to resume)", file=sys.stderr)
+        return 130
+    return 0

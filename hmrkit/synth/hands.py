@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -369,39 +368,17 @@ def generate(out: Path, count: int, seed: int, settings: HandSynthSettings = Han
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, HandSynthSettings]:
-    parser = argparse.ArgumentParser(prog="hmrkit synth hands", description="Generate synthetic hand images (Lite I2L MeshNet's ManoRender / AngRender).")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (new, empty, or this same set to resume)")
-    parser.add_argument("--count", required=True, type=int, help="number of samples")
-    parser.add_argument("--seed", required=True, type=int, help="random seed (same seed: same set)")
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    parser = dataset.set_parser("hmrkit synth hands", "Generate synthetic hand images (Lite I2L MeshNet's ManoRender / AngRender).")
     parser.add_argument("--no-pose-variety", action="store_true", help="real photos' poses only, no sampled poses or finger swaps (Tab. 3 ablation)")
     parser.add_argument("--no-view-variety", action="store_true", help="cameras near the palm or back only, not all over the sphere (Tab. 3 ablation)")
-    args = parser.parse_args(argv)
-    if args.count < 1:
-        parser.error(f"--count must be >= 1, got {args.count}")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
-    if not 64 <= args.size <= 2048:
-        parser.error(f"--size must lie in 64..2048, got {args.size}")
+    args = dataset.parse_set_args(parser, argv)
     return args, HandSynthSettings(size=(args.size, args.size), pose_variety=not args.no_pose_variety,
                                    view_variety=not args.no_view_variety)
 
 
 def main(argv: list[str] | None = None) -> int:
     args, settings = parse_args(argv)
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    try:
-        generate(args.out, args.count, args.seed, settings, log)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
-        print(f"hmrkit synth hands: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("hmrkit synth hands: interrupted (run the same command again to resume)", file=sys.stderr)
-        return 130
-    return 0
+    return dataset.run_command("hmrkit synth hands", generate, args, settings)
 
 
 if __name__ == "__main__":
