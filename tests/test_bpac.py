@@ -375,12 +375,12 @@ def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
     common = ["--a3d", str(tmp_path / "a3d"), "--data", str(data), "--run-dir", str(tmp_path / "run"),
               "--out", str(tmp_path / "bpac.safetensors"), "--batch-size", "4", "--crop-size", "64",
               "--val-every", "1", "--checkpoint-every", "1", "--warmup", "1", "--record", str(tmp_path / "record")]
-    assert main(common + ["--steps", "2"]) == 0
+    assert main(common + ["--steps", "2", "--per-limb"]) == 0
     first = json.loads((tmp_path / "run" / "state.json").read_text())
     assert first["step"] == 2
     detections = np.load(tmp_path / "run" / "detections_real.npz")
     assert not any("im00009" in p for p in detections["photos_read"])
-    assert main(common + ["--steps", "3", "--resume"]) == 0
+    assert main(common + ["--steps", "3", "--resume", "--per-limb"]) == 0
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["step"] == 3 and [h["step"] for h in state["history"]] == [1, 2, 3]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -389,12 +389,12 @@ def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
     assert json.loads((tmp_path / "record.json").read_text())["threshold"] == summary["threshold"]
     assert "| held out synthetic | 1 |" in (tmp_path / "record.md").read_text()
     classifier = BpacClassifier.load(tmp_path / "bpac.safetensors")
-    assert classifier.thresholds.tolist() == summary["thresholds"]  # one per limb (--per-limb, the default)
+    assert classifier.thresholds.tolist() == summary["thresholds"]  # one per limb (--per-limb)
     assert all(t >= summary["threshold"] for t in summary["thresholds"])
-    # fine-tuning from the written weights on two sets (the second a copy), without per-limb thresholds
+    # fine-tuning from the written weights on two sets (the second a copy), one threshold (the default)
     shutil.copytree(tmp_path / "a3d", tmp_path / "a3d_copy")
     two = ["--a3d", f"{tmp_path / 'a3d'},{tmp_path / 'a3d_copy'}"] + common[2:4] + ["--run-dir", str(tmp_path / "run2")] + common[6:]
-    assert main(two + ["--steps", "1", "--init", str(tmp_path / "bpac.safetensors"), "--no-per-limb"]) == 0
+    assert main(two + ["--steps", "1", "--init", str(tmp_path / "bpac.safetensors")]) == 0
     summary = json.loads((tmp_path / "run2" / "summary.json").read_text())
     assert summary["people"]["train_synthetic"] + summary["people"]["held_out_synthetic"] == 22
     assert BpacClassifier.load(tmp_path / "bpac.safetensors").thresholds.tolist() == [summary["threshold"]] * 4

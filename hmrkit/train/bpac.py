@@ -21,7 +21,7 @@ landmark and visibility jitter, left-right flips with the limb labels swapped. A
 ``real_fraction`` real people; the cross-entropy per head is weighted against class frequency
 (AJAHR's loss: the sum over the four heads). At the end the decision threshold is calibrated on
 the held-out slices (see :func:`calibrate`) and written into the weights:
-one threshold per limb (``--per-limb``, the default) or one for all four.
+one for all four limbs (the default) or one per limb (``--per-limb``).
 The run folder holds ``checkpoint.safetensors`` + ``state.json`` (resumable), ``curves.png`` and
 ``summary.json``.
 """
@@ -70,7 +70,7 @@ ROOM = 1.25  # prepared crops cover this x the net's crop, for the augmentation'
 class BpacTrainConfig:
     a3d: str = ""  # the A3D training set folder(s) (hmrkit synth a3d), comma-separated
     init: str = ""  # start from these BPAC-Net weights (fine-tuning; "" : from scratch)
-    per_limb: bool = True  # calibrate one threshold per limb (else one for all four)
+    per_limb: bool = False  # calibrate one threshold per limb (off: on the shipped net it overfits the 194 calibration people, bpac_diagnosis.md)
     steps: int = 1500
     batch_size: int = 48
     lr: float = 2e-3
