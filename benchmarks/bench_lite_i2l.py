@@ -89,6 +89,13 @@ def ik_variants(joints: torch.Tensor, sides: list[str], iks: dict[str, HandIK]) 
     return out
 
 
+def rest_hand(iks: dict[str, HandIK], sides: list[str]) -> torch.Tensor:
+    """(N, 21, 3) the neutral Anny hand of each side, all angles 0: the floor of having no estimate."""
+    with torch.no_grad():
+        rest = {side: ik.hand(torch.zeros(1, 23)).joints[0] for side, ik in iks.items()}
+    return torch.stack([rest[s] for s in sides])
+
+
 def bench_real(net: LiteI2L, iks: dict[str, HandIK]) -> dict:
     root = DATA / "hands_ge2019_dev"
     crops = load_real_crops(root, net.config.input_size)
@@ -109,6 +116,7 @@ def bench_real(net: LiteI2L, iks: dict[str, HandIK]) -> dict:
     mp_sides = ["left" if lab == "Right" else "right" for lab, f in zip(labels, found) if f]
     mp = torch.tensor(world[found])
     sub = torch.tensor(found)
+    rows["no estimate: the Anny rest hand (what a hand without landmarks gets)"] = joint_row(rest_hand(iks, sides), gt)
     rows["MediaPipe world landmarks (found crops)"] = joint_row(mp, gt[sub])
     for name, (j, _) in ik_variants(mp, mp_sides, iks).items():
         rows[f"MediaPipe + {name} (found crops)"] = joint_row(j, gt[sub])
@@ -143,9 +151,12 @@ def bench_synthetic(net: LiteI2L, iks: dict[str, HandIK], root: Path, count: int
     world, _, _ = run_mediapipe([load_image(root, i) for i in indices])
     found = torch.tensor(~np.isnan(world[:, 0, 0]))
     joints = variants["Lite I2L (PoseNet joints, MeshNet vertices)"][0]
+    with_ik = variants["Lite I2L + IK"][0]
     fallback = {"mediapipe_found": int(found.sum()),
                 "lite_i2l_on_crops_mediapipe_found": joint_row(joints[found], gt_j[found]) if bool(found.any()) else None,
                 "lite_i2l_on_crops_mediapipe_missed": joint_row(joints[~found], gt_j[~found]) if bool((~found).any()) else None,
+                "lite_i2l_ik_on_crops_mediapipe_missed": joint_row(with_ik[~found], gt_j[~found]) if bool((~found).any()) else None,
+                "rest_hand_on_crops_mediapipe_missed": joint_row(rest_hand(iks, sides)[~found], gt_j[~found]) if bool((~found).any()) else None,
                 "mediapipe_on_crops_it_found": joint_row(torch.tensor(world[found.numpy()]), gt_j[found]) if bool(found.any()) else None}
     return {"set": str(root), "samples": len(indices), "sides": {s: sides.count(s) for s in ("left", "right")}, "rows": rows,
             "mediapipe_split": fallback}
@@ -193,7 +204,9 @@ def table(result: dict) -> str:
                   "| joints | hands | PA-MPJPE (mm) | F@5 / F@15 |", "|---|---|---|---|"]
         for name, key in (("MediaPipe, crops it found", "mediapipe_on_crops_it_found"),
                           ("Lite I2L, crops MediaPipe found", "lite_i2l_on_crops_mediapipe_found"),
-                          ("Lite I2L, crops MediaPipe missed", "lite_i2l_on_crops_mediapipe_missed")):
+                          ("Lite I2L, crops MediaPipe missed", "lite_i2l_on_crops_mediapipe_missed"),
+                          ("Lite I2L + IK, crops MediaPipe missed", "lite_i2l_ik_on_crops_mediapipe_missed"),
+                          ("no estimate: the Anny rest hand, crops MediaPipe missed", "rest_hand_on_crops_mediapipe_missed")):
             row = f[key]
             if row:
                 lines.append(f"| {name} | {row['hands']} | {row['pa_mpjpe_mm']:.1f} | {row['f_at_5mm']:.3f} / {row['f_at_15mm']:.3f} |")
