@@ -106,7 +106,7 @@ def test_write_digest_rewrites_only_the_header(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["hkmr.safetensors", "hmr_flat.safetensors", "pose_vae.safetensors", "hand_ik.safetensors",
-                                  "pose_tokenizer.safetensors", "bpac.safetensors"])
+                                  "pose_tokenizer.safetensors", "bpac.safetensors", "lite_i2l.safetensors"])
 def test_shipped_weights_carry_a_matching_digest(name):
     path = weights_dir() / name
     header, _ = _layout(path)
