@@ -52,7 +52,7 @@ class LiteI2LTrainConfig:
     warmup: int = 100
     input_size: int = 128
     seed: int = 0
-    threads: int = 1  # on a shared machine a second thread mostly spins (measured: ~10x the CPU per step)
+    threads: int = 1  # on a shared 2-core machine a second thread mostly waits on the other jobs
     val_every: int = 200
     checkpoint_every: int = 50
     max_minutes: float = 0.0  # stop (and write the weights) after this much training time (0: no limit)
