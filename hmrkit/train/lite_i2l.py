@@ -57,6 +57,7 @@ class LiteI2LTrainConfig:
     checkpoint_every: int = 50
     max_minutes: float = 0.0  # stop (and write the weights) after this much training time (0: no limit)
     grow_every: int = 100  # re-read the set's finished samples every N steps (0: never)
+    max_samples: int = 0  # use only samples 0 .. N-1 of the set (0: all); same-size ablation arms
     real_data: str = str(DATA / "hands_ge2019_dev")  # validation only
     run_dir: str = ""  # default: <cache>/train/lite_i2l
     out: str = str(weights_dir() / "lite_i2l.safetensors")
@@ -272,12 +273,14 @@ def split(indices: list[int]) -> tuple[list[int], list[int]]:
     return [i for i in indices if i % 20 != 19], [i for i in indices if i % 20 == 19]
 
 
-def finished(root: Path) -> list[int]:
-    """Finished samples, without the newest (its files may still be being written)."""
+def finished(root: Path, max_samples: int = 0) -> list[int]:
+    """Finished samples, without the newest (its files may still be being written); with
+    ``max_samples``, only indices below it (a fixed-seed set's first N: the same N samples a
+    ``--count N`` run with that seed makes)."""
     from hmrkit.synth.hand_dataset import completed
 
-    done = sorted(completed(root))
-    return done[:-1]
+    done = sorted(completed(root))[:-1]
+    return [i for i in done if i < max_samples] if max_samples > 0 else done
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
@@ -337,7 +340,7 @@ def train(cfg: LiteI2LTrainConfig, log=print) -> dict:
         log(f"resumed at step {step}")
     else:
         net.load_imagenet()
-    train_idx, held_idx = split(finished(root))
+    train_idx, held_idx = split(finished(root, cfg.max_samples))
     if len(train_idx) < cfg.batch_size:
         raise ValueError(f"{root}: {len(train_idx)} finished training samples, fewer than a batch ({cfg.batch_size})")
     real = load_real_crops(Path(cfg.real_data), config.input_size)
@@ -346,7 +349,7 @@ def train(cfg: LiteI2LTrainConfig, log=print) -> dict:
     start = time.perf_counter() - seconds
     while step < cfg.steps:
         if cfg.grow_every and step % cfg.grow_every == 0 and step:
-            new_train, new_held = split(finished(root))
+            new_train, new_held = split(finished(root, cfg.max_samples))
             if len(new_train) > len(train_idx):
                 log(f"step {step}: the set grew to {len(new_train)} training samples")
             train_idx, held_idx = new_train, new_held
