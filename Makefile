@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+EXTRAS_STAMP := $(VENV)/.installed-extras
 
 .PHONY: demo test bench clean-venv
 
@@ -18,7 +19,12 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/hmrkit run assets/samples/astronaut.png --out out --overwrite
 
-test: $(STAMP)
+# the optional extras (Ray, viser): their tests run for real instead of skipping
+$(EXTRAS_STAMP): $(STAMP) requirements-extras.txt
+	$(PY) -m pip install -q -r requirements-extras.txt
+	touch $(EXTRAS_STAMP)
+
+test: $(EXTRAS_STAMP)
 	$(PY) -m pytest -q
 
 clean-venv:
