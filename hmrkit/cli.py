@@ -80,6 +80,7 @@ def _input_error(path: Path, error: Exception) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from hmrkit import __version__
+    from hmrkit.hand_estimator_stage import HandEstimator
 
     parser = argparse.ArgumentParser(prog="hmrkit", description="3D human meshes from photos and videos, offline on a CPU.")
     parser.add_argument("--version", action="version", version=f"hmrkit {__version__}")
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default 2,15; fewer are faster and less accurate: docs/hkmr.md, Speed)")
     run.add_argument("--hand-refine", type=int, default=0, metavar="STEPS",
                      help="hand post-optimization steps after the IK net (default 0: the IK net alone; 20 in the paper)")
-    run.add_argument("--hand-estimator", choices=("mediapipe", "lite-i2l"), default="mediapipe",
+    run.add_argument("--hand-estimator", choices=[e.value for e in HandEstimator], default=HandEstimator.MEDIAPIPE.value,
                      help="hand landmarks from MediaPipe Hands (default) or the Lite I2L MeshNet trained on synthetic hands "
                           "(far less accurate on real hands so far: docs/lite_i2l.md)")
     run.add_argument("--hand-fallback", action="store_true",
@@ -209,6 +210,7 @@ def command_run(args: argparse.Namespace) -> int:
     from hmrkit.estimators import HkmrEstimator
     from hmrkit.geometry.cameras import CameraIntrinsics
     from hmrkit.hand_adapter_stage import AdapterPaths
+    from hmrkit.hand_estimator_stage import HandChoice, HandEstimator
     from hmrkit.photos import INPUT_ERRORS, detected_ahead, fit_and_write
     from hmrkit.run_report import RunReport
     from hmrkit.pipeline import Pipeline, PipelineConfig
@@ -281,11 +283,8 @@ def command_run(args: argparse.Namespace) -> int:
         config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body,
                                 estimator=HkmrEstimator.load() if estimator == "hkmr" else None,
                                 hand_refine_iterations=args.hand_refine, limbs=limbs, pose_tokenizer=args.pose_tokenizer,
-                                hand_estimator=args.hand_estimator, hand_fallback=args.hand_fallback)
-        if args.hand_estimator == "lite-i2l" or args.hand_fallback:
-            from hmrkit.hands.lite_i2l_estimator import shipped_estimator
-
-            shipped_estimator()  # the network's weights, checked before any input is read
+                                hand_choice=HandChoice(HandEstimator(args.hand_estimator), args.hand_fallback))
+        config.hand_choice.stage()  # the Lite I2L network's weights, if used, checked before any input is read
         if refine_steps is not None:
             config.refine_iterations = refine_steps
         if args.hand_adapter is not None:

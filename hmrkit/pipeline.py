@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -34,6 +33,7 @@ from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfi
 from hmrkit.perception.types import Perception
 from hmrkit.fitting.hands import HandSolver, PlacedHand, angle_dict
 from hmrkit.hand_adapter_stage import AdapterPaths, HandAdapterStage, NoHandAdapter
+from hmrkit.hand_estimator_stage import HandChoice
 from hmrkit.limb_stage import LimbChoice, PeopleWithLimbs, TrackedLimbs, decide_limbs
 from hmrkit.results import HandResult, ImageResult, PersonResult
 
@@ -109,12 +109,11 @@ class PipelineConfig:
     # wrist. Only with the learned estimator (it adapts HKMR's guess). docs/hmr_adapter.md
     hand_adapter: bool = False
     hand_adapter_paths: AdapterPaths = field(default_factory=AdapterPaths)  # which paths it applies
-    # where hand landmarks come from (hmrkit.hands.lite_i2l_estimator): "mediapipe" (MediaPipe Hands on
-    # wrist crops) or "lite-i2l" (the Lite I2L MeshNet trained on synthetic hands, on every seen wrist);
-    # ``hand_fallback``: with "mediapipe", the network on the wrists where MediaPipe found no hand.
-    # Default mediapipe, no fallback: on real hands the network measured far worse (docs/lite_i2l.md)
-    hand_estimator: Literal["mediapipe", "lite-i2l"] = "mediapipe"
-    hand_fallback: bool = False
+    # where hand landmarks come from (hmrkit.hand_estimator_stage): MediaPipe Hands on wrist crops, or
+    # the Lite I2L MeshNet trained on synthetic hands (on every seen wrist, or as the fallback where
+    # MediaPipe found no hand). Default MediaPipe, no fallback: on real hands the network measured far
+    # worse (docs/lite_i2l.md)
+    hand_choice: HandChoice = field(default_factory=HandChoice)
 
     def camera(self, width: int, height: int, loaded: LoadedImage | None = None) -> tuple[PerspectiveCamera, str]:
         """The camera of a ``width`` x ``height`` picture (``loaded``'s, when given: its scale and
@@ -151,12 +150,7 @@ class Pipeline:
         if self.config.hand_refine_iterations < 0:
             raise ValueError(f"hand_refine_iterations must be >= 0, got {self.config.hand_refine_iterations}")
         self.hand_solver = HandSolver(refine=self.config.hand_refine_iterations > 0, iterations=self.config.hand_refine_iterations)
-        if self.config.hand_estimator not in ("mediapipe", "lite-i2l"):
-            raise ValueError(f"hand_estimator must be 'mediapipe' or 'lite-i2l', got {self.config.hand_estimator!r}")
-        if self.config.hands and (self.config.hand_estimator == "lite-i2l" or self.config.hand_fallback):
-            from hmrkit.hands.lite_i2l_estimator import shipped_estimator
-
-            shipped_estimator()  # load (and check) the weights now: a damaged file is one line before any image
+        self.network_hands = self.config.hand_choice.stage() if self.config.hands else None
         if self.config.intrinsics is not None and self.config.fov_degrees is not None:
             raise ValueError("give the camera's intrinsics or its field of view, not both")
         self.tokenizer = None
@@ -213,11 +207,9 @@ class Pipeline:
             start = time.perf_counter()
             perception = self.backend.detect(rgb)
             timings["perception"] = (time.perf_counter() - start) * 1000
-        if self.config.hands and (self.config.hand_estimator == "lite-i2l" or self.config.hand_fallback):
-            from hmrkit.hands.lite_i2l_estimator import network_hands
-
+        if self.network_hands is not None:
             start = time.perf_counter()
-            perception = network_hands(rgb, perception, replace_all=self.config.hand_estimator == "lite-i2l")
+            perception = self.network_hands(rgb, perception)
             timings["lite_i2l"] = (time.perf_counter() - start) * 1000
         camera, camera_source = self.config.camera(width, height, loaded)
         notes = list(loaded.notes) + list(perception.notes)

@@ -22,7 +22,6 @@ import torch
 
 from hmrkit.models.lite_i2l import LiteI2L, LiteI2LConfig, lixels_to_crop, load_lite_i2l
 
-HAND_ESTIMATORS = ("mediapipe", "lite-i2l")  # the pipeline's choices (PipelineConfig.hand_estimator)
 PALM_LENGTH_M = 0.0915  # wrist -> middle MCP of the neutral Anny hand (hand_model, zero angles)
 
 
