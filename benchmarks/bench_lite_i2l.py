@@ -61,29 +61,33 @@ def mesh_row(joints: torch.Tensor, vertices: torch.Tensor | None, gt_joints: tor
     return row
 
 
-def lite_variants(out: LixelOutput, net: LiteI2L, sides: list[str], iks: dict[str, HandIK]) -> dict[str, tuple]:
+def lite_variants(out: LixelOutput, net: LiteI2L, sides: list[str], iks: dict[str, HandIK],
+                  post_opt: bool = True) -> dict[str, tuple]:
     """(joints, vertices) in metres per row: the network alone, + IK, + IK + post-opt."""
     both = lixels_to_side(torch.cat([out.joints, out.vertices], 1), net.config, sides)
     joints, vertices = both[:, :21], both[:, 21:]
     mesh_joints = lixels_to_side(torch.cat([out.mesh_joints, out.vertices], 1), net.config, sides)[:, :21]
     rows = {"Lite I2L (PoseNet joints, MeshNet vertices)": (joints, vertices),
             "Lite I2L (MeshNet joints = regressor @ vertices)": (mesh_joints, vertices)}
-    ik_rows = ik_variants(joints, sides, iks)
+    ik_rows = ik_variants(joints, sides, iks, post_opt)
     rows.update({f"Lite I2L + {k}": v for k, v in ik_rows.items()})
     return rows
 
 
-def ik_variants(joints: torch.Tensor, sides: list[str], iks: dict[str, HandIK]) -> dict[str, tuple]:
+def ik_variants(joints: torch.Tensor, sides: list[str], iks: dict[str, HandIK], post_opt: bool = True) -> dict[str, tuple]:
     """IK net, and IK net + 20 post-optimization steps, per side; (joints, vertices)."""
-    out = {name: (torch.zeros_like(joints), torch.zeros(len(joints), 1596, 3)) for name in ("IK", "IK + post-opt")}
+    names = ("IK", "IK + post-opt") if post_opt else ("IK",)
+    out = {name: (torch.zeros_like(joints), torch.zeros(len(joints), 1596, 3)) for name in names}
     for side, ik in iks.items():
         idx = [i for i, s in enumerate(sides) if s == side]
         if not idx:
             continue
         with torch.no_grad():
             fit: HandFit = ik.predict(joints[idx], with_vertices=True)
-        refined = fit_hand(joints[idx], side, init=fit, with_vertices=True, hand=ik.hand)
-        for name, f in (("IK", fit), ("IK + post-opt", refined)):
+        fits = {"IK": fit}
+        if post_opt:
+            fits["IK + post-opt"] = fit_hand(joints[idx], side, init=fit, with_vertices=True, hand=ik.hand)
+        for name, f in fits.items():
             out[name][0][idx] = f.joints.detach()
             out[name][1][idx] = f.vertices.detach()
     return out
@@ -96,7 +100,8 @@ def rest_hand(iks: dict[str, HandIK], sides: list[str]) -> torch.Tensor:
     return torch.stack([rest[s] for s in sides])
 
 
-def bench_real(net: LiteI2L, iks: dict[str, HandIK]) -> dict:
+def real_crops(net: LiteI2L, iks: dict[str, HandIK]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The real crops as network input, their joints (m) and sides (all left: checked here)."""
     root = DATA / "hands_ge2019_dev"
     crops = load_real_crops(root, net.config.input_size)
     if crops is None:
@@ -107,6 +112,11 @@ def bench_real(net: LiteI2L, iks: dict[str, HandIK]) -> dict:
     sides = ["left" if bool(s) else "right" for s in gt_left]
     if not all(s == "left" for s in sides):
         raise SystemExit("hands_ge2019_dev holds right hands: load_real_crops must flip them")
+    return images, gt, sides
+
+
+def bench_real(net: LiteI2L, iks: dict[str, HandIK]) -> dict:
+    images, gt, sides = real_crops(net, iks)
     out = predict_lixels(net, images)
     rows = {k: joint_row(j, gt) for k, (j, _) in lite_variants(out, net, sides, iks).items()}
     # MediaPipe Hands (+ the IK net) on the crops it finds, and Lite I2L on that same subset
@@ -130,12 +140,11 @@ def bench_real(net: LiteI2L, iks: dict[str, HandIK]) -> dict:
             "mediapipe_ms_per_crop_median": round(statistics.median(mp_ms), 1), "rows": rows}
 
 
-def bench_synthetic(net: LiteI2L, iks: dict[str, HandIK], root: Path, count: int) -> dict | None:
+def synthetic_samples(net: LiteI2L, root: Path, count: int) -> tuple[list[int], LixelOutput, list[str], torch.Tensor, torch.Tensor]:
+    """The first ``count`` samples of a synthetic set: indices, the network's output, sides, joints and vertices (m)."""
     from hmrkit.synth.hand_dataset import completed, load_hand
     from hmrkit.synth.dataset import label_path
 
-    if not root.is_dir():
-        return None
     indices = sorted(completed(root))[:count]
     labels = [load_hand(label_path(root, i)) for i in indices]
     batch = make_batch(root, indices, net.config, None)
@@ -143,6 +152,13 @@ def bench_synthetic(net: LiteI2L, iks: dict[str, HandIK], root: Path, count: int
     sides = [lab.side for lab in labels]
     gt_j = torch.tensor(np.stack([lab.joints3d for lab in labels]))
     gt_v = torch.tensor(np.stack([lab.vertices for lab in labels]))
+    return indices, out, sides, gt_j, gt_v
+
+
+def bench_synthetic(net: LiteI2L, iks: dict[str, HandIK], root: Path, count: int) -> dict | None:
+    if not root.is_dir():
+        return None
+    indices, out, sides, gt_j, gt_v = synthetic_samples(net, root, count)
     variants = lite_variants(out, net, sides, iks)
     rows = {k: mesh_row(j, v, gt_j, gt_v) for k, (j, v) in variants.items()}
     # the fallback's case: crops where MediaPipe Hands finds no hand (synthetic: the network's own kind of image)
@@ -218,14 +234,165 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------- Tab. 3 analogue: data-variety ablation
+ABLATION_ROWS = {"Lite I2L": "Lite I2L (PoseNet joints, MeshNet vertices)", "Lite I2L + IK": "Lite I2L + IK"}
+
+
+def arm_commands(cfg: dict) -> dict:
+    """The commands that made an arm's data and weights, rebuilt from its run's summary and set manifest."""
+    from hmrkit.synth.hand_dataset import read_hand_manifest
+
+    manifest = read_hand_manifest(Path(cfg["data"]))
+    opts = manifest.options
+    synth = (f"hmrkit synth hands --out {cfg['data']} --size {manifest.image_size[1]} --count {manifest.count} "
+             f"--seed {manifest.seed}" + ("" if opts.get("pose_variety", True) else " --no-pose-variety")
+             + ("" if opts.get("view_variety", True) else " --no-view-variety"))
+    train = (f"nice -n 5 hmrkit train lite-i2l --data {cfg['data']} --max-samples {cfg.get('max_samples', 0)} "
+             f"--input-size {cfg['input_size']} --batch-size {cfg['batch_size']} --steps {cfg['steps']} --warmup {cfg['warmup']} "
+             f"--lr {cfg['lr']} --seed {cfg['seed']} --threads {cfg['threads']} --max-minutes {cfg['max_minutes']} "
+             f"--val-every {cfg['val_every']} --checkpoint-every {cfg['checkpoint_every']} --grow-every {cfg['grow_every']} "
+             f"--run-dir {cfg['run_dir']} --out {cfg['out']} --record {cfg['record']}")
+    return {"synth": synth, "train": train, "pose_variety": bool(opts.get("pose_variety", True)),
+            "view_variety": bool(opts.get("view_variety", True))}
+
+
+def score_arm(net: LiteI2L, iks: dict[str, HandIK], synthetic: Path, count: int) -> tuple[dict, dict]:
+    """Rows (Lite I2L alone, + IK) on the real crops and held-out synthetic set, and the per-hand
+    PA-MPJPE (mm) behind them, for paired comparisons between arms."""
+    images, gt, sides = real_crops(net, iks)
+    _, s_out, s_sides, s_j, s_v = synthetic_samples(net, synthetic, count)
+    rows, per_hand = {}, {}
+    for set_name, out, set_sides, gt_j, gt_v in (("real", predict_lixels(net, images), sides, gt, None),
+                                                 ("synthetic", s_out, s_sides, s_j, s_v)):
+        variants = lite_variants(out, net, set_sides, iks, post_opt=False)
+        for label, key in ABLATION_ROWS.items():
+            joints, vertices = variants[key]
+            rows[f"{set_name}: {label}"] = joint_row(joints, gt_j) if gt_v is None else mesh_row(joints, vertices, gt_j, gt_v)
+            per_hand[f"{set_name}: {label}"] = (pa_mpjpe(joints, gt_j) * 1000).numpy()
+    return rows, per_hand
+
+
+def bench_ablation(specs: list[str], synthetic: Path, count: int) -> dict:
+    """Each ``NAME=RUN_DIR`` (a ``hmrkit train lite-i2l`` run folder with its summary.json; a NAME
+    given again: another training seed of that arm) scored alike. Differences to the first arm
+    (per-hand errors averaged over an arm's seeds) and between the seeds of an arm (the training's
+    own spread), with paired bootstrap 95% intervals over the hands."""
+    import json
+
+    from hmrkit.eval.bootstrap import paired_difference
+
+    if not synthetic.is_dir():
+        raise SystemExit(f"{synthetic} not found: the held-out synthetic set (hmrkit synth hands) is needed")
+    iks = {side: HandIK.load(side) for side in ("left", "right")}
+    arms, per_hand = {}, {}
+    for spec in specs:
+        name, sep, run_dir = spec.partition("=")
+        summary_path = Path(run_dir) / "summary.json"
+        if not sep or not name or not summary_path.is_file():
+            raise SystemExit(f"--ablation {spec!r}: give NAME=RUN_DIR, a finished training run folder (summary.json)")
+        summary = json.loads(summary_path.read_text())
+        cfg = summary["config"]
+        net, _ = load_lite_i2l(cfg["out"])
+        rows, hands = score_arm(net, iks, synthetic, count)
+        per_hand.setdefault(name, []).append(hands)
+        commands = arm_commands(cfg)
+        arm = arms.setdefault(name, {"pose_variety": commands["pose_variety"], "view_variety": commands["view_variety"],
+                                     "synth_command": commands["synth"], "max_samples": cfg.get("max_samples", 0), "runs": []})
+        arm["runs"].append({"seed": cfg["seed"], "run_dir": run_dir, "weights": cfg["out"], "steps": summary["steps"],
+                            "batch_size": summary["batch_size"], "input_size": summary["net"]["input_size"],
+                            "train_seconds": summary["seconds"], "training_samples": summary["samples"],
+                            "train_machine": summary["machine"], "train_command": commands["train"], "rows": rows})
+
+    # the floor of no estimate (the Anny rest hand), on the same hands
+    _, gt, sides = real_crops(net, iks)
+    _, _, s_sides, s_j, _ = synthetic_samples(net, synthetic, count)
+    rest = {"real": joint_row(rest_hand(iks, sides), gt), "synthetic": joint_row(rest_hand(iks, s_sides), s_j)}
+
+    def entry(d) -> dict:
+        return {"mean_mm": round(d.mean, 2), "low_mm": round(d.low, 2), "high_mm": round(d.high, 2), "excludes_zero": d.excludes_zero()}
+
+    reference = next(iter(arms))
+    mean_over_seeds = {name: {k: np.mean([h[k] for h in runs], 0) for k in runs[0]} for name, runs in per_hand.items()}
+    differences = {}
+    for name in list(arms)[1:]:
+        for key in mean_over_seeds[name]:
+            differences[f"{name} - {reference} | {key}"] = entry(paired_difference(mean_over_seeds[name][key], mean_over_seeds[reference][key]))
+    for name, runs in per_hand.items():
+        seeds = [r["seed"] for r in arms[name]["runs"]]
+        for i in range(1, len(runs)):
+            for key in runs[i]:
+                differences[f"{name}: seed {seeds[i]} - seed {seeds[0]} (training noise) | {key}"] = entry(
+                    paired_difference(runs[i][key], runs[0][key]))
+    return {"reference": reference, "synthetic_set": str(synthetic), "synthetic_count": count, "arms": arms,
+            "rest_hand": rest, "differences_pa_mpjpe": differences}
+
+
+def ablation_table(result: dict) -> str:
+    arms = result["arms"]
+    first = next(iter(arms.values()))["runs"][0]
+    seeds = sorted({r["seed"] for a in arms.values() for r in a["runs"]})
+    lines = ["# Lite I2L MeshNet: effect of the synthetic data's pose and view variety (Fan & Wang 2023, Tab. 3 analogue)", "",
+             "`python benchmarks/bench_lite_i2l.py --ablation " + " ".join(f"{k}=RUN_DIR" for k, a in arms.items() for _ in a["runs"])
+             + f"` (run folders: {', '.join(r['run_dir'] for a in arms.values() for r in a['runs'])}). Machine: {result['machine']}.", "",
+             f"**Small-budget models, not the shipped one**: every run is {first['steps']} steps of batch {first['batch_size']} at "
+             f"{first['input_size']} px from ImageNet initialisation on the first {next(iter(arms.values()))['max_samples']:,} samples "
+             "of a synthetic set (the shipped `lite_i2l.safetensors` had 1500 steps on 20,000), the same options for every run, "
+             f"training seeds {', '.join(map(str, seeds))}; only the training data differ between arms. Their absolute errors are far "
+             "from a trained network's; only the differences between arms mean something, and only where they exceed both the "
+             "test-set noise (bootstrap interval) and the spread between training seeds of one arm.", "",
+             "Commands (data, then training; `hmrkit` = `.venv/bin/hmrkit`):", ""]
+    for name, arm in arms.items():
+        lines.append(f"- {name} data: `{arm['synth_command']}` (first {arm['max_samples']:,} samples used)")
+        for run in arm["runs"]:
+            lines.append(f"  - seed {run['seed']}: `{run['train_command']}` ({run['steps']} steps in {run['train_seconds']:.0f} s; "
+                         f"{run['training_samples']['train']} training samples)")
+    lines += ["", f"Scored on the real `hands_ge2019_dev` crops (100, joints only) and the first {result['synthetic_count']} "
+              f"samples of the held-out synthetic set `{result['synthetic_set']}` (seed 2, full pose and view variety). "
+              "PA-MPJPE / PA-MPVPE in mm, F@5 / F@15 mm after Procrustes alignment; + IK: the IK net's fit to the network's joints.", "",
+              "| arm | seed | pose variety | view variety | real: Lite I2L PA-MPJPE | F@5 / F@15 | real: + IK PA-MPJPE | F@5 / F@15 | "
+              "synthetic: Lite I2L PA-MPJPE | F@5 / F@15 | PA-MPVPE | synthetic: + IK PA-MPJPE | PA-MPVPE |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    yes = lambda b: "yes" if b else "no"  # noqa: E731
+    for name, arm in arms.items():
+        for run in arm["runs"]:
+            r = run["rows"]
+            cells = [name, str(run["seed"]), yes(arm["pose_variety"]), yes(arm["view_variety"])]
+            for key in ("real: Lite I2L", "real: Lite I2L + IK"):
+                cells += [f"{r[key]['pa_mpjpe_mm']:.1f}", f"{r[key]['f_at_5mm']:.3f} / {r[key]['f_at_15mm']:.3f}"]
+            s, si = r["synthetic: Lite I2L"], r["synthetic: Lite I2L + IK"]
+            cells += [f"{s['pa_mpjpe_mm']:.1f}", f"{s['f_at_5mm']:.3f} / {s['f_at_15mm']:.3f}", f"{s['pa_mpvpe_mm']:.1f}",
+                      f"{si['pa_mpjpe_mm']:.1f}", f"{si['pa_mpvpe_mm']:.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    rr, rs = result["rest_hand"]["real"], result["rest_hand"]["synthetic"]
+    lines.append(f"| no estimate: the Anny rest hand | - | - | - | {rr['pa_mpjpe_mm']:.1f} | {rr['f_at_5mm']:.3f} / {rr['f_at_15mm']:.3f} "
+                 f"| - | - | {rs['pa_mpjpe_mm']:.1f} | {rs['f_at_5mm']:.3f} / {rs['f_at_15mm']:.3f} | - | - | - |")
+    lines += ["", f"Differences in PA-MPJPE (positive: the first named is worse): each arm against `{result['reference']}` "
+              "(per-hand errors averaged over the arm's seeds), and between the seeds of one arm (the training's own spread), "
+              "with paired bootstrap 95% intervals over the hands (2000 resamples):", "",
+              "| comparison | set: method | mean difference (mm) | 95% interval (mm) | interval excludes 0 |", "|---|---|---|---|---|"]
+    for key, d in result["differences_pa_mpjpe"].items():
+        comparison, row = key.split(" | ")
+        lines.append(f"| {comparison} | {row} | {d['mean_mm']:+.1f} | [{d['low_mm']:+.1f}, {d['high_mm']:+.1f}] | "
+                     f"{'yes' if d['excludes_zero'] else 'no'} |")
+    return "\n".join(lines + [""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=None, help="default: the shipped hmrkit/weights/lite_i2l.safetensors")
     parser.add_argument("--synthetic", default=str(SYNTHETIC))
     parser.add_argument("--count", type=int, default=300, help="held-out synthetic samples")
     parser.add_argument("--name", default="lite_i2l", help="results file name")
+    parser.add_argument("--ablation", nargs="+", metavar="NAME=RUN_DIR", default=None,
+                        help="Tab. 3 analogue: score these training runs alike (the first is the reference); "
+                             "writes lite_i2l_ablation")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.ablation:
+        result = bench_ablation(args.ablation, Path(args.synthetic), args.count)
+        result["machine"] = machine(with_load=True)
+        write("lite_i2l_ablation", result, ablation_table(result))
+        return
     net, meta = load_lite_i2l(args.weights)
     iks = {side: HandIK.load(side) for side in ("left", "right")}
     result = {"weights": args.weights or "hmrkit/weights/lite_i2l.safetensors", "weights_steps": meta.get("steps"),
