@@ -69,7 +69,10 @@ def test_ctrl_c_then_rerun_finishes_the_rest(tmp_path):
     for name in names:
         shutil.copy(PHOTO, folder / f"{name}.png")
     command = [sys.executable, "-m", "hmrkit.cli", "run", str(folder), "--out", str(out), "--report", str(report), *QUICK]
-    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's default action restored in the child: a shell without job control (CI scripts) starts
+    # background jobs with SIGINT ignored, which children inherit and Python then leaves ignored
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not (out / "p1.npz").exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
