@@ -33,7 +33,7 @@ from hmrkit.data.synth_keypoints import CANONICAL_TO_CAMERA, random_shapes
 from hmrkit.perception.geometry import iou
 from hmrkit.synth import dataset
 from hmrkit.synth.appearance import BodyRegions, body_regions, random_outfit, vertex_colours
-from hmrkit.synth.backgrounds import BackgroundBank, build_background_bank, default_data_root, random_crop, training_photo_sources
+from hmrkit.synth.backgrounds import BackgroundBank, build_background_bank, data_root, random_crop, training_photo_sources
 from hmrkit.synth.camera import CameraSettings, place_person, project
 from hmrkit.synth.render import composite, random_light, render_person, visible_box
 
@@ -98,9 +98,7 @@ class A3DGenerator:
 
         self.settings = settings
         cache = Path(settings.cache) if settings.cache else None
-        root = Path(settings.data_root) if settings.data_root else default_data_root()
-        if not root.is_dir():
-            raise FileNotFoundError(f"development data not found at {root} (set $HMRKIT_DATA_DIR)")
+        root = data_root(settings.data_root)
         body = load_body(BodyModelChoice())
         self.model, self.keypoints = body.model, body.output_keypoints
         skeleton = self.model.skeleton

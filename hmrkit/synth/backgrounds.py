@@ -155,6 +155,14 @@ def default_data_root() -> Path:
     return package_dir().parent.parent / "shared" / "data"
 
 
+def data_root(setting: str | Path | None) -> Path:
+    """A generator's data folder: ``setting`` else :func:`default_data_root`; one clear error when absent."""
+    root = Path(setting) if setting else default_data_root()
+    if not root.is_dir():
+        raise FileNotFoundError(f"development data not found at {root} (set $HMRKIT_DATA_DIR)")
+    return root
+
+
 @dataclass
 class BackgroundBank:
     """The kept backgrounds, in the order of their sources (so a seed picks the same one)."""

@@ -49,7 +49,7 @@ from hmrkit.hands.synth import TIER, SynthConfig, random_angles, random_shapes, 
 from hmrkit.render.mesh_ops import vertex_normals
 from hmrkit.synth import dataset
 from hmrkit.synth.appearance import CLOTH_COLOURS, random_skin
-from hmrkit.synth.backgrounds import BackgroundBank, build_background_bank, default_data_root, random_crop, training_photo_sources
+from hmrkit.synth.backgrounds import BackgroundBank, build_background_bank, data_root, random_crop, training_photo_sources
 from hmrkit.synth.camera import CameraSettings, place_person, project
 from hmrkit.synth.hand_dataset import KIND, OCCLUDED, OUTSIDE, VISIBLE, SynthHand
 from hmrkit.synth.render import composite, random_light, render_person, visible_box
@@ -163,9 +163,7 @@ class HandSynthGenerator:
 
         self.settings = settings
         cache = Path(settings.cache) if settings.cache else None
-        root = Path(settings.data_root) if settings.data_root else default_data_root()
-        if not root.is_dir():
-            raise FileNotFoundError(f"development data not found at {root} (set $HMRKIT_DATA_DIR)")
+        root = data_root(settings.data_root)
         self.rest = {side: _rest_hand(side) for side in SIDES}
         sources = training_photo_sources(root)
         log(f"backgrounds: cleaning or reading {len(sources)} photos (cached after the first run)")
