@@ -214,7 +214,7 @@ def command_run(args: argparse.Namespace) -> int:
     from hmrkit.photos import INPUT_ERRORS, detected_ahead, fit_and_write
     from hmrkit.run_report import RunReport
     from hmrkit.pipeline import Pipeline, PipelineConfig
-    from hmrkit.video import run_video
+    from hmrkit.video import overlay_video_path, run_video
     from hmrkit.writers import OutputOptions, output_paths
 
     if args.device != "cpu":
@@ -309,11 +309,16 @@ def command_run(args: argparse.Namespace) -> int:
     images = [(p, s) for p, s in items if p.suffix.lower() not in VIDEO_SUFFIXES]
     videos = [(p, s) for p, s in items if p.suffix.lower() in VIDEO_SUFFIXES]
     todo = [(p, s) for p, s in images if args.overwrite or not all(q.exists() for q in output_paths(args.out / s.parent, s.name, options).values())]
-    report.expect([p for p, _ in images + videos])
-    for item in set(images) - set(todo):
+    # a video is done when its overlay video exists; one stopped part-way is resumed (hmrkit.video)
+    all_videos = videos
+    videos = [(p, s) for p, s in all_videos if args.overwrite or not overlay_video_path(args.out / s.parent, s.name).exists()]
+    report.expect([p for p, _ in images + all_videos])
+    for item in (set(images) - set(todo)) | (set(all_videos) - set(videos)):
         report.skipped(item[0])
     if len(todo) < len(images):
         print(f"hmrkit: skipping {len(images) - len(todo)} image(s) already done in {args.out} (--overwrite redoes them)", file=sys.stderr)
+    if len(videos) < len(all_videos):
+        print(f"hmrkit: skipping {len(all_videos) - len(videos)} video(s) already done in {args.out} (--overwrite redoes them)", file=sys.stderr)
     if args.ray is not None:
         from hmrkit.batch_ray import Job, RayUnavailable, run_on_ray
 

@@ -1,8 +1,14 @@
 """Videos: MediaPipe's tracking mode, fits warm-started from the previous frame, One-Euro
-smoothing of the parameters, per-frame results and an overlay video."""
+smoothing of the parameters, per-frame results and an overlay video.
+
+A run stopped part-way (Ctrl-C) leaves its frames' results and the overlay of those frames in a
+hidden temporary file; the next run without ``--overwrite`` resumes after the last frame whose
+overlay was written (:func:`frames_already_done`), keeping every file written before."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -21,9 +27,10 @@ from hmrkit.writers import OutputOptions, render_result_overlay, write_result
 
 
 def video_results(reader: VideoReader, pipeline: Pipeline, source: str,
-                  max_frames: int | None = None) -> Iterator[tuple[VideoFrame, ImageResult]]:
-    """Each frame with its result, in order: ``pipeline`` (made with ``video=True``) tracks people,
-    warm-starts each fit from the previous frame's and smooths the parameters (One-Euro).
+                  max_frames: int | None = None, start: int = 0) -> Iterator[tuple[VideoFrame, ImageResult]]:
+    """Each frame from ``start`` on with its result, in order: ``pipeline`` (made with ``video=True``)
+    tracks people, warm-starts each fit from the previous frame's and smooths the parameters
+    (One-Euro). Frames before ``start`` are decoded and passed over; ``max_frames`` counts from 0.
 
     The next frame is decoded and its people detected on a second thread while this frame is
     fitted (and while the caller writes it): MediaPipe's tracking needs only the frames in
@@ -32,17 +39,19 @@ def video_results(reader: VideoReader, pipeline: Pipeline, source: str,
 
     def detect_next() -> tuple[VideoFrame, Perception, float] | None:
         frame = next(frames, None)
+        while frame is not None and frame.index < start:
+            frame = next(frames, None)
         if frame is None:
             return None
-        start = time.perf_counter()
+        began = time.perf_counter()
         perception = pipeline.backend.detect(frame.rgb)
-        return frame, perception, (time.perf_counter() - start) * 1000
+        return frame, perception, (time.perf_counter() - began) * 1000
 
     smoother, previous = FitSmoother(), None
     dt = 1.0 / reader.fps
     with ThreadPoolExecutor(1, thread_name_prefix="hmrkit-frames") as ahead:
-        upcoming = ahead.submit(detect_next) if max_frames is None or max_frames > 0 else None
-        done = 0
+        done = start
+        upcoming = ahead.submit(detect_next) if max_frames is None or done < max_frames else None
         while upcoming is not None and (item := upcoming.result()) is not None:
             frame, perception, perception_ms = item
             done += 1
@@ -55,21 +64,83 @@ def video_results(reader: VideoReader, pipeline: Pipeline, source: str,
             yield frame, result
 
 
+def overlay_video_path(out_dir: Path, stem: str) -> Path:
+    """The overlay video of a finished run: its existence is what marks the video done."""
+    return out_dir / f"{stem}_overlay.mp4"
+
+
+def _partial_overlay(overlay_path: Path) -> Path:
+    return overlay_path.with_name(f".{overlay_path.name}.tmp.mp4")
+
+
+def _resume_source(overlay_path: Path) -> Path:
+    return overlay_path.with_name(f".{overlay_path.name}.resume.mp4")
+
+
+def frames_already_done(path: Path, out_dir: Path, stem: str) -> int:
+    """How many first frames of ``path`` a stopped run finished: each has its overlay frame in the
+    hidden partial overlay and its results in ``<stem>/`` (the results are written before the
+    overlay frame), and the last one's JSON names this source. 0 when there is nothing to resume."""
+    overlay_path = overlay_video_path(out_dir, stem)
+    partial = next((p for p in (_resume_source(overlay_path), _partial_overlay(overlay_path)) if p.is_file()), None)
+    if partial is None:
+        return 0
+    capture = cv2.VideoCapture(str(partial))
+    frames = 0
+    while capture.isOpened() and capture.grab():
+        frames += 1
+    capture.release()
+    last = out_dir / stem / f"frame_{frames - 1:06d}.json"
+    try:
+        if frames and json.loads(last.read_text()).get("source") == str(path):
+            return frames
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _carry_over(resume_from: Path, tmp_overlay: Path, fps: float, count: int) -> cv2.VideoWriter:
+    """A new partial overlay holding the first ``count`` frames of the stopped run's."""
+    capture = cv2.VideoCapture(str(resume_from))
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    writer = cv2.VideoWriter(str(tmp_overlay), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for _ in range(count):
+        ok, picture = capture.read()
+        if not ok:
+            break
+        writer.write(picture)
+    capture.release()
+    return writer
+
+
 def run_video(path: Path, out_dir: Path, stem: str, config: PipelineConfig, options: OutputOptions,
               max_frames: int | None = None) -> int:
-    """Write ``<out_dir>/<stem>/frame_NNNNNN.*`` and ``<out_dir>/<stem>_overlay.mp4``; return frames done."""
+    """Write ``<out_dir>/<stem>/frame_NNNNNN.*`` and ``<out_dir>/<stem>_overlay.mp4``; return frames done.
+
+    Without ``options.overwrite``, a run that was stopped part-way is resumed: the frames it
+    finished are kept (not fitted again) and their overlay is carried into the new one. People's
+    tracks and smoothing start afresh at the resumed frame."""
     frames_dir = out_dir / stem
-    overlay_path = out_dir / f"{stem}_overlay.mp4"
+    overlay_path = overlay_video_path(out_dir, stem)
     if overlay_path.exists() and not options.overwrite:
         raise FileExistsError(f"{overlay_path} already exists (use --overwrite to replace it)")
     frames_dir.mkdir(parents=True, exist_ok=True)
-    frame_options = replace(options, overlay=False, side_view=False)
-    done = 0
+    tmp_overlay, resume_from = _partial_overlay(overlay_path), _resume_source(overlay_path)
+    stopped_run = tmp_overlay.exists() or resume_from.exists()
+    start = 0 if options.overwrite else frames_already_done(path, out_dir, stem)
+    if start and not resume_from.exists():
+        tmp_overlay.replace(resume_from)  # kept until its frames are in the new partial overlay
+    # the frames after ``start`` a stopped run left (the one it was writing may be half there) are replaced
+    frame_options = replace(options, overlay=False, side_view=False, overwrite=options.overwrite or stopped_run)
+    done = start
     writer = None
     with VideoReader(path) as reader, Pipeline(config, video=True) as pipeline:
-        tmp_overlay = overlay_path.with_name(f".{overlay_path.name}.tmp.mp4")
         try:
-            for frame, result in video_results(reader, pipeline, str(path), max_frames):
+            if start:
+                writer = _carry_over(resume_from, tmp_overlay, reader.fps, start)
+                os.unlink(resume_from)
+                print(f"hmrkit: {path}: resuming after frame {start - 1} (the frames before are kept)", file=sys.stderr)
+            for frame, result in video_results(reader, pipeline, str(path), max_frames, start=start):
                 write_result(result, frame.rgb, frames_dir, f"frame_{frame.index:06d}", frame_options)
                 picture = render_result_overlay(result, frame.rgb)
                 if writer is None:
@@ -79,7 +150,7 @@ def run_video(path: Path, out_dir: Path, stem: str, config: PipelineConfig, opti
                 done += 1
         finally:
             if writer is not None:
-                writer.release()
+                writer.release()  # also when stopped: the partial overlay stays readable for the resume
         if writer is not None:
             tmp_overlay.replace(overlay_path)
     print(f"hmrkit: {path}: {done} frame(s) -> {frames_dir}/, {overlay_path}", file=sys.stderr)

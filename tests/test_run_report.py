@@ -97,3 +97,51 @@ def test_ctrl_c_then_rerun_finishes_the_rest(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no marker or temporary file left
     for name in names:
         assert json.loads((out / f"{name}.json").read_text())["people"]
+
+
+def _frame_times(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("frame_*")}
+
+
+@pytest.mark.slow
+def test_video_ctrl_c_then_rerun_resumes_after_the_last_finished_frame(tmp_path):
+    import cv2
+    from conftest import shared_data
+
+    video, out, report = shared_data("demo_images", "sample_video.mp4"), tmp_path / "out", tmp_path / "report.json"
+    frames = 10
+    command = [sys.executable, "-m", "hmrkit.cli", "run", str(video), "--out", str(out), "--report", str(report),
+               "--max-frames", str(frames), "--mesh-format", "none"]
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while not (out / "sample_video" / "frame_000003.npz").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before it could be interrupted"
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "hmrkit: error: interrupted" in err
+    first = json.loads(report.read_text())
+    assert first["interrupted"] and first["counts"]["not_run"] == 1
+    assert not (out / "sample_video_overlay.mp4").exists()
+    from hmrkit.video import frames_already_done
+
+    kept = frames_already_done(video, out, "sample_video")
+    assert 3 <= kept < frames
+    before = _frame_times(out / "sample_video")
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert f"resuming after frame {kept - 1}" in rerun.stderr
+    assert json.loads(report.read_text())["counts"]["done"] == 1
+    after = _frame_times(out / "sample_video")
+    assert set(after) == {f"frame_{i:06d}{s}" for i in range(frames) for s in (".json", ".npz")}
+    # the finished frames were not fitted again: their files are the first run's
+    assert all(after[n] == before[n] for n in before if int(n[6:12]) < kept)
+    assert all(json.loads((out / "sample_video" / f"frame_{i:06d}.json").read_text())["frame_index"] == i for i in range(frames))
+    capture = cv2.VideoCapture(str(out / "sample_video_overlay.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    assert not [p for p in out.rglob(".*")]  # no partial overlay or temporary file left
+    # a third run: the video is done, nothing is redone
+    third = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0 and json.loads(report.read_text())["counts"]["skipped"] == 1
+    assert _frame_times(out / "sample_video") == after
