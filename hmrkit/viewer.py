@@ -70,18 +70,27 @@ def find_results(out_dir: Path) -> list[ResultSet]:
     return sorted(sets, key=lambda s: s.name)
 
 
+def _source_candidates(source: Path, npz: Path) -> list[Path]:
+    if source.is_absolute():
+        return [source]
+    return [source] + [folder / source for folder in npz.resolve().parents]
+
+
 def _picture(result: ResultSet, index: int, source: str | None, frame_index: int | None) -> np.ndarray | None:
-    """The input picture of a frame (the source file, else hmrkit's overlay), RGB uint8, or None."""
+    """The input picture of a frame (the source file, else hmrkit's overlay), RGB uint8, or None.
+
+    A relative source path is as the run was given it: from the folder it ran in, which is
+    looked for among the results folder's parents when it is not the current one."""
     import cv2
 
-    candidates = [Path(source)] if source else []
+    candidates = _source_candidates(Path(source), result.frames[index]) if source else []
     candidates += [result.overlay] if result.overlay is not None else []
     for path in candidates:
         if not path.is_file():
             continue
         if result.video:
             capture = cv2.VideoCapture(str(path))
-            capture.set(cv2.CAP_PROP_POS_FRAMES, frame_index if frame_index is not None and path == candidates[0] else index)
+            capture.set(cv2.CAP_PROP_POS_FRAMES, frame_index if frame_index is not None and path != result.overlay else index)
             ok, bgr = capture.read()
             capture.release()
         else:

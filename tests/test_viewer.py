@@ -1,12 +1,10 @@
 """``hmrkit view``: the viser scene built from real ``hmrkit run`` outputs, checked through viser's
 Python API (the scene nodes and GUI handles the browser receives).
 
-No screenshot test: no browser is installed here and none can be had within the project's rules.
-playwright (PyPI) fetches its Chromium at ``playwright install`` time from its own CDN
-(cdn.playwright.dev, playwright.azureedge.net), which does not resolve from this machine (checked
-with curl: "Could not resolve host"), and a Debian chromium package is outside the project's
-dependency rule (PyPI only). So the test reads back what viser sends to a browser: the scene nodes
-(meshes, camera frustum and its picture) and the GUI handles (result choice, frame slider, panel).
+The browser itself is tested in tests/test_viewer_browser.py (Debian's Chromium, headless: a
+screenshot against the same scene without the meshes); this file reads back what viser sends to a
+browser: the scene nodes (meshes, camera frustum and its picture) and the GUI handles (result
+choice, frame slider, panel).
 """
 
 from __future__ import annotations
@@ -112,3 +110,20 @@ def test_scene_shows_each_result(results):
         assert viewer.frustum.image.shape[:2] == tuple(int(v) for v in frame["image_size"][::-1])
     finally:
         server.stop()
+
+
+def test_relative_source_is_found_from_another_folder(tmp_path, monkeypatch):
+    import cv2
+    from hmrkit.viewer import load_frame
+
+    (tmp_path / "run" / "photos").mkdir(parents=True)
+    (tmp_path / "run" / "out").mkdir()
+    photo = np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "run" / "photos" / "p.png"), photo[..., ::-1])
+    npz = tmp_path / "run" / "out" / "p.npz"
+    np.savez(npz, camera=np.array([50.0, 50.0, 30.0, 20.0]), image_size=np.array([60, 40]),
+             vertices=np.ones((1, 3, 3)), faces=np.array([[0, 1, 2]]))
+    npz.with_suffix(".json").write_text(json.dumps({"source": "photos/p.png", "people": []}))  # as run from run/
+    monkeypatch.chdir(tmp_path)  # the viewer started elsewhere: the source is not relative to here
+    frame = load_frame(find_results(tmp_path / "run" / "out")[0], 0)
+    assert frame.picture is not None and np.array_equal(frame.picture, photo)
