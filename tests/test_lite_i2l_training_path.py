@@ -77,3 +77,51 @@ def test_config_with_skips_and_depth_range_survives_the_file(tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(x).joints, net(x).joints, atol=1e-5)
 
+
+
+def test_estimator_input_averages_pixels_like_the_trainer():
+    """The estimator's crop is what the trainer and the benchmark feed the network (cv2.INTER_AREA:
+    pixel averages), not a bilinear sampling that aliases fine texture; a right hand's is mirrored."""
+    import cv2
+    import numpy as np
+
+    from hmrkit.hands.lite_i2l_estimator import LiteI2LEstimator
+
+    est = LiteI2LEstimator(net_of(SMALL))
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, size=(256, 256, 3), dtype=np.uint8)  # 4 image pixels per network pixel
+    x, scale = est.crop_input(noise, (0.0, 0.0, 256.0, 256.0), "left")
+    assert scale == 4.0
+    got = x[0].permute(1, 2, 0).numpy() * 255
+    want = cv2.resize(noise, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+    assert np.abs(got - want).max() < 1.0
+    right, _ = est.crop_input(noise, (0.0, 0.0, 256.0, 256.0), "right")
+    assert torch.equal(right, x.flip(-1))
+    # a smooth image at a non-integer factor stays within a grey level of INTER_AREA on average
+    smooth = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    y, _ = est.crop_input(smooth, (0.0, 0.0, 96.0, 96.0), "left")
+    ref = cv2.resize(smooth[:96, :96], (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+    assert np.abs(y[0].permute(1, 2, 0).numpy() * 255 - ref).mean() < 1.0
+
+
+def test_estimator_crop_places_a_point_where_its_inverse_maps_it_back():
+    """A bright pixel of the image lands on the network pixel that ``estimate`` maps back to it:
+    network pixel centre i <-> image x0 + (i + 0.5) * scale - 0.5 (scale 3: one network pixel
+    averages a 3 x 3 block)."""
+    import numpy as np
+
+    from hmrkit.hands.lite_i2l_estimator import LiteI2LEstimator
+
+    est = LiteI2LEstimator(net_of(SMALL))
+    image = np.zeros((300, 300, 3), np.uint8)
+    x0, y0 = 10.0, 25.0
+    i, j = 40, 17  # network pixel (column, row)
+    u, v = x0 + (i + 0.5) * 3 - 0.5, y0 + (j + 0.5) * 3 - 0.5  # the image pixel at its centre
+    image[int(v), int(u)] = 255
+    x, _ = est.crop_input(image, (x0, y0, x0 + 192.0, y0 + 192.0), "left")
+    plane = x[0, 0]
+    row, col = divmod(int(plane.argmax()), plane.shape[1])
+    assert (col, row) == (i, j)
+    mirrored, _ = est.crop_input(image, (x0, y0, x0 + 192.0, y0 + 192.0), "right")
+    row, col = divmod(int(mirrored[0, 0].argmax()), 64)
+    assert (col, row) == (63 - i, j)

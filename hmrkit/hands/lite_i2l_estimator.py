@@ -68,10 +68,17 @@ class LiteI2LEstimator:
         x0, y0, x1, y1 = crop
         size = self.config.input_size
         scale = (x1 - x0) / size
-        # network pixel centre i -> image x0 + (i + 0.5) * scale - 0.5
-        m = np.array([[scale, 0, x0 + 0.5 * scale - 0.5], [0, scale, y0 + 0.5 * scale - 0.5]], np.float64)
-        patch = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP if scale < 1 else
-                               cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        # the trainer shrinks its images with cv2.INTER_AREA (pixel averages); warpAffine has no area
+        # mode, and sampling a larger crop bilinearly aliases fine texture. So: sample k x k points per
+        # network pixel (k = ceil(scale), at most one image pixel apart) and average them. Fine pixel
+        # centre j -> image x0 + (j + 0.5) * scale / k - 0.5, so network pixel centre i -> x0 + (i + 0.5) * scale - 0.5
+        k = max(1, int(np.ceil(scale - 1e-9)))
+        step = scale / k
+        m = np.array([[step, 0, x0 + 0.5 * step - 0.5], [0, step, y0 + 0.5 * step - 0.5]], np.float64)
+        patch = cv2.warpAffine(rgb, m, (size * k, size * k), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT)
+        if k > 1:
+            patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
         if side == "right":
             patch = patch[:, ::-1]
         x = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float()[None] / 255.0
