@@ -16,12 +16,12 @@ def net_of(config: LiteI2LConfig, seed: int = 0) -> LiteI2L:
     return LiteI2L(config)
 
 
-@pytest.mark.parametrize("skips", [False, True])
-def test_mesh_losses_do_not_move_the_posenet_joints(skips):
+@pytest.mark.parametrize("extra", [{}, {"skips": True}, {"skips": True, "mixing": True}])
+def test_mesh_losses_do_not_move_the_posenet_joints(extra):
     """I2L MeshNet feeds the PoseNet joints to the MeshNet detached: the MeshNet's outputs give the
     PoseNet's decoder and lixel heads no gradient (the first shipped network's joints were pulled
     onto the hand's axis by the vertex losses), while the shared backbone still learns from both."""
-    net = net_of(LiteI2LConfig(**{**SMALL.__dict__, "skips": skips})).train()
+    net = net_of(LiteI2LConfig(**{**SMALL.__dict__, **extra})).train()
     out = net(torch.rand(2, 3, 64, 64))
     (out.vertices.sum() + out.mesh_joints.sum()).backward()
     head = [p.grad for p in net.pose_head.parameters()]
@@ -37,7 +37,7 @@ def test_skips_carry_fine_detail_to_the_lixels():
     """With skips a change in one corner of the crop reaches the x heatmaps through the stride-4
     path; the outputs keep their shapes and range at the sizes the trainer uses."""
     for size in (64, 96):
-        config = LiteI2LConfig(**{**SMALL.__dict__, "input_size": size, "skips": True})
+        config = LiteI2LConfig(**{**SMALL.__dict__, "input_size": size, "skips": True, "mixing": True})
         net = net_of(config).eval()
         with torch.no_grad():
             out = net(torch.rand(2, 3, size, size))
@@ -69,7 +69,7 @@ def test_depth_range_scales_only_depth(depth_range):
 
 
 def test_config_with_skips_and_depth_range_survives_the_file(tmp_path):
-    config = LiteI2LConfig(**{**SMALL.__dict__, "skips": True, "depth_range": 2.0})
+    config = LiteI2LConfig(**{**SMALL.__dict__, "skips": True, "mixing": True, "depth_range": 2.0})
     net = net_of(config, 3).eval()
     loaded, _ = load_lite_i2l(save_lite_i2l(net, tmp_path / "w.safetensors", half=False))
     assert loaded.config == config

@@ -64,6 +64,9 @@ class LiteI2LConfig:
     # its stride (16, 8, 4). Not in the paper (its decoder sees only the stride-32 map); without
     # them a 96 px crop reaches the decoder as a 3 x 3 map and training stalls (docs/lite_i2l.md)
     skips: bool = False
+    # a pointwise convolution (+ BN, ReLU) after each decoder step (after its skip): the DwSE steps
+    # mix no channels, so what (deep) and where (skip) meet only in the lixel heads' linear maps
+    mixing: bool = False
     # the z lixels span depth_range x the crop side of wrist-relative depth: at 1 (±half the side)
     # 12 % of the training set's joint depths fell outside and were masked, at 2 0.4 % (96 px)
     depth_range: float = 1.0
@@ -163,9 +166,11 @@ class DwSEUp(nn.Module):
 class LixelHead(nn.Module):
     """DwSE decoder (stride 32 -> 4) and the three 1D heatmaps of ``points`` points (I2L's heads)."""
 
-    def __init__(self, points: int, channels: int, lixels: int, depth_channels: int, skips: bool = False):
+    def __init__(self, points: int, channels: int, lixels: int, depth_channels: int, skips: bool = False, mixing: bool = False):
         super().__init__()
         self.decoder = nn.Sequential(DwSEUp(HEAD_CHANNELS, channels), DwSEUp(channels, channels), DwSEUp(channels, channels))
+        self.mixing = nn.ModuleList(nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU())
+                                    for _ in range(3)) if mixing else None
         # strides 16, 8, 4 in decoder order
         self.skips = nn.ModuleList(nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels))
                                    for c in SKIP_CHANNELS[::-1]) if skips else None
@@ -178,12 +183,13 @@ class LixelHead(nn.Module):
     def forward(self, feature: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         """(B, 1280, S/32, S/32) and the backbone's stride-4, -8, -16 features -> (B, points, 3)
         soft-argmax lixel coordinates."""
-        if self.skips is None:
-            up = self.decoder(feature)
-        else:
-            up = feature
-            for step, project, skip in zip(self.decoder, self.skips, skips[::-1]):
-                up = step(up) + project(skip)
+        up = feature
+        for k, step in enumerate(self.decoder):
+            up = step(up)
+            if self.skips is not None:
+                up = up + self.skips[k](skips[2 - k])
+            if self.mixing is not None:
+                up = self.mixing[k](up)
         hx = self.x(up.mean(2))  # (B, P, L): marginalised over rows
         hy = self.y(up.mean(3))
         pooled = feature.mean((2, 3))[:, :, None]
@@ -230,10 +236,10 @@ class LiteI2L(nn.Module):
         self.config = config
         lix = config.lixels
         self.pose_backbone = EfficientNetLite0(stem=True)
-        self.pose_head = LixelHead(NUM_JOINTS, config.decoder_channels, lix, config.depth_channels, config.skips)
+        self.pose_head = LixelHead(NUM_JOINTS, config.decoder_channels, lix, config.depth_channels, config.skips, config.mixing)
         self.aggregation = HeatmapAggregation(lix, config.aggregation_channels, config.sigma)
         self.mesh_backbone = EfficientNetLite0(stem=False)
-        self.mesh_head = LixelHead(config.num_vertices, config.decoder_channels, lix, config.depth_channels, config.skips)
+        self.mesh_head = LixelHead(config.num_vertices, config.decoder_channels, lix, config.depth_channels, config.skips, config.mixing)
         regressor = joint_regressor if joint_regressor is not None else torch.full((NUM_JOINTS, config.num_vertices), 1.0 / config.num_vertices)
         self.register_buffer("joint_regressor", regressor.float().clone())
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))

@@ -52,6 +52,7 @@ class LiteI2LTrainConfig:
     warmup: int = 100
     input_size: int = 128
     skips: bool = True  # the decoders' skip connections (LiteI2LConfig.skips; --no-skips: the paper's decoder)
+    mixing: bool = True  # pointwise convolutions in the decoders (LiteI2LConfig.mixing; --no-mixing: the paper's)
     depth_range: float = 2.0  # LiteI2LConfig.depth_range (1.0: the first shipped network's)
     seed: int = 0
     threads: int = 1  # on a shared 2-core machine a second thread mostly waits on the other jobs
@@ -331,7 +332,7 @@ def train(cfg: LiteI2LTrainConfig, log=print) -> dict:
     rng = np.random.default_rng(cfg.seed)
     run = cfg.run()
     run.mkdir(parents=True, exist_ok=True)
-    config = LiteI2LConfig(input_size=cfg.input_size, skips=cfg.skips, depth_range=cfg.depth_range)
+    config = LiteI2LConfig(input_size=cfg.input_size, skips=cfg.skips, mixing=cfg.mixing, depth_range=cfg.depth_range)
     faces = load_biomech_hand("left").faces
     net = LiteI2L(config, hand_joint_regressor()).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
