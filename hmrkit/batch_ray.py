@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -99,12 +100,27 @@ def _import_ray():
     return ray
 
 
+def _unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing can be reached at a ``host:port`` or ``ray://host:port`` address, else None."""
+    match = re.fullmatch(r"(?:ray://)?([\w.-]+):(\d+)", address)
+    if match is None:
+        return None
+    try:
+        with socket.create_connection((match[1], int(match[2])), timeout):
+            return None
+    except OSError as error:
+        return f"nothing answers at {match[1]}:{match[2]} ({error.strerror or error})"
+
+
 def start_ray(address: str, workers: int | None):
     """Ray, connected: a local cluster of ``workers`` CPUs (default: this machine's) for ``LOCAL``,
     else the cluster at ``address``. Returns (ray, number of workers to start)."""
     ray = _import_ray()
     logging.getLogger("ray").setLevel(logging.ERROR)  # its start-up notices: hmrkit's lines only
     env = {"env_vars": {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}}
+    unreachable = _unreachable(address)
+    if unreachable:  # Ray itself retries an address nobody answers at for minutes
+        raise RayUnavailable(f"--ray {address}: cannot reach the cluster: {unreachable}")
     try:
         if address == LOCAL:
             ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
@@ -112,7 +128,11 @@ def start_ray(address: str, workers: int | None):
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env=env)
     except Exception as error:  # ConnectionError, ValueError, RuntimeError, ... by Ray's version
-        raise RayUnavailable(f"--ray {address}: cannot start or reach the cluster: {error}".splitlines()[0]) from None
+        hint = ""
+        if address != LOCAL and os.environ.get("RAY_AUTH_MODE", "disabled") == "disabled":
+            hint = ("; a cluster started with token authentication (`ray start`'s default since Ray 2.59) needs "
+                    "RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token)")
+        raise RayUnavailable(f"--ray {address}: cannot start or reach the cluster: {str(error).splitlines()[0]}{hint}") from None
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return ray, max(1, min(workers or cpus, cpus))
 

@@ -113,3 +113,49 @@ def test_a_worker_dying_on_one_input_fails_that_input_only(tmp_path):
         by_name[n].error is None for n in ("one.png", "two.png", "three.png"))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.json", "three.json", "two.json"]
     assert lines == [f"hmrkit: error: {by_name['die.png'].error}"]
+
+
+def test_an_address_nobody_answers_at_fails_at_once(tmp_path, capsys):
+    from headless_chromium import free_port  # a port nothing listens on
+
+    address = f"127.0.0.1:{free_port()}"
+    assert main(["run", "--ray", address, str(PHOTO), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"hmrkit: error: --ray {address}: cannot reach the cluster: nothing answers at {address} (Connection refused)"]
+
+
+@pytest.mark.slow
+def test_ray_run_on_an_existing_cluster_by_address(tmp_path):
+    import re
+    import subprocess
+
+    from headless_chromium import free_port
+
+    ray_command = str(Path(sys.executable).with_name("ray"))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    started = subprocess.run([ray_command, "start", "--head", f"--port={free_port()}", "--num-cpus=2",
+                              "--include-dashboard=false", "--disable-usage-stats"],
+                             capture_output=True, text=True, env=env, timeout=180)
+    try:
+        assert started.returncode == 0, started.stderr[-500:]
+        address = re.search(r"ray start --address='([^']+)'", started.stdout + started.stderr)[1]
+        inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
+        # `ray start` turns token authentication on: a client without RAY_AUTH_MODE=token is refused, told how
+        refused = subprocess.run([sys.executable, "-m", "hmrkit.cli", "run", "--ray", address, str(PHOTO), "--out", str(out)],
+                                 cwd=ROOT, capture_output=True, text=True, env={**env, "RAY_AUTH_MODE": "disabled"}, timeout=600)
+        assert refused.returncode == 1 and not _files(out)
+        assert refused.stderr.strip().splitlines()[-1].startswith(f"hmrkit: error: --ray {address}: cannot start or reach")
+        assert "RAY_AUTH_MODE=token" in refused.stderr
+        env["RAY_AUTH_MODE"] = "token"  # the token: ~/.ray/auth_token, which `ray start` wrote
+        run = subprocess.run([sys.executable, "-m", "hmrkit.cli", "run", "--ray", address, str(inputs), "--out", str(out),
+                              "--mesh-format", "none", "--report", str(tmp_path / "report.json")],
+                             cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+        assert run.returncode == 1, run.stderr[-500:]  # broken.jpg fails, alone
+        assert [line for line in run.stderr.splitlines() if line.startswith("hmrkit: error: ")] == [
+            line for line in run.stderr.splitlines() if "broken.jpg" in line and line.startswith("hmrkit: error: ")]
+        assert _files(out) == {f"{s}{e}" for s in ("a", "sub/b") for e in (".json", ".npz", "_overlay.png")}
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["counts"] == {"done": 2, "skipped": 0, "failed": 1, "not_run": 0}
+        assert all(len(json.loads((out / n).read_text())["people"]) == 1 for n in ("a.json", "sub/b.json"))
+    finally:
+        subprocess.run([ray_command, "stop", "--force"], capture_output=True, env=env, timeout=120)
