@@ -10,6 +10,15 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def free_port() -> int:
+    """A TCP port on this machine that nothing listens on (for servers the tests start)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def shared_data(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test with a clear reason."""
     path = SHARED_DATA.joinpath(*parts)

@@ -116,7 +116,7 @@ def test_a_worker_dying_on_one_input_fails_that_input_only(tmp_path):
 
 
 def test_an_address_nobody_answers_at_fails_at_once(tmp_path, capsys):
-    from headless_chromium import free_port  # a port nothing listens on
+    from conftest import free_port  # a port nothing listens on
 
     address = f"127.0.0.1:{free_port()}"
     assert main(["run", "--ray", address, str(PHOTO), "--out", str(tmp_path / "out")]) == 1
@@ -129,7 +129,7 @@ def test_ray_run_on_an_existing_cluster_by_address(tmp_path):
     import re
     import subprocess
 
-    from headless_chromium import free_port
+    from conftest import free_port
 
     ray_command = str(Path(sys.executable).with_name("ray"))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}

@@ -21,7 +21,8 @@ CHROMIUM = shutil.which("chromium")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")]
 
-from headless_chromium import HeadlessChromium, free_port  # noqa: E402
+from conftest import free_port  # noqa: E402
+from headless_chromium import HeadlessChromium  # noqa: E402
 from hmrkit.viewer import start_viewer  # noqa: E402
 
 # wide enough that the 16:9 photo, seen through its camera, clears the notice (left) and the panel (right)
