@@ -51,9 +51,11 @@ class LiteI2LTrainConfig:
     lr: float = 5e-4
     warmup: int = 100
     input_size: int = 128
-    skips: bool = True  # the decoders' skip connections (LiteI2LConfig.skips; --no-skips: the paper's decoder)
-    mixing: bool = True  # pointwise convolutions in the decoders (LiteI2LConfig.mixing; --no-mixing: the paper's)
-    depth_range: float = 2.0  # LiteI2LConfig.depth_range (1.0: the first shipped network's)
+    # the paper's DwSE decoders by default (the shipped network); --skips / --mixing add skip
+    # connections / pointwise convolutions (tried in docs/lite_i2l.md: no faster per CPU minute)
+    skips: bool = False
+    mixing: bool = False
+    depth_range: float = 1.0  # LiteI2LConfig.depth_range (2.0 masks fewer depths; not what the shipped network used)
     seed: int = 0
     threads: int = 1  # on a shared 2-core machine a second thread mostly waits on the other jobs
     val_every: int = 200
