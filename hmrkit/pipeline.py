@@ -40,9 +40,11 @@ from hmrkit.results import HandResult, ImageResult, PersonResult
 
 @contextmanager
 def compute_threads(count: int, limit_blas: bool = True):
-    """Threads of PyTorch (and, ``limit_blas``, of numpy's BLAS) while fitting. Small-batch fitting
+    """Threads of PyTorch (and, ``limit_blas``, of numpy's BLAS) while classifying limbs and fitting
+    (and running the Lite I2L hand network). Small-batch work
     is bound by per-op overhead: one torch thread is fastest, and far faster than two when the
-    other core is busy (measured: 1.8 s vs 13 s for one fit under load). BLAS's second thread
+    other core is busy (measured: 1.8 s vs 13 s for one fit under load; BPAC-Net on 4 people:
+    169 ms vs 5.5 s at load average 7). BLAS's second thread
     spins for work: in video mode, with perception's look-ahead thread on the other core,
     limiting BLAS to one thread took the sample video from ~100 to ~68 ms per person-frame; on
     photos, where the fit runs alone, two BLAS threads fitted 8 people ~10 % faster (development
@@ -209,7 +211,8 @@ class Pipeline:
             timings["perception"] = (time.perf_counter() - start) * 1000
         if self.network_hands is not None:
             start = time.perf_counter()
-            perception = self.network_hands(rgb, perception)
+            with compute_threads(self.config.fit_threads, limit_blas=self.limit_blas):
+                perception = self.network_hands(rgb, perception)
             timings["lite_i2l"] = (time.perf_counter() - start) * 1000
         camera, camera_source = self.config.camera(width, height, loaded)
         notes = list(loaded.notes) + list(perception.notes)
@@ -227,10 +230,11 @@ class Pipeline:
         people: list[PersonResult] = []
         fit = None
         if people_in:
-            start = time.perf_counter()
-            limbs = decide_limbs(rgb, people_in, self.limbs)
-            timings["limbs"] = (time.perf_counter() - start) * 1000
-            with compute_threads(self.config.fit_threads, limit_blas=self.limit_blas):  # perception may run meanwhile
+            # the limb classifier and the fit: small batches, one torch thread (perception may run meanwhile)
+            with compute_threads(self.config.fit_threads, limit_blas=self.limit_blas):
+                start = time.perf_counter()
+                limbs = decide_limbs(rgb, people_in, self.limbs)
+                timings["limbs"] = (time.perf_counter() - start) * 1000
                 people, fit = self._fit_people(limbs, camera, loaded.scale, init, smoother, timings)
         elif not hands_only:
             notes.append("no person found")

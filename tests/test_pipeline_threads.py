@@ -54,3 +54,33 @@ def test_the_pipeline_needs_only_the_backend_protocol():
         replayed = pipeline.run(rgb)
     assert recorded.closed and len(direct.people) == len(replayed.people) == 1
     torch.testing.assert_close(replayed.people[0].joints3d, direct.people[0].joints3d)
+
+
+def test_the_limb_classifier_runs_on_the_fits_threads():
+    """BPAC-Net on a few people is per-op overhead like the fit: with PyTorch's default two threads it
+    took 5.5 s instead of 169 ms for 4 people on a busy machine, so the stage runs inside
+    ``compute_threads`` too."""
+    from conftest import shared_data
+
+    from hmrkit.io import load_image
+    from hmrkit.limb_stage import LimbChoice
+    from hmrkit.models.bpac_net import BpacClassifier
+    from hmrkit.pipeline import Pipeline
+
+    class Recording(BpacClassifier):  # the shipped classifier, noting the threads it was called with
+        threads: list[int] = []
+
+        def classify(self, rgb, people):
+            self.threads.append(torch.get_num_threads())
+            return super().classify(rgb, people)
+
+    shipped = BpacClassifier.load()
+    classifier = Recording(shipped.net, shipped.thresholds, shipped.metadata)
+    torch.set_num_threads(2)
+    rgb = load_image(shared_data("demo_images", "astronaut.png")).rgb
+    with Pipeline() as pipeline:
+        pipeline.limbs = LimbChoice(classifier=classifier)  # the stage's choice: limbs decided per person
+        result = pipeline.run(rgb)
+    assert len(result.people) == 1 and result.people[0].limbs is not None
+    assert Recording.threads == [pipeline.config.fit_threads] == [1]
+    assert torch.get_num_threads() == 2  # restored after
