@@ -20,6 +20,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine, write  # noqa: E402
 
 
+def gmacs(input_size: int, skips: bool, mixing: bool) -> float:
+    """Multiply-accumulates of one crop for that network (torch.utils.flop_counter; a count, not a timing)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hmrkit.models.lite_i2l import LiteI2L, LiteI2LConfig
+
+    net = LiteI2L(LiteI2LConfig(input_size=input_size, skips=skips, mixing=mixing)).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.rand(1, 3, input_size, input_size))
+    return round(counter.get_total_flops() / 2e9, 3)
+
+
 def read_run(path: Path) -> dict:
     """``{"config", "curve": {step: 2D px}, "steps"}`` of a run folder or a trainer record."""
     data = json.loads((path / "state.json").read_text() if path.is_dir() else path.read_text())
@@ -28,7 +41,8 @@ def read_run(path: Path) -> dict:
     return {"source": str(path), "steps_done": data.get("step", data.get("steps")), "schedule_steps": config["steps"],
             "lr": config["lr"], "batch_size": config["batch_size"], "input_size": config["input_size"],
             "skips": config.get("skips", False), "mixing": config.get("mixing", False),
-            "depth_range": config.get("depth_range", 1.0), "curve": curve}
+            "depth_range": config.get("depth_range", 1.0), "curve": curve,
+            "gmacs": gmacs(config["input_size"], config.get("skips", False), config.get("mixing", False))}
 
 
 def table(result: dict) -> str:
@@ -41,10 +55,10 @@ def table(result: dict) -> str:
              "cores with each other and with other jobs).", ""]
     if result.get("note"):
         lines += [result["note"], ""]
-    lines += ["| run | input px | batch | lr | schedule (steps) | steps done | skips | mixing | depth range |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| run | input px | GMACs per crop | batch | lr | schedule (steps) | steps done | skips | mixing | depth range |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in runs.items():
-        lines.append(f"| {name} | {r['input_size']} | {r['batch_size']} | {r['lr']:g} | {r['schedule_steps']} | {r['steps_done']} | "
+        lines.append(f"| {name} | {r['input_size']} | {r['gmacs']:.3f} | {r['batch_size']} | {r['lr']:g} | {r['schedule_steps']} | {r['steps_done']} | "
                      f"{r['skips']} | {r['mixing']} | {r['depth_range']:g} |")
     lines += ["", "| step | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
     for step in steps:

@@ -13,7 +13,8 @@
 (c) Overfit: 32 fixed training samples, no augmentation, batch 16, Adam 5e-4 (20 warm-up steps),
     from ImageNet, the current model code at 96 px (skips and depth range as the trainer's
     defaults): the 2D error on those samples, PoseNet and MeshNet joints, eval and training mode.
-(d) ``--figure``: the first weights file's joints (red) and the labels (green) on 16 held-out samples.
+(d) ``--figure``: each weights file's joints (red; one row per file, in order) and the labels
+    (green) on the same 8 held-out samples.
 
 Writes benchmarks/results/lite_i2l_diagnosis.json and .md ((a), (b)) or, with --overfit-steps,
 lite_i2l_overfit.json and .md ((c) alone). One torch thread.
@@ -125,25 +126,27 @@ def overfit(steps: int) -> list[dict]:
     return curve
 
 
-def figure(net: LiteI2L, indices: list[int], path: Path) -> None:
+def figure(nets: list[LiteI2L], indices: list[int], path: Path) -> None:
     import cv2
 
-    batch = make_batch(TRAIN, indices, net.config, None)
-    with torch.no_grad():
-        pred = lixels_to_crop(net(batch.images).joints, net.config)
-    target = lixels_to_crop(batch.joints, net.config)
-    tiles, zoom = [], 3
-    for k in range(len(indices)):
-        image = np.ascontiguousarray((batch.images[k].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
-        image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
-        for points, colour in ((target[k], (0, 220, 0)), (pred[k], (230, 0, 0))):
-            px = ((points[:, :2].numpy() + 0.5) * zoom - 0.5).round().astype(int)
-            for a, b in BONES:
-                cv2.line(image, tuple(map(int, px[a])), tuple(map(int, px[b])), colour, 2, cv2.LINE_AA)
-        tiles.append(image)
-    rows = [np.concatenate(tiles[r:r + 8], 1) for r in range(0, len(tiles), 8)]
+    rows, zoom = [], 2
+    for net in nets:
+        batch = make_batch(TRAIN, indices, net.config, None)
+        with torch.no_grad():
+            pred = lixels_to_crop(net(batch.images).joints, net.config)
+        target = lixels_to_crop(batch.joints, net.config)
+        tiles = []
+        for k in range(len(indices)):
+            image = np.ascontiguousarray((batch.images[k].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+            image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+            for points, colour in ((target[k], (0, 220, 0)), (pred[k], (230, 0, 0))):
+                px = ((points[:, :2].numpy() + 0.5) * zoom - 0.5).round().astype(int)
+                for a, b in BONES:
+                    cv2.line(image, tuple(map(int, px[a])), tuple(map(int, px[b])), colour, 2, cv2.LINE_AA)
+            tiles.append(image)
+        rows.append(np.concatenate(tiles, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 75])
 
 
 def table(result: dict) -> str:
@@ -205,7 +208,7 @@ def main() -> None:
         result["weights"][path], net = weights_checks(path, train_idx[:96], held_idx[:96])
         nets.append(net)
     if args.figure and nets:
-        figure(nets[0], held_idx[:16], Path(args.figure))
+        figure(nets, held_idx[:8], Path(args.figure))
     result["machine"] = machine(with_load=True)
     write("lite_i2l_diagnosis", result, table(result))
 
