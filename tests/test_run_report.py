@@ -57,6 +57,21 @@ def test_report_gives_each_file_its_status(tmp_path, capsys):
     assert again["counts"] == {"done": 0, "skipped": 2, "failed": 2, "not_run": 0}
 
 
+def interrupt_when(command: list[str], written: Path) -> None:
+    """Run ``command`` and press Ctrl-C once ``written`` exists; it must stop with status 130, saying so."""
+    # Ctrl-C's default action restored in the child: a shell without job control (CI scripts) starts
+    # background jobs with SIGINT ignored, which children inherit and Python then leaves ignored
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while not written.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before it could be interrupted"
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "hmrkit: error: interrupted" in err
+
+
 def _outputs(out: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in out.glob("*") if p.suffix in (".json", ".npz")}
 
@@ -69,17 +84,7 @@ def test_ctrl_c_then_rerun_finishes_the_rest(tmp_path):
     for name in names:
         shutil.copy(PHOTO, folder / f"{name}.png")
     command = [sys.executable, "-m", "hmrkit.cli", "run", str(folder), "--out", str(out), "--report", str(report), *QUICK]
-    # Ctrl-C's default action restored in the child: a shell without job control (CI scripts) starts
-    # background jobs with SIGINT ignored, which children inherit and Python then leaves ignored
-    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 240
-    while not (out / "p1.npz").exists() and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert run.poll() is None, "the run ended before it could be interrupted"
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=120)
-    assert run.returncode == 130 and "hmrkit: error: interrupted" in err
+    interrupt_when(command, out / "p1.npz")
     first = json.loads(report.read_text())
     assert first["interrupted"]
     done = {Path(e["path"]).stem for e in first["inputs"] if e["status"] == "done"}
@@ -112,15 +117,7 @@ def test_video_ctrl_c_then_rerun_resumes_after_the_last_finished_frame(tmp_path)
     frames = 10
     command = [sys.executable, "-m", "hmrkit.cli", "run", str(video), "--out", str(out), "--report", str(report),
                "--max-frames", str(frames), "--mesh-format", "none"]
-    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 240
-    while not (out / "sample_video" / "frame_000003.npz").exists() and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert run.poll() is None, "the run ended before it could be interrupted"
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=120)
-    assert run.returncode == 130 and "hmrkit: error: interrupted" in err
+    interrupt_when(command, out / "sample_video" / "frame_000003.npz")
     first = json.loads(report.read_text())
     assert first["interrupted"] and first["counts"]["not_run"] == 1
     assert not (out / "sample_video_overlay.mp4").exists()
