@@ -38,10 +38,11 @@ def read_run(path: Path) -> dict:
     data = json.loads((path / "state.json").read_text() if path.is_dir() else path.read_text())
     config = data["config"]
     curve = {h["step"]: h["val_joint_2d_px"] for h in data["history"] if "val_joint_2d_px" in h}
+    clock = {h["step"]: h["seconds"] for h in data["history"] if "seconds" in h and h["step"] in curve}
     return {"source": str(path), "steps_done": data.get("step", data.get("steps")), "schedule_steps": config["steps"],
             "lr": config["lr"], "batch_size": config["batch_size"], "input_size": config["input_size"],
             "skips": config.get("skips", False), "mixing": config.get("mixing", False),
-            "depth_range": config.get("depth_range", 1.0), "curve": curve,
+            "depth_range": config.get("depth_range", 1.0), "curve": curve, "seconds": clock,
             "gmacs": gmacs(config["input_size"], config.get("skips", False), config.get("mixing", False))}
 
 
@@ -63,6 +64,11 @@ def table(result: dict) -> str:
     lines += ["", "| step | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
     for step in steps:
         cells = [f"{r['curve'][step]:.2f}" if step in r["curve"] else "-" for r in runs.values()]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    lines += ["", "Training seconds at those steps (wall clock of each run, resumed runs counted on; shared cores, so "
+              "only a rough guide):", "", "| step | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    for step in steps:
+        cells = [f"{r['seconds'][step]:.0f}" if step in r["seconds"] else "-" for r in runs.values()]
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
