@@ -8,7 +8,7 @@ The stacked design of I2L MeshNet (Moon & Lee 2020) with the paper's efficient p
   pointwise convolution (Fig. 3(C), the variant Tab. 2 selects; a pointwise convolution only where
   the width changes) -- to a stride-4 feature map, marginalised into 1D lixel heatmaps: x (mean
   over rows), y (mean over columns), z (from the globally pooled backbone feature).
-- **Heatmap aggregation**: the PoseNet joints as 3D Gaussian heatmaps at half resolution,
+- **Heatmap aggregation**: the PoseNet joints (detached, as in I2L) as 3D Gaussian heatmaps at half resolution,
   upsampled by a DwSE step (the paper upsamples here too), joined with the backbone's stride-4
   feature (the "early image feature" of I2L) by a pointwise convolution.
 - **MeshNet**: a second EfficientNet-Lite0 from its stride-4 stage on, a DwSE decoder and lixel
