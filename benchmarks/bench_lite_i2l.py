@@ -355,7 +355,7 @@ def ablation_table(result: dict) -> str:
              + f"` (run folders: {', '.join(r['run_dir'] for a in arms.values() for r in a['runs'])}). Machine: {result['machine']}.", "",
              f"**Small-budget models, not the shipped one**: every run is {first['steps']} steps of batch {first['batch_size']} at "
              f"{first['input_size']} px from ImageNet initialisation on the first {next(iter(arms.values()))['max_samples']:,} samples "
-             "of a synthetic set (the shipped `lite_i2l.safetensors` had 1500 steps on 20,000), the same options for every run, "
+             "of a synthetic set (the shipped `lite_i2l.safetensors` had 4400 steps on 20,000), the same options for every run, "
              f"training seeds {', '.join(map(str, seeds))}; only the training data differ between arms. Their absolute errors are far "
              "from a trained network's; only the differences between arms mean something, and only where they exceed both the "
              "test-set noise (bootstrap interval) and the spread between training seeds of one arm.", "",
