@@ -43,8 +43,8 @@ def compute_threads(count: int, limit_blas: bool = True):
     """Threads of PyTorch (and, ``limit_blas``, of numpy's BLAS) while classifying limbs and fitting
     (and running the Lite I2L hand network). Small-batch work
     is bound by per-op overhead: one torch thread is fastest, and far faster than two when the
-    other core is busy (measured: 1.8 s vs 13 s for one fit under load; BPAC-Net on 4 people:
-    169 ms vs 5.5 s at load average 7). BLAS's second thread
+    other core is busy (measured: 1.8 s vs 13 s for one fit under load; BPAC-Net on the sample
+    video's people, the other core busy: 14 vs 66 ms a person, ``limb_threads.md``). BLAS's second thread
     spins for work: in video mode, with perception's look-ahead thread on the other core,
     limiting BLAS to one thread took the sample video from ~100 to ~68 ms per person-frame; on
     photos, where the fit runs alone, two BLAS threads fitted 8 people ~10 % faster (development

@@ -57,9 +57,9 @@ def test_the_pipeline_needs_only_the_backend_protocol():
 
 
 def test_the_limb_classifier_runs_on_the_fits_threads():
-    """BPAC-Net on a few people is per-op overhead like the fit: with PyTorch's default two threads it
-    took 5.5 s instead of 169 ms for 4 people on a busy machine, so the stage runs inside
-    ``compute_threads`` too."""
+    """BPAC-Net on a few people is per-op overhead like the fit: with PyTorch's default two threads
+    and the other core busy it took 66 instead of 14 ms a person (``benchmarks/results/limb_threads.md``),
+    so the stage runs inside ``compute_threads`` too."""
     from conftest import shared_data
 
     from hmrkit.io import load_image
