@@ -73,8 +73,9 @@ def render(payload: dict) -> str:
     lines += ["", "An empty local Ray cluster (2 CPUs) started and stopped in a fresh process: "
               f"{statistics.median(payload['empty_local_ray_cluster_start_stop_seconds']):.1f} s (median).", "",
               "What differs between the ways besides Ray: a Ray worker runs all of torch on one thread "
-              "(torch.set_num_threads(1), one worker per CPU); the serial run fits on one thread but runs its networks "
-              "(BPAC-Net, HKMR, the hand IK) with torch's default threads, and detects the next photo on a second thread. Which of these made the difference on this loaded machine is not measured here. A second "
+              "(torch.set_num_threads(1), one worker per CPU); the serial run of the code measured here (before 0b706cb) "
+              "ran its limb classifier (BPAC-Net) with torch's default threads (its fit, HKMR and the hand IK on one), "
+              "and it detects the next photo on a second thread. Which of these made the difference on this loaded machine is not measured here. A second "
               "worker has no core of its own on this 2-core machine shared with other jobs; what `--ray` is for is more "
               "machines, each worker bringing its own cores (not measured here: one machine)."]
     return "\n".join(lines) + "\n"
