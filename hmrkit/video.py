@@ -99,11 +99,14 @@ def frames_already_done(path: Path, out_dir: Path, stem: str) -> int:
     return 0
 
 
+def _overlay_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+
+
 def _carry_over(resume_from: Path, tmp_overlay: Path, fps: float, count: int) -> cv2.VideoWriter:
     """A new partial overlay holding the first ``count`` frames of the stopped run's."""
     capture = cv2.VideoCapture(str(resume_from))
-    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    writer = cv2.VideoWriter(str(tmp_overlay), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = _overlay_writer(tmp_overlay, fps, (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))))
     for _ in range(count):
         ok, picture = capture.read()
         if not ok:
@@ -130,6 +133,8 @@ def run_video(path: Path, out_dir: Path, stem: str, config: PipelineConfig, opti
     start = 0 if options.overwrite else frames_already_done(path, out_dir, stem)
     if start and not resume_from.exists():
         tmp_overlay.replace(resume_from)  # kept until its frames are in the new partial overlay
+    elif not start and resume_from.exists():
+        resume_from.unlink()  # a stopped run's overlay that cannot be resumed (--overwrite, another source)
     # the frames after ``start`` a stopped run left (the one it was writing may be half there) are replaced
     frame_options = replace(options, overlay=False, side_view=False, overwrite=options.overwrite or stopped_run)
     done = start
@@ -144,8 +149,7 @@ def run_video(path: Path, out_dir: Path, stem: str, config: PipelineConfig, opti
                 write_result(result, frame.rgb, frames_dir, f"frame_{frame.index:06d}", frame_options)
                 picture = render_result_overlay(result, frame.rgb)
                 if writer is None:
-                    h, w = picture.shape[:2]
-                    writer = cv2.VideoWriter(str(tmp_overlay), cv2.VideoWriter_fourcc(*"mp4v"), reader.fps, (w, h))
+                    writer = _overlay_writer(tmp_overlay, reader.fps, (picture.shape[1], picture.shape[0]))
                 writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
                 done += 1
         finally:
