@@ -27,13 +27,16 @@ LOCAL = "local"  # --ray without an address: a local cluster started for this ru
 RAY_VERSION = "2.60.0"
 
 
+HOST_PORT = r"([\w.-]+):(\d+)"  # a cluster address: host name or IP, and port
+
+
 class RayUnavailable(RuntimeError):
     """Ray is not installed, or the cluster cannot be reached: said in one line."""
 
 
 def looks_like_address(text: str) -> bool:
     """What ``--ray`` takes as a cluster address rather than as the first input path."""
-    return text in (LOCAL, "auto") or text.startswith("ray://") or bool(re.fullmatch(r"[\w.-]+:\d+", text)) and not Path(text).exists()
+    return text in (LOCAL, "auto") or text.startswith("ray://") or bool(re.fullmatch(HOST_PORT, text)) and not Path(text).exists()
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def _import_ray():
 
 def _unreachable(address: str, timeout: float = 5.0) -> str | None:
     """Why nothing can be reached at a ``host:port`` or ``ray://host:port`` address, else None."""
-    match = re.fullmatch(r"(?:ray://)?([\w.-]+):(\d+)", address)
+    match = re.fullmatch(f"(?:ray://)?{HOST_PORT}", address)
     if match is None:
         return None
     try:
