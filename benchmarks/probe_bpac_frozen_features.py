@@ -125,7 +125,7 @@ def classify() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     load = lambda name: dict(np.load(CACHE / f"{name}.npz"))
-    train, calibration = [], []
+    train = []
     for name in ("prepared_a3d", "prepared_a3d_1"):
         d = load(name)
         held = d["index"] % 10 == 9
