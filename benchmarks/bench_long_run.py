@@ -2,7 +2,7 @@
 
     python benchmarks/bench_long_run.py [--loops 5] [--every 1.0]
 
-The sample video (119 frames, 1280 x 720) is written ``--loops`` times end to end into one file
+The sample video (257 frames, 1280 x 720) is written ``--loops`` times end to end into one file
 (OpenCV, mp4v), then ``hmrkit run`` (JSON only and the overlay video: ``--no-npz --mesh-format
 none``) runs on it in a fresh process while this script reads its VmRSS from /proc every
 ``--every`` seconds. Bounded memory shows as a flat curve after the first frames: the table gives
@@ -72,17 +72,20 @@ def main(argv: list[str] | None = None) -> None:
         frames = looped(DATA / "demo_images" / "sample_video.mp4", args.loops, clip)
         command = [sys.executable, "-m", "hmrkit.cli", "run", str(clip), "--out", f"{folder}/out", "--no-npz", "--mesh-format", "none"]
         start = time.perf_counter()
-        run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        samples: list[tuple[float, float, int]] = []  # seconds, MB, frames written so far
-        frames_dir = Path(folder) / "out" / "long"
-        while run.poll() is None:
-            mb = rss_mb(run.pid)
-            if mb is not None:
-                done = len(list(frames_dir.glob("frame_*.json"))) if frames_dir.is_dir() else 0
-                samples.append((round(time.perf_counter() - start, 2), round(mb, 1), done))
-            time.sleep(args.every)
+        # stderr to a file, not a pipe: the progress bar of a long run fills a pipe's buffer and blocks hmrkit
+        log = Path(folder) / "stderr.txt"
+        with log.open("wb") as err_file:
+            run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err_file)
+            samples: list[tuple[float, float, int]] = []  # seconds, MB, frames written so far
+            frames_dir = Path(folder) / "out" / "long"
+            while run.poll() is None:
+                mb = rss_mb(run.pid)
+                if mb is not None:
+                    done = len(list(frames_dir.glob("frame_*.json"))) if frames_dir.is_dir() else 0
+                    samples.append((round(time.perf_counter() - start, 2), round(mb, 1), done))
+                time.sleep(args.every)
         seconds = time.perf_counter() - start
-        err = run.stderr.read().decode(errors="replace")
+        err = log.read_text(errors="replace")
         if run.returncode != 0:
             raise SystemExit(f"hmrkit run failed: {err.strip().splitlines()[-1:]}")
     payload = {"machine": machine(with_load=True), "command": f"python benchmarks/bench_long_run.py --loops {args.loops} --every {args.every}",
