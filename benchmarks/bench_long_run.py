@@ -22,12 +22,23 @@ from pathlib import Path
 
 from bench_common import DATA, ROOT, machine, write  # the script's own folder
 
+SAMPLE = DATA / "demo_images" / "sample_video.mp4"
 
-def looped(source: Path, loops: int, target: Path) -> int:
+
+def video_fps(source: Path) -> float:
     import cv2
 
     reader = cv2.VideoCapture(str(source))
     fps = reader.get(cv2.CAP_PROP_FPS) or 30.0
+    reader.release()
+    return fps
+
+
+def looped(source: Path, loops: int, target: Path) -> int:
+    import cv2
+
+    fps = video_fps(source)
+    reader = cv2.VideoCapture(str(source))
     frames = []
     while True:
         ok, frame = reader.read()
@@ -65,11 +76,12 @@ def main(argv: list[str] | None = None) -> None:
         payload = json.loads(path.read_text())
         payload.setdefault("loops", args.loops)
         payload.setdefault("every_s", args.every)
+        payload.setdefault("fps", video_fps(SAMPLE))
         (path.with_suffix(".md")).write_text(render(payload))
         return
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "long.mp4"
-        frames = looped(DATA / "demo_images" / "sample_video.mp4", args.loops, clip)
+        frames = looped(SAMPLE, args.loops, clip)
         command = [sys.executable, "-m", "hmrkit.cli", "run", str(clip), "--out", f"{folder}/out", "--no-npz", "--mesh-format", "none"]
         start = time.perf_counter()
         # stderr to a file, not a pipe: the progress bar of a long run fills a pipe's buffer and blocks hmrkit
@@ -89,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         if run.returncode != 0:
             raise SystemExit(f"hmrkit run failed: {err.strip().splitlines()[-1:]}")
     payload = {"machine": machine(with_load=True), "command": f"python benchmarks/bench_long_run.py --loops {args.loops} --every {args.every}",
-               "loops": args.loops, "every_s": args.every, "frames": frames, "seconds": round(seconds, 1),
+               "loops": args.loops, "every_s": args.every, "frames": frames, "fps": video_fps(SAMPLE), "seconds": round(seconds, 1),
                "peak_rss_mb": max(mb for _, mb, _ in samples), "samples_seconds_mb_frames": samples}
     write("long_video_memory", payload, render(payload))
 
@@ -99,7 +111,7 @@ def render(payload: dict) -> str:
     frames, seconds, samples, peak = payload["frames"], payload["seconds"], payload["samples_seconds_mb_frames"], payload["peak_rss_mb"]
     lines = ["# Memory over a long video", "",
              f"Machine: {payload['machine']}. Command: `{payload['command']}`. The sample video looped {payload['loops']} times "
-             f"({frames} frames, 1280 x 720), `hmrkit run --no-npz --mesh-format none` in a fresh process: {seconds:.0f} s, "
+             f"({frames} frames, 1280 x 720, {payload['fps']:g} frames/s: {frames / payload['fps'] / 60:.1f} minutes), `hmrkit run --no-npz --mesh-format none` in a fresh process: {seconds:.0f} s, "
              f"{frames / seconds:.1f} frames/s. Resident memory (VmRSS) read every {payload['every_s']} s.", "",
              "| share of the frames written | frames | seconds | RSS (MB) |", "|---|---|---|---|"]
     for tenth in range(1, 11):
