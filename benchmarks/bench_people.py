@@ -19,7 +19,7 @@ Sections (each skipped with a note when its data is absent):
 - speed: perception alone (``MediaPipeBackend.detect``; the fit per person does not change) on the
   demo photos and on the sample video's first frames, the configuration as it was before issue
   15 (``max_people=8``, no screening: ``MediaPipeConfig(max_people=8, plausibility=None)``)
-  against the current default, runs alternating on the same machine state; ms per person found
+  and the current default without the turned search, as it is, and with ``face_detector``, runs alternating on the same machine state; ms per person found
   (photos: sum over photos / people found; video: per person-frame, tracking mode).
 Results: benchmarks/results/people_<name>.{json,md}.
 """
@@ -151,7 +151,9 @@ def bench_lsp(pipeline: Pipeline, limit: int) -> dict:
 def bench_speed(repeats: int, frames: int) -> dict:
     from bench_common import DEMO_PHOTOS
 
-    ways = {"before (max_people=8, no screening)": {"max_people": 8, "plausibility": None}, "current default": {}}
+    ways = {"before (max_people=8, no screening)": {"max_people": 8, "plausibility": None},
+            "current default without the turned search": {"turned_search": False}, "current default": {},
+            "current default with face_detector": {"face_detector": True}}
     photos = [load_image(p).rgb for p in DEMO_PHOTOS]
     out: dict = {"photos": len(photos), "repeats": repeats}
     backends = {way: MediaPipeBackend(MediaPipeConfig(**kw)) for way, kw in ways.items()}
@@ -244,6 +246,8 @@ def main() -> None:
     ap.add_argument("--code", default="", help="what code this measures (e.g. a commit), for the results")
     ap.add_argument("--face-detector", action="store_true",
                     help="perception with MediaPipeConfig(face_detector=True): the person detector under faces the pose window misses")
+    ap.add_argument("--no-turned-search", action="store_true",
+                    help="perception with MediaPipeConfig(turned_search=False): as before the person detector on turned photos")
     ap.add_argument("--repeats", type=int, default=3, help="speed: alternating runs of each configuration")
     ap.add_argument("--frames", type=int, default=61, help="speed: video frames read (the first one warms up)")
     args = ap.parse_args()
@@ -252,12 +256,15 @@ def main() -> None:
     payload: dict = {"name": args.name, "code": args.code or "working tree",
                      "command": f"python benchmarks/bench_people.py --name {args.name} --lsp {args.lsp} --sections {args.sections}"
                      + (f" --repeats {args.repeats} --frames {args.frames}" if "speed" in sections else "")
-                     + (" --face-detector" if args.face_detector else ""),
+                     + (" --face-detector" if args.face_detector else "")
+                     + (" --no-turned-search" if args.no_turned_search else ""),
                      "skipped": []}
     pipeline = Pipeline(PipelineConfig(with_vertices=False)) if set(sections) - {"speed"} else None
-    if pipeline is not None and args.face_detector:  # the pipeline's own backend, with the one setting changed
+    changed = {**({"face_detector": True} if args.face_detector else {}),
+               **({"turned_search": False} if args.no_turned_search else {})}
+    if pipeline is not None and changed:  # the pipeline's own backend, with these settings changed
         pipeline.backend.close()
-        pipeline.backend = MediaPipeBackend(replace(pipeline.backend.config, face_detector=True))
+        pipeline.backend = MediaPipeBackend(replace(pipeline.backend.config, **changed))
     need = {"hands": DATA / "hands_ge2019_dev", "groups": DATA / "demo_images", "lsp": DATA / "lspet_dev",
             "speed": DATA / "demo_images"}
     for key in sections:

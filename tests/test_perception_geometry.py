@@ -12,6 +12,7 @@ from hmrkit.perception.geometry import (
     halve_to,
     hand_crop,
     iou,
+    overlap,
     person_crop_from_face,
     pixel_box,
     square_tiles,
@@ -116,3 +117,20 @@ def test_hand_crop_lies_past_the_wrist() -> None:
 def test_person_crop_from_face() -> None:
     crop = person_crop_from_face((90, 50, 110, 70))  # 20 px face
     assert crop.box == pytest.approx((50, 30, 150, 230))
+
+
+def test_overlap_is_the_intersection_over_the_smaller_box() -> None:
+    """Against counted pixels: the share of the smaller box's pixels that the other covers."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        a, b = (tuple(float(v) for v in np.r_[np.sort(rng.integers(0, 40, 2)), np.sort(rng.integers(0, 40, 2))][[0, 2, 1, 3]])
+                for _ in range(2))
+        masks = []
+        for x0, y0, x1, y1 in (a, b):
+            m = np.zeros((40, 40), bool)
+            m[int(y0):int(y1), int(x0):int(x1)] = True
+            masks.append(m)
+        smaller = min(m.sum() for m in masks)
+        expected = (masks[0] & masks[1]).sum() / smaller if smaller else 0.0
+        assert overlap(a, b) == pytest.approx(expected) == pytest.approx(overlap(b, a))
+    assert overlap((0, 0, 10, 10), (2, 2, 4, 4)) == 1.0 and iou((0, 0, 10, 10), (2, 2, 4, 4)) == pytest.approx(0.04)

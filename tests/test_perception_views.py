@@ -1,4 +1,5 @@
-"""Second looks at photos where nobody was found (hmrkit.perception.views) and their use by the backend."""
+"""Other views of a photo (hmrkit.perception.views) and their use by the backend: second looks where nobody
+was found, and the person detector on the photo turned."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_second_look_finds_the_athlete_where_the_first_found_nobody(name):
     d = np.load(LSP / "joints.npz")
     joints = d["joints"][[str(n) for n in d["image_names"]].index(name)]
     image = load_image(LSP / "images" / name).rgb
-    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, second_look=False)) as plain:
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, second_look=False, turned_search=False)) as plain:
         assert plain.detect(image).people == []
     with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False)) as be:
         people = be.detect(image).people
@@ -66,3 +67,47 @@ def test_second_look_finds_the_athlete_where_the_first_found_nobody(name):
     torso = np.linalg.norm(joints[9, :2] - joints[2, :2])
     err = np.linalg.norm(people[0].body.xy[LSP12] - joints[:12, :2], axis=1)[labelled]
     assert (err < 0.2 * torso).sum() >= min(10, labelled.sum())
+
+
+def _labelled(name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """lspet_dev's 12 limb joints of ``name`` (12, 2), which are labelled, and the torso length."""
+    d = np.load(LSP / "joints.npz")
+    joints = d["joints"][[str(n) for n in d["image_names"]].index(name)]
+    return joints[:12, :2], joints[:12, 2] > 0, float(np.linalg.norm(joints[9, :2] - joints[2, :2]))
+
+
+def _nearest(people, joints: np.ndarray, labelled: np.ndarray, torso: float) -> float:
+    """Mean distance (torso lengths) from the labels to the nearest person's landmarks."""
+    return min((float(np.linalg.norm(p.body.xy[LSP12] - joints, axis=1)[labelled].mean()) / torso
+                for p in people if p.body is not None), default=np.inf)
+
+
+@needs_lsp
+@pytest.mark.parametrize("name", ["im00710.jpg", "im00733.jpg"])
+def test_turned_search_finds_the_athlete_in_the_air_beside_people_found_upright(name):
+    """A high jumper over the bar and a free runner upside down: the upright search finds only the
+    people standing by; the person detector on the turned photo adds the labelled athlete."""
+    joints, labelled, torso = _labelled(name)
+    image = load_image(LSP / "images" / name).rgb
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, turned_search=False)) as plain:
+        upright = plain.detect(image).people
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False)) as be:
+        people = be.detect(image).people
+    assert upright and _nearest(upright, joints, labelled, torso) > 1.0
+    assert len(people) == len(upright) + 1
+    assert _nearest(people, joints, labelled, torso) < 0.5
+
+
+@needs_lsp
+@pytest.mark.parametrize("name", ["im00050.jpg", "im00682.jpg", "im00800.jpg"])
+def test_turned_search_does_not_report_a_person_found_upright_again(name):
+    """On these photos the detector on a turned copy finds the athlete already found, with landmarks
+    different enough that their boxes' IoU stays under 0.5: the same person is not added twice."""
+    joints, labelled, torso = _labelled(name)
+    image = load_image(LSP / "images" / name).rgb
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, turned_search=False)) as plain:
+        upright = plain.detect(image).people
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False)) as be:
+        people = be.detect(image).people
+    assert _nearest(upright, joints, labelled, torso) < 0.5  # found upright
+    assert len(people) == len(upright)

@@ -107,6 +107,14 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box's area (1 when one box holds the other)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0
+
+
 def square_tiles(w: int, h: int, side: int) -> list[Crop]:
     """Square windows of ``side`` px with half-side overlap covering a w x h image."""
     side = int(min(side, w, h))

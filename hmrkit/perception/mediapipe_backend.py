@@ -50,6 +50,11 @@ How it works and why:
 - Second look (photos): when nobody at all was found, the pose model runs again on the photo
   padded, mirrored and turned (``hmrkit.perception.views``), for people cut by the border, upside
   down or lying.
+- Turned search (photos): last, BlazePose's person detector runs on the photo turned by 90, 270
+  and 180 degrees, and the landmark model on the ROI of each detection that no one found so far
+  explains: people upside down or lying in a photo where others were found upright (a high
+  jumper over the bar above the people standing by). A person it finds again, with other
+  landmarks, is recognised by box overlap (``turned_search``).
 - No silent cap: ``max_people`` is high by default, and the result says when it was reached.
 - What was measured (benchmarks/results/people_before.md, people_after.md): the hand close-ups,
   the group photos against a manual count, and the first 200 lspet_dev photos, through the pipeline.
@@ -77,15 +82,16 @@ from hmrkit.perception.geometry import (
     halve_to,
     hand_crop,
     iou,
+    overlap,
     person_crop_from_face,
     pixel_box,
     points_box,
     square_tiles,
     union_box,
 )
-from hmrkit.perception.person_detector import PersonDetector
+from hmrkit.perception.person_detector import PersonDetector, PersonRoi, roi_from_points
 from hmrkit.perception.plausibility import PlausibilityConfig, screen
-from hmrkit.perception.views import retry_views
+from hmrkit.perception.views import retry_views, turned_views
 from hmrkit.perception.types import (
     BodyLandmarks,
     HandLandmarks,
@@ -119,6 +125,15 @@ class MediaPipeConfig:
         runs and only the size check is made); None: keep every body MediaPipe reports.
     face_seeds: also look for people under detected faces (photos only; see module notes).
     face_levels: tile levels of the face search (1 = whole short side, 2 adds half-side tiles).
+    turned_search: photos: after the searches above and the second look, the person detector on
+        the photo turned by 90, 270 and 180 degrees (a copy of at most 640 px: the detector sees
+        224); each detection whose hip centre and head point do not both lie inside a
+        person found so far gets the landmark model on its ROI in the photo (the ROI's rotation
+        turns the body upright). A result is dropped when it repeats a person (``_repeats``) or
+        when its box and a found person's share more than half of the smaller box: the landmarks
+        of a turned ROI can differ from the upright ones enough that IoU alone misses the
+        repetition (three lspet_dev photos in tests/test_perception_views.py). What it adds on
+        lspet_dev and the group photos: benchmarks/results/people_turned_*.md.
     second_look: photos where nobody was found: the pose model again on the photo padded,
         mirrored and turned by 90, 270 and 180 degrees, until one finds a body
         (``hmrkit.perception.views``: people cut by the border, upside down or lying).
@@ -127,8 +142,12 @@ class MediaPipeConfig:
         retry with them painted over). When that finds nobody on the face and this is True, the
         person detector runs on a window around the face and the landmark model on the ROI of
         the detection whose head point lies nearest the face (``person_detector``). Off by
-        default: on Solvay it found 11 people against 14 without it, in twice the time
-        (development runs; the detector misses most seated people in dark suits there).
+        default: it finds a few more people in group photos (Solvay 16 against 14 of 29,
+        tennis 22 against 21 of 24, none invented: benchmarks/results/people_after{_face_detector,}.md
+        and a development run with the turned search), but on the 1000 lspet_dev sports photos
+        it added 16 people, most of them the athlete found already, reported a second time with
+        other landmarks (a development run, looked at by eye), at 6 ms more per person found
+        (benchmarks/results/people_turned_speed.md).
     hands: look for hands around each pose wrist.
     hands_only: skip the body and search hands on the whole image.
     hands_fallback: search hands on the whole image when no body is found.
@@ -181,6 +200,7 @@ class MediaPipeConfig:
     face_seeds: bool = True
     face_levels: int = 2
     face_detector: bool = False
+    turned_search: bool = True
     second_look: bool = True
     hands: bool = True
     hands_only: bool = False
@@ -247,7 +267,7 @@ class MediaPipeBackend:
         self._hand_graphs: list = []  # every hand graph made; the idle ones wait in _idle_hand_graphs
         self._idle_hand_graphs: queue.SimpleQueue = queue.SimpleQueue()
         self._face_graph = None
-        self._detector: PersonDetector | None = None  # the person detector and ROI landmarks (main thread)
+        self._detector: PersonDetector | None = None  # the person detector and ROI landmarks (main thread: faces, turns)
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._tracked_slots: list[int] = []  # video: the slots that found their person in the last frame
@@ -414,6 +434,8 @@ class MediaPipeBackend:
             people += self._face_seeded(canvas, people, faces, found)
         if not people and self.config.second_look and not self.config.video:
             people = self._second_look(image, found)
+        if self.config.turned_search and not self.config.video and len(people) < self.config.max_people:
+            people += self._turned_search(image, people, found)
         return people[: self.config.max_people]
 
     def _second_look(self, image: np.ndarray, found: Callable[[PersonDetection], None] | None) -> list[PersonDetection]:
@@ -432,6 +454,40 @@ class MediaPipeBackend:
                     found(person)
                 return [person]
         return []
+
+    def _turned_search(self, image: np.ndarray, people: list[PersonDetection],
+                       tell: Callable[[PersonDetection], None] | None) -> list[PersonDetection]:
+        """People the person detector finds on the photo turned (see ``turned_search``)."""
+        h, w = image.shape[:2]
+        detector = self._person_detector()
+        scale = min(1.0, detector.max_window_px / max(h, w))  # the detector sees 224 px: turn a small copy
+        small = image if scale == 1.0 else cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                      interpolation=cv2.INTER_AREA)
+        found: list[PersonDetection] = []
+        for view in turned_views(small):
+            vh, vw = view.image.shape[:2]
+            for roi in detector.people_in(view.image, Crop(0.0, 0.0, float(vw), float(vh))):
+                if len(people) + len(found) >= self.config.max_people:
+                    return found
+                hip, head = (view.points_back(np.stack([roi.centre, roi.head])) + 0.5) / scale - 0.5
+                if any(_inside(hip, p.box) and _inside(head, p.box) for p in people + found):
+                    continue  # most likely someone found already, seen turned
+                centre, size, rotation = roi_from_points(hip, head)
+                body = detector.landmarks(image, PersonRoi(centre, size, rotation, head, roi.score))
+                person = None if body is None else self._person(body, w, h)
+                # the landmarks of a turned ROI can differ enough from a found person's that their boxes
+                # overlap little by IoU while one holds most of the other: the same person again
+                if person is not None and not _repeats(person, people + found) and \
+                        all(overlap(person.box, p.box) <= 0.5 for p in people + found):
+                    found.append(person)
+                    if tell is not None:
+                        tell(person)
+        return found
+
+    def _person_detector(self) -> PersonDetector:
+        if self._detector is None:
+            self._detector = PersonDetector()
+        return self._detector
 
     def _faces_on_tiles(self, image: np.ndarray, side: int) -> list[Box]:
         h, w = image.shape[:2]
@@ -526,13 +582,12 @@ class MediaPipeBackend:
         fh = max(y1 - y0, 1.0)
         side = 3.0 * fh  # the detector finds crowded, seated people best with the face large (Solvay: 19 of
         centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2 + 0.5 * fh])  # 29 faces at 3, 18 at 4, fewer at 5-8)
-        if self._detector is None:
-            self._detector = PersonDetector()
-        found = self._detector.people_in(canvas.original, Crop(centre[0] - side / 2, centre[1] - side / 2, side, side))
+        detector = self._person_detector()
+        found = detector.people_in(canvas.original, Crop(centre[0] - side / 2, centre[1] - side / 2, side, side))
         face_centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
         near = [r for r in found if np.linalg.norm(r.head - face_centre) < 2.0 * fh]
         for roi in sorted(near, key=lambda r: np.linalg.norm(r.head - face_centre)):
-            body = self._detector.landmarks(canvas.original, roi)
+            body = detector.landmarks(canvas.original, roi)
             if body is not None and _nose_on_face(body, face):
                 return self._person(body, w, h)
         return None
@@ -777,6 +832,10 @@ def _repeats(person: PersonDetection, people: list[PersonDetection]) -> bool:
             if np.linalg.norm(person.body.xy[0] - other.body.xy[0]) < 0.3 * scale:
                 return True
     return False
+
+
+def _inside(point: np.ndarray, box: Box) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
 def _merge_faces(faces: list[tuple[Box, float]]) -> list[Box]:

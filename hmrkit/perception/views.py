@@ -41,9 +41,13 @@ class View:
     axes: np.ndarray  # (3, 3): view camera axes -> photo camera axes (world points)
     mirrored: bool
 
+    def points_back(self, xy: np.ndarray) -> np.ndarray:
+        """(..., 2) pixels of this view as pixels of the photo."""
+        return np.asarray(xy, np.float64) @ self.to_photo[:, :2].T + self.to_photo[:, 2]
+
     def body_back(self, body: BodyLandmarks) -> BodyLandmarks:
         """Landmarks found in this view, as landmarks of the photo."""
-        xy = body.xy.astype(np.float64) @ self.to_photo[:, :2].T + self.to_photo[:, 2]
+        xy = self.points_back(body.xy)
         world = body.world.astype(np.float64) @ self.axes.T
         vis, presence = body.visibility, body.presence
         if self.mirrored:  # the person's left looked like a right in the mirror
@@ -54,16 +58,24 @@ class View:
 
 def retry_views(image: np.ndarray, pad: float = 0.25) -> list[View]:
     """The views tried in turn: padded (black border of ``pad`` x the long side), mirrored,
-    turned 90 degrees clockwise, 90 counter-clockwise and 180 (pixel centres at integers)."""
+    then the :func:`turned_views`."""
     h, w = image.shape[:2]
     p = int(round(pad * max(h, w)))
-    z = np.array([[0.0, 0.0, 1.0]])
-    turn = lambda a, b, c, d: np.vstack([np.array([[a, b, 0.0], [c, d, 0.0]]), z])  # noqa: E731
     return [
         View(cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0)),
              np.array([[1.0, 0.0, -p], [0.0, 1.0, -p]]), np.eye(3), False),
         View(np.ascontiguousarray(image[:, ::-1]), np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0]]),
              np.diag([-1.0, 1.0, 1.0]), True),
+        *turned_views(image),
+    ]
+
+
+def turned_views(image: np.ndarray) -> list[View]:
+    """The photo turned 90 degrees clockwise, 90 counter-clockwise and 180 (pixel centres at integers)."""
+    h, w = image.shape[:2]
+    z = np.array([[0.0, 0.0, 1.0]])
+    turn = lambda a, b, c, d: np.vstack([np.array([[a, b, 0.0], [c, d, 0.0]]), z])  # noqa: E731
+    return [
         # clockwise: photo (x, y) -> view (h - 1 - y, x)
         View(cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE), np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, h - 1.0]]),
              turn(0.0, 1.0, -1.0, 0.0), False),
