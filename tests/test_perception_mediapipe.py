@@ -233,8 +233,9 @@ def test_two_people_side_by_side(rgb) -> None:
     assert noses[1] - noses[0] > 0.15 * w  # two different people, not one found twice
     for p in people:
         assert 0 <= p.box[0] < p.box[2] <= w and 0 <= p.box[1] < p.box[3] <= h
-    with MediaPipeBackend(MediaPipeConfig(max_people=2, face_seeds=False, hands_fallback=False, second_look=False)) as be:
-        assert be.detect(image).people == []  # the limit the face seeds (and second looks) work around
+    plain = MediaPipeConfig(max_people=2, face_seeds=False, hands_fallback=False, second_look=False, turned_search=False)
+    with MediaPipeBackend(plain) as be:
+        assert be.detect(image).people == []  # the limit the face seeds (second looks, turned search) work around
 
 
 @needs_demo
