@@ -76,6 +76,16 @@ def _labelled(name: str) -> tuple[np.ndarray, np.ndarray, float]:
     return joints[:12, :2], joints[:12, 2] > 0, float(np.linalg.norm(joints[9, :2] - joints[2, :2]))
 
 
+def _without_and_with_turned_search(name: str) -> tuple[list, list]:
+    """The people found on lspet_dev photo ``name`` with the turned search off, and on."""
+    image = load_image(LSP / "images" / name).rgb
+    found = []
+    for turned in (False, True):
+        with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, turned_search=turned)) as be:
+            found.append(be.detect(image).people)
+    return found[0], found[1]
+
+
 def _nearest(people, joints: np.ndarray, labelled: np.ndarray, torso: float) -> float:
     """Mean distance (torso lengths) from the labels to the nearest person's landmarks."""
     return min((float(np.linalg.norm(p.body.xy[LSP12] - joints, axis=1)[labelled].mean()) / torso
@@ -88,11 +98,7 @@ def test_turned_search_finds_the_athlete_in_the_air_beside_people_found_upright(
     """A high jumper over the bar and a free runner upside down: the upright search finds only the
     people standing by; the person detector on the turned photo adds the labelled athlete."""
     joints, labelled, torso = _labelled(name)
-    image = load_image(LSP / "images" / name).rgb
-    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, turned_search=False)) as plain:
-        upright = plain.detect(image).people
-    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False)) as be:
-        people = be.detect(image).people
+    upright, people = _without_and_with_turned_search(name)
     assert upright and _nearest(upright, joints, labelled, torso) > 1.0
     assert len(people) == len(upright) + 1
     assert _nearest(people, joints, labelled, torso) < 0.5
@@ -104,10 +110,6 @@ def test_turned_search_does_not_report_a_person_found_upright_again(name):
     """On these photos the detector on a turned copy finds the athlete already found, with landmarks
     different enough that their boxes' IoU stays under 0.5: the same person is not added twice."""
     joints, labelled, torso = _labelled(name)
-    image = load_image(LSP / "images" / name).rgb
-    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, turned_search=False)) as plain:
-        upright = plain.detect(image).people
-    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False)) as be:
-        people = be.detect(image).people
+    upright, people = _without_and_with_turned_search(name)
     assert _nearest(upright, joints, labelled, torso) < 0.5  # found upright
     assert len(people) == len(upright)
