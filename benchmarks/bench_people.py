@@ -19,8 +19,9 @@ Sections (each skipped with a note when its data is absent):
 - speed: perception alone (``MediaPipeBackend.detect``; the fit per person does not change) on the
   demo photos and on the sample video's first frames, the configuration as it was before issue
   15 (``max_people=8``, no screening: ``MediaPipeConfig(max_people=8, plausibility=None)``)
-  and the current default without the turned search, as it is, and with ``face_detector``, runs alternating on the same machine state; ms per person found
-  (photos: sum over photos / people found; video: per person-frame, tracking mode).
+  and the current default without the turned search, as it is, and with ``face_detector``, runs
+  alternating on the same machine state; ms per person found (photos: sum over photos / people
+  found; video: per person-frame, tracking mode).
 Results: benchmarks/results/people_<name>.{json,md}.
 """
 
