@@ -27,17 +27,11 @@ from bench_pipeline import load_lsp, torso
 
 sys.path.insert(0, str(ROOT))
 
-from hmrkit.body.conventions import MEDIAPIPE33  # noqa: E402
+from hmrkit.body.conventions import MEDIAPIPE33, sides_swapped  # noqa: E402
 from hmrkit.io.images import load_image  # noqa: E402
 from hmrkit.perception import MediaPipeBackend, MediaPipeConfig  # noqa: E402
 
 KINDS = ("found", "nobody reported", "found with the sides swapped", "near but off", "someone else only")
-
-
-def sides_swapped(names: tuple[str, ...]) -> np.ndarray:
-    """Index order that exchanges every left_/right_ joint."""
-    other = {"left_": "right_", "right_": "left_"}
-    return np.array([names.index(next((other[p] + n[len(p):] for p in other if n.startswith(p)), n)) for n in names])
 
 
 def mean_distance(xy: np.ndarray, gt: np.ndarray, ok: np.ndarray, size: float) -> float:
@@ -63,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     conv, items = load_lsp(args.limit)
     index = np.array([MEDIAPIPE33.index(n) if n in MEDIAPIPE33.names else -1 for n in conv.names])
-    swap = sides_swapped(conv.names)
+    swap = np.array(sides_swapped(conv.names))
     kinds: dict[str, list[str]] = {k: [] for k in KINDS}
     start = time.time()
     with MediaPipeBackend(MediaPipeConfig()) as backend:

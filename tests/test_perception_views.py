@@ -50,30 +50,27 @@ def test_a_mirrored_view_swaps_the_persons_sides():
     assert sorted(MEDIAPIPE33_NAMES) == sorted(MEDIAPIPE33_NAMES[i] for i in range(33))
 
 
+def _labelled(name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """lspet_dev's 12 limb joints of ``name`` (12, 2), which are labelled, and the torso length."""
+    d = np.load(LSP / "joints.npz")
+    joints = d["joints"][[str(n) for n in d["image_names"]].index(name)]
+    return joints[:12, :2], joints[:12, 2] > 0, float(np.linalg.norm(joints[9, :2] - joints[2, :2]))
+
+
 @needs_lsp
 @pytest.mark.parametrize("name", ["im00038.jpg", "im00065.jpg"])
 def test_second_look_finds_the_athlete_where_the_first_found_nobody(name):
     """On these lspet_dev photos the plain search finds nobody; a second look finds the labelled
     athlete: at least 10 of the labelled limb joints within 0.2 torso lengths of the labels."""
-    d = np.load(LSP / "joints.npz")
-    joints = d["joints"][[str(n) for n in d["image_names"]].index(name)]
+    joints, labelled, torso = _labelled(name)
     image = load_image(LSP / "images" / name).rgb
     with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, second_look=False, turned_search=False)) as plain:
         assert plain.detect(image).people == []
     with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False)) as be:
         people = be.detect(image).people
     assert len(people) == 1
-    labelled = joints[:12, 2] > 0
-    torso = np.linalg.norm(joints[9, :2] - joints[2, :2])
-    err = np.linalg.norm(people[0].body.xy[LSP12] - joints[:12, :2], axis=1)[labelled]
+    err = np.linalg.norm(people[0].body.xy[LSP12] - joints, axis=1)[labelled]
     assert (err < 0.2 * torso).sum() >= min(10, labelled.sum())
-
-
-def _labelled(name: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """lspet_dev's 12 limb joints of ``name`` (12, 2), which are labelled, and the torso length."""
-    d = np.load(LSP / "joints.npz")
-    joints = d["joints"][[str(n) for n in d["image_names"]].index(name)]
-    return joints[:12, :2], joints[:12, 2] > 0, float(np.linalg.norm(joints[9, :2] - joints[2, :2]))
 
 
 def _without_and_with_turned_search(name: str) -> tuple[list, list]:

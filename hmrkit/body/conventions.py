@@ -24,6 +24,13 @@ class Convention:
         return [self.names.index(n) for n in names]
 
 
+def sides_swapped(names: tuple[str, ...]) -> list[int]:
+    """The order of ``names`` with every ``left_``/``right_`` pair exchanged (a mirror image's
+    joints, or labels whose sides were taken the other way); other names stay in place."""
+    other = {"left_": "right_", "right_": "left_"}
+    return [names.index(next((other[p] + n[len(p):] for p in other if n.startswith(p)), n)) for n in names]
+
+
 def _sides(*names: str) -> tuple[str, ...]:
     return tuple(f"{side}_{n}" for n in names for side in ("left", "right"))
 

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from hmrkit.body.anny_rig import BODY_JOINTS, NUM_BODY_CORE, skeleton_of
+from hmrkit.body.conventions import sides_swapped
 from hmrkit.data.cmu import (
     CMU_SKELETON,
     CmuMotion,
@@ -287,17 +288,9 @@ def mirror_core_rotations(rotations: torch.Tensor) -> torch.Tensor:
     """
     if rotations.shape[-3:] != (NUM_BODY_CORE, 3, 3):
         raise ValueError(f"rotations must have shape (..., {NUM_BODY_CORE}, 3, 3), got {tuple(rotations.shape)}")
-    swap = [CORE_NAMES.index(_other_side(n)) for n in CORE_NAMES]
+    swap = sides_swapped(CORE_NAMES)
     flip = torch.tensor([-1.0, 1.0, 1.0], dtype=rotations.dtype, device=rotations.device)
     return rotations[..., swap, :, :] * flip[:, None] * flip[None, :]
-
-
-def _other_side(name: str) -> str:
-    if name.startswith("left_"):
-        return "right_" + name[5:]
-    if name.startswith("right_"):
-        return "left_" + name[6:]
-    return name
 
 
 # -- the training set ---------------------------------------------------------------------------

@@ -19,17 +19,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hmrkit.body.conventions import sides_swapped
 from hmrkit.perception.types import MEDIAPIPE33_NAMES, BodyLandmarks
 
 
-def _mirror_order() -> np.ndarray:
-    """Landmark order with every left_/right_ pair swapped."""
-    names = list(MEDIAPIPE33_NAMES)
-    swap = {"left_": "right_", "right_": "left_"}
-    return np.array([names.index(next((swap[p] + n[len(p):] for p in swap if n.startswith(p)), n)) for n in names])
-
-
-_MIRROR = _mirror_order()
+_MIRROR = np.array(sides_swapped(MEDIAPIPE33_NAMES))  # landmark order of the person seen in a mirror
 
 
 @dataclass(frozen=True)
