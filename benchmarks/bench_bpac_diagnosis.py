@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_bpac_diagnosis.py [--weights PATH] [--name bpac_diagnosis]
         [--a3d-test /work/a3d/test,/work/a3d/test_v2] [--a3d-train /work/a3d/train,/work/a3d/train_v2]
+        [--train-run RUN_FOLDER]   # the trainer's prepared samples stand in for training sets that are gone
 
 On held-out A3D sets (never trained on):
 1. per head, the AUC of P(present) between absent and intact limbs (how well the head ranks them,
@@ -39,12 +40,14 @@ from hmrkit.body.limbs import LIMBS  # noqa: E402
 from hmrkit.models.bpac_net import BpacClassifier, BpacInput, decide, net_input  # noqa: E402
 from hmrkit.paths import cache_dir  # noqa: E402
 from hmrkit.train.bpac import (  # noqa: E402
+    BpacTrainConfig,
     Samples,
     calibrate,
     calibrate_per_limb,
     detect_people,
     demo_photos,
     is_calibration_photo,
+    load_data,
     lspet_photos,
     predict,
     prepare_a3d,
@@ -107,26 +110,32 @@ def held_out_set(classifier: BpacClassifier, root: Path) -> tuple[dict, np.ndarr
     return out, probs, labels
 
 
-def training_slices(classifier: BpacClassifier, roots: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def training_slices(classifier: BpacClassifier, roots: list[Path], run: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P(present) of the trainer's held-out slices: real intact (N, 4), synthetic intact (M, 4),
-    synthetic with NaN where present (K, 4)."""
-    parts = []
-    for root in roots:
-        samples, index = prepare_a3d(root, classifier.net.config)
-        parts.append(samples.take(index % 10 == 9))
-    synth = Samples.concat(parts)
-    trainer_cache = cache_dir() / "train" / "bpac" / "detections_real.npz"  # the trainer's own detections, when there
-    people = detect_people(lspet_photos(DATA, "even") + demo_photos(DATA),
-                           trainer_cache if trainer_cache.exists() else cache_dir() / "bench" / "bpac" / "detections_real_train.npz")
-    real = prepare_real(people, classifier.net.config).take(np.array([is_calibration_photo(p) for p in people.photo], bool))
+    synthetic with NaN where present (K, 4). ``run``: read them from that trainer's run folder, as
+    the trainer did (its prepared samples stand in for set folders that are gone)."""
+    if run is not None:
+        slices = load_data(BpacTrainConfig(a3d=",".join(map(str, roots)), data=str(DATA)), classifier.net.config, run)
+        synth, real = slices["val_synth"], slices["val_real"]
+    else:
+        parts = []
+        for root in roots:
+            samples, index = prepare_a3d(root, classifier.net.config)
+            parts.append(samples.take(index % 10 == 9))
+        synth = Samples.concat(parts)
+        trainer_cache = cache_dir() / "train" / "bpac" / "detections_real.npz"  # the trainer's own detections, when there
+        people = detect_people(lspet_photos(DATA, "even") + demo_photos(DATA),
+                               trainer_cache if trainer_cache.exists() else cache_dir() / "bench" / "bpac" / "detections_real_train.npz")
+        real = prepare_real(people, classifier.net.config).take(np.array([is_calibration_photo(p) for p in people.photo], bool))
     ps = predict(classifier.net, synth, flip_average=classifier.flip_average)[..., 0]
     pr = predict(classifier.net, real, flip_average=classifier.flip_average)[..., 0]
     absent = synth.labels > 0
     return pr, ps[~absent.any(1)], np.where(absent, ps, np.nan)
 
 
-def rules(classifier: BpacClassifier, train_roots: list[Path], tests: list[tuple[np.ndarray, np.ndarray]], names: list[str]) -> dict:
-    pr, ps_intact, ps_absent = training_slices(classifier, train_roots)
+def rules(classifier: BpacClassifier, train_roots: list[Path], tests: list[tuple[np.ndarray, np.ndarray]], names: list[str],
+          run: Path | None = None) -> dict:
+    pr, ps_intact, ps_absent = training_slices(classifier, train_roots, run)
     one = calibrate(pr, ps_intact, 0.005, 0.02)
     per = calibrate_per_limb(pr, ps_intact, ps_absent, 0.005, 0.02)
     real = {}
@@ -194,13 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--a3d-test", default="/work/a3d/test,/work/a3d/test_v2")
     parser.add_argument("--a3d-train", default="/work/a3d/train,/work/a3d/train_v2",
                         help="training sets whose held-out slice (index % 10 == 9) calibrates the rules")
+    parser.add_argument("--train-run", default=None,
+                        help="the trainer's run folder: read the training sets' held-out slices from its prepared samples")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     classifier = BpacClassifier.load(args.weights)
     tests = [Path(r) for r in args.a3d_test.split(",") if r]
     train_roots = [Path(r) for r in args.a3d_train.split(",") if r]
-    for root in tests + train_roots:
+    for root in tests + (train_roots if args.train_run is None else []):
         if not (root / "manifest.json").exists():
             raise SystemExit(f"error: {root} is not a synthetic set (hmrkit synth a3d)")
     sets, probs = [], []
@@ -210,7 +221,8 @@ def main(argv: list[str] | None = None) -> None:
         probs.append((p, labels))
     payload = {"weights": args.weights or "hmrkit/weights/bpac.safetensors",
                "command": "python benchmarks/bench_bpac_diagnosis.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "sets": sets, "rules": rules(classifier, train_roots, probs, [r.name for r in tests])}
+               "sets": sets, "rules": rules(classifier, train_roots, probs, [r.name for r in tests],
+                                                       Path(args.train_run) if args.train_run else None)}
     payload["machine"] = machine(with_load=True)
     write(args.name, payload, table(payload))
 

@@ -17,9 +17,11 @@ from hmrkit.models.bpac_net import (
     FLIP_LANDMARKS,
     FLIP_LIMBS,
     BasicBlock,
+    LIMB_LANDMARKS,
     BpacInput,
     BpacClassifier,
     BpacConfig,
+    BpacLiteNet,
     BpacNet,
     Cbam,
     crop_landmarks,
@@ -61,6 +63,54 @@ def test_shapes_and_feature_head():
         net(BpacInput(torch.rand(3, 36, 64, 64), torch.rand(3, 33, 2)))
     s = BpacConfig().crop_size
     assert BpacNet()(_random_input(1, s)).logits.shape == (1, 4, 4)
+
+
+LITE = BpacConfig(crop_size=64, imagenet_trunk=True, trunk_size=64, feature_dim=32, limb_dim=16, keypoint_dim=16)
+
+
+def test_lite_net_shapes_and_its_heatmaps_start_at_zero():
+    torch.manual_seed(2)
+    net = BpacLiteNet(LITE).eval()
+    x = _random_input(2, 64)
+    with torch.no_grad():
+        out = net(x)
+        assert out.logits.shape == (2, len(LIMBS), 4) and out.features.shape == (2, LITE.feature_dim)
+        other_heatmaps = BpacInput(torch.cat([x.image[:, :3], torch.rand(2, 33, 64, 64)], 1), x.keypoints)
+        assert torch.equal(net(other_heatmaps).logits, out.logits)  # the heatmap convolution starts at zero: the pretrained stem is unchanged
+        net.heatmap_stem.weight.normal_()
+        assert not torch.allclose(net(other_heatmaps).logits, net(x).logits)
+    with pytest.raises(ValueError, match="BPAC-Net takes images"):
+        net(BpacInput(torch.rand(1, 36, 32, 32), torch.rand(1, 33, 3)))
+
+
+def test_lite_net_limb_heads_read_the_trunk_at_their_own_landmarks():
+    torch.manual_seed(3)
+    net = BpacLiteNet(LITE).eval()
+    with torch.no_grad():
+        net.keypoint_mlp[-2].weight.zero_()  # the landmark list no longer speaks: only where the maps are sampled depends on it
+        net.keypoint_mlp[-2].bias.zero_()
+        x = _random_input(1, 64)
+        base = net(x).logits
+        for k, limb in enumerate(LIMBS):
+            for name in LIMB_LANDMARKS[limb]:
+                moved = x.keypoints.clone()
+                moved[0, MEDIAPIPE33.index(name), :2] = -moved[0, MEDIAPIPE33.index(name), :2]
+                changed = (net(BpacInput(x.image, moved)).logits - base).abs().amax(-1)[0] > 1e-6
+                assert changed.tolist() == [j == k for j in range(len(LIMBS))], (limb, name)
+        nose = x.keypoints.clone()
+        nose[0, MEDIAPIPE33.index("nose"), :2] += 0.5
+        assert torch.equal(net(BpacInput(x.image, nose)).logits, base)
+
+
+def test_lite_net_starts_from_the_imagenet_trunk():
+    from hmrkit.models.lite_i2l import EfficientNetLite0
+
+    net = BpacLiteNet(LITE)
+    net.start_from_imagenet()
+    reference = EfficientNetLite0(stem=True)
+    reference.load_imagenet()
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(net.trunk.state_dict()[name], tensor), name
 
 
 def test_cbam_ends_every_basic_block():
@@ -263,16 +313,19 @@ def test_per_limb_calibration_without_absent_limbs_is_the_common_threshold():
     assert t.tolist() == [calibrate(real, synth, 0.01, 0.05)] * 4
 
 
-def test_weights_round_trip(tmp_path):
+@pytest.mark.parametrize("kind, config", [(BpacNet, SMALL), (BpacLiteNet, LITE)])
+def test_weights_round_trip(tmp_path, kind, config):
     torch.manual_seed(7)
-    net = BpacNet(SMALL).eval()
+    net = kind(config).eval()
     for m in net.modules():  # non-trivial batch-norm statistics travel too
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-1, 1)
             m.running_var.uniform_(0.5, 2)
+    if isinstance(net, BpacLiteNet):
+        torch.nn.init.normal_(net.heatmap_stem.weight)
     path = save_bpac(net, np.array([0.1, 0.2, 0.3, 0.4]), tmp_path / "b.safetensors", {"steps": "3"})
     loaded, thresholds, meta = load_bpac(path)
-    assert loaded.config == SMALL and meta["steps"] == "3"
+    assert type(loaded) is kind and loaded.config == config and meta["steps"] == "3"
     assert thresholds.tolist() == [0.1, 0.2, 0.3, 0.4]
     x = _random_input(2, 64)
     with torch.no_grad():
@@ -317,7 +370,32 @@ def test_trainer_rejects_a_missing_set_in_one_line(capsys, tmp_path):
 
     assert main(["--a3d", str(tmp_path / "nothing"), "--run-dir", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not found (make it with hmrkit synth a3d)" in err[0]
+    (tmp_path / "empty").mkdir()
+    assert main(["--a3d", str(tmp_path / "empty"), "--run-dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a synthetic set" in err[0]
+
+
+def test_trainer_reads_the_samples_prepared_from_a_set_that_is_gone(tmp_path):
+    from hmrkit.train.bpac import prepared_without_set
+
+    rng = np.random.default_rng(4)
+    samples = Samples(rng.integers(0, 256, (3, 10, 10, 3), dtype=np.uint8), rng.random((3, 33, 2), dtype=np.float32),
+                      rng.random((3, 33), dtype=np.float32), rng.integers(0, 4, (3, 4)), np.zeros(3, bool))
+    path = tmp_path / "prepared_a3d.npz"
+    samples.save(path)
+    key = {"a3d": "/gone/train", "max_a3d": 0, "crop_size": 112}
+    path.with_suffix(".json").write_text(json.dumps({**key, "samples": 3}))
+    lines = []
+    loaded = prepared_without_set(path, key, lines.append)
+    np.testing.assert_array_equal(loaded.crops, samples.crops)
+    assert lines == [f"/gone/train not found: using the 3 samples prepared from it in {path}"]
+    for other in ({**key, "a3d": "/gone/other"}, {**key, "crop_size": 64}):  # another set, or cut for another net
+        with pytest.raises(ValueError, match="holds no samples prepared from it"):
+            prepared_without_set(path, other)
+    with pytest.raises(ValueError, match="holds no samples prepared from it"):
+        prepared_without_set(tmp_path / "missing.npz", key)
 
 
 def _tiny_a3d(root, count: int = 12, start: int = 0) -> None:
@@ -398,6 +476,13 @@ def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
     summary = json.loads((tmp_path / "run2" / "summary.json").read_text())
     assert summary["people"]["train_synthetic"] + summary["people"]["held_out_synthetic"] == 22
     assert BpacClassifier.load(tmp_path / "bpac.safetensors").thresholds.tolist() == [summary["threshold"]] * 4
+    # the ImageNet trunk (BpacLiteNet), its new layers at 3 x the trunk's learning rate; the sets read
+    # from the run folder once their folders are gone
+    lite = two[:4] + ["--run-dir", str(tmp_path / "run3")] + common[6:]
+    assert main(lite + ["--steps", "1", "--imagenet-trunk", "--head-lr-factor", "3"]) == 0
+    assert isinstance(BpacClassifier.load(tmp_path / "bpac.safetensors").net, BpacLiteNet)
+    shutil.move(tmp_path / "a3d_copy", tmp_path / "a3d_gone")
+    assert main(lite + ["--steps", "1", "--imagenet-trunk"]) == 0
     # --init with another net's shape, and --grow-every over two sets: one line each
     assert main(two + ["--steps", "1", "--init", str(tmp_path / "bpac.safetensors"), "--crop-size", "32"]) == 1
     assert main(two + ["--steps", "1", "--grow-every", "5"]) == 1

@@ -25,10 +25,12 @@ class Convention:
 
 
 def sides_swapped(names: tuple[str, ...]) -> list[int]:
-    """The order of ``names`` with every ``left_``/``right_`` pair exchanged (a mirror image's
-    joints, or labels whose sides were taken the other way); other names stay in place."""
-    other = {"left_": "right_", "right_": "left_"}
-    return [names.index(next((other[p] + n[len(p):] for p in other if n.startswith(p)), n)) for n in names]
+    """The order of ``names`` with every left/right pair exchanged (a mirror image's joints, or
+    labels whose sides were taken the other way): ``left_wrist`` <-> ``right_wrist``, and
+    MediaPipe's ``mouth_left`` <-> ``mouth_right`` (the side as any ``_``-separated word); other
+    names stay in place."""
+    other = {"left": "right", "right": "left"}
+    return [names.index("_".join(other.get(word, word) for word in n.split("_"))) for n in names]
 
 
 def _sides(*names: str) -> tuple[str, ...]:

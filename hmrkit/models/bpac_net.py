@@ -9,6 +9,13 @@ give four classes each: present, then the three absence levels of :mod:`hmrkit.b
 (arm: hand / forearm / arm; leg: foot / lower_leg / leg). The paper's ResNet-32 (16 blocks)
 is cut to 8 narrower blocks on a 112 px crop so one person costs a few ms on a CPU.
 
+:class:`BpacLiteNet` takes the same input through an ImageNet-pretrained EfficientNet-Lite0
+trunk (with CBAM on its last map) and lets each limb's head also read the trunk's maps at that
+limb's landmarks. It is what ``hmrkit/weights/bpac.safetensors`` holds: trained from scratch on
+this CPU, :class:`BpacNet`'s convolutions learned nothing from the image (its heads read the
+landmark list alone), while the pretrained trunk does (``hmrkit/weights/bpac.md``). A weights
+file's config (``imagenet_trunk``) says which of the two it holds (:func:`build_bpac_net`).
+
 :class:`BpacClassifier` turns the heads' probabilities into a :class:`LimbStatus`: a limb is
 called absent only when its "present" probability falls below a threshold calibrated on
 training data for a low false-amputation rate (the real photos of intact people must not turn
@@ -27,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hmrkit.body.conventions import MEDIAPIPE33
+from hmrkit.body.conventions import MEDIAPIPE33, sides_swapped
 from hmrkit.body.limbs import LIMBS, LimbStatus
 from hmrkit.errors import ModelAssetError
 from hmrkit.geometry.crops import CropBox, crop_affine
@@ -41,12 +48,8 @@ TRAIN_COMMAND = "hmrkit train bpac"
 NUM_LANDMARKS = len(MEDIAPIPE33)
 NUM_CLASSES = 4  # present + three absence levels
 # Landmark order of the mirrored image (left <-> right by name), and limb order likewise.
-FLIP_LANDMARKS: tuple[int, ...] = tuple(
-    MEDIAPIPE33.index(n.replace("left", "@").replace("right", "left").replace("@", "right")) for n in MEDIAPIPE33.names
-)
-FLIP_LIMBS: tuple[int, ...] = tuple(
-    LIMBS.index(n.replace("left", "@").replace("right", "left").replace("@", "right")) for n in LIMBS
-)
+FLIP_LANDMARKS: tuple[int, ...] = tuple(sides_swapped(tuple(MEDIAPIPE33.names)))
+FLIP_LIMBS: tuple[int, ...] = tuple(sides_swapped(tuple(LIMBS)))
 _NOSE, _SHOULDERS = MEDIAPIPE33.index("nose"), MEDIAPIPE33.indices(["left_shoulder", "right_shoulder"])
 _RGB_MEAN = (0.485, 0.456, 0.406)
 _RGB_STD = (0.229, 0.224, 0.225)
@@ -62,6 +65,9 @@ class BpacConfig:
     heatmap_sigma: float = 0.02  # Gaussian sigma as a fraction of the crop side
     crop_padding: float = 1.15  # crop side = this x the longer side of the person's extent
     keypoint_dim: int = 64  # the landmark list's MLP width
+    imagenet_trunk: bool = False  # True: BpacLiteNet (ImageNet EfficientNet-Lite0 trunk, fine-tuned); False: BpacNet
+    trunk_size: int = 128  # BpacLiteNet: the crop is resized to this side for the trunk
+    limb_dim: int = 128  # BpacLiteNet: width of each limb's sampled trunk features after their projection
 
     @classmethod
     def from_json(cls, text: str) -> BpacConfig:
@@ -151,15 +157,103 @@ class BpacNet(nn.Module):
         self.register_buffer("rgb_std", torch.tensor(_RGB_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, inputs: BpacInput) -> BpacOutput:
-        x, s = inputs.image, self.config.crop_size
-        if x.ndim != 4 or x.shape[1:] != (3 + NUM_LANDMARKS, s, s):
-            raise ValueError(f"BPAC-Net takes images (B, {3 + NUM_LANDMARKS}, {s}, {s}), got {tuple(x.shape)}")
-        if inputs.keypoints.shape != (x.shape[0], NUM_LANDMARKS, 3):
-            raise ValueError(f"BPAC-Net takes keypoints (B, {NUM_LANDMARKS}, 3), got {tuple(inputs.keypoints.shape)}")
+        _check_input(inputs, self.config.crop_size)
+        x = inputs.image
         x = torch.cat([(x[:, :3] - self.rgb_mean) / self.rgb_std, x[:, 3:]], 1)
         pooled = self.blocks(self.stem(x)).mean((2, 3))
         features = self.feature_head(torch.cat([pooled, self.keypoint_mlp(inputs.keypoints.flatten(1))], 1))
         return BpacOutput(torch.stack([head(features) for head in self.heads], 1), features)
+
+
+# Per limb, the landmarks at which BpacLiteNet samples its trunk's maps: the limb's root, its two
+# joints and its tip (a missing hand or foot shows at the wrist / ankle and the tip MediaPipe guessed).
+LIMB_LANDMARKS: dict[str, tuple[str, str, str, str]] = {
+    "left_arm": ("left_shoulder", "left_elbow", "left_wrist", "left_index"),
+    "right_arm": ("right_shoulder", "right_elbow", "right_wrist", "right_index"),
+    "left_leg": ("left_hip", "left_knee", "left_ankle", "left_foot_index"),
+    "right_leg": ("right_hip", "right_knee", "right_ankle", "right_foot_index"),
+}
+
+_SAMPLED_CHANNELS = (40, 112)  # EfficientNet-Lite0's stride-8 and stride-16 maps, sampled at the landmarks
+
+
+class BpacLiteNet(nn.Module):
+    """BPAC-Net on an ImageNet-pretrained trunk (not in the paper, which trains a ResNet-32 + CBAM;
+    here from-scratch convolutions learned nothing from the image within this CPU's training budget,
+    ``bpac_diagnosis.md``, while a fine-tuned pretrained trunk does within a few hundred steps).
+
+    The same input as :class:`BpacNet`, X = concat(I, K): the crop goes through EfficientNet-Lite0
+    (the Lite I2L encoder, :class:`hmrkit.models.lite_i2l.EfficientNetLite0`), and the 33 landmark
+    heatmaps join its stem's output through a strided 3x3 convolution that starts at zero (so
+    training starts from the pretrained trunk unchanged). A CBAM module refines the last feature
+    map before the global pooling and the feature head. Each limb's head reads the feature
+    vector, the landmark list's MLP and the trunk's stride-8 and stride-16 maps sampled at the
+    limb's four landmarks (:data:`LIMB_LANDMARKS`; one projection for both arms, one for both
+    legs): what the image shows where MediaPipe put the wrist or the foot."""
+
+    def __init__(self, config: BpacConfig = BpacConfig(imagenet_trunk=True)) -> None:
+        from hmrkit.models.lite_i2l import HEAD_CHANNELS, EfficientNetLite0
+
+        super().__init__()
+        self.config = config
+        self.trunk = EfficientNetLite0(stem=True)
+        self.heatmap_stem = nn.Conv2d(NUM_LANDMARKS, self.trunk._bn0.num_features, 3, 2, 1, bias=False)
+        nn.init.zeros_(self.heatmap_stem.weight)
+        self.cbam = Cbam(HEAD_CHANNELS, 2 * config.reduction)
+        self.feature_head = nn.Sequential(nn.Linear(HEAD_CHANNELS, config.feature_dim), nn.ReLU(inplace=True))
+        sampled = len(LIMB_LANDMARKS["left_arm"]) * sum(_SAMPLED_CHANNELS)
+        self.limb_features = nn.ModuleList(nn.Sequential(nn.Linear(sampled, config.limb_dim), nn.ReLU(inplace=True))
+                                           for _ in ("arm", "leg"))
+        self.keypoint_mlp = nn.Sequential(nn.Linear(NUM_LANDMARKS * 3, config.keypoint_dim), nn.ReLU(inplace=True),
+                                          nn.Linear(config.keypoint_dim, config.keypoint_dim), nn.ReLU(inplace=True))
+        width = config.feature_dim + config.limb_dim + config.keypoint_dim
+        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(width, 128), nn.ReLU(inplace=True), nn.Linear(128, NUM_CLASSES))
+                                   for _ in LIMBS)
+        self.register_buffer("limb_landmarks", torch.tensor([MEDIAPIPE33.indices(list(LIMB_LANDMARKS[limb])) for limb in LIMBS]),
+                             persistent=False)
+        self.register_buffer("rgb_mean", torch.tensor(_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("rgb_std", torch.tensor(_RGB_STD).view(1, 3, 1, 1), persistent=False)
+
+    def start_from_imagenet(self) -> None:
+        """Load the trunk's ImageNet weights (training from scratch; a shipped file has its own)."""
+        self.trunk.load_imagenet()
+
+    def forward(self, inputs: BpacInput) -> BpacOutput:
+        from hmrkit.models.lite_i2l import _SKIP_BLOCKS
+
+        _check_input(inputs, self.config.crop_size)
+        side = self.config.trunk_size
+        x = F.interpolate(inputs.image, size=(side, side), mode="bilinear", align_corners=False)
+        t = self.trunk
+        h = F.relu6(t._bn0(t._conv_stem((x[:, :3] - self.rgb_mean) / self.rgb_std)) + self.heatmap_stem(x[:, 3:]))
+        maps = []
+        for i, block in enumerate(t._blocks):
+            h = block(h)
+            if i in _SKIP_BLOCKS[1:]:  # stride 8 and 16
+                maps.append(h)
+        top = self.cbam(F.relu6(t._bn1(t._conv_head(h))))
+        features = self.feature_head(top.mean((2, 3)))
+        b, limbs, per_limb = len(features), *self.limb_landmarks.shape
+        grid = inputs.keypoints[:, self.limb_landmarks.flatten(), :2].view(b, limbs * per_limb, 1, 2)
+        sampled = torch.cat([F.grid_sample(m, grid, align_corners=False)[..., 0] for m in maps], 1)  # (B, C, limbs * 4)
+        sampled = sampled.view(b, -1, limbs, per_limb).permute(0, 2, 3, 1).flatten(2)  # (B, limbs, 4 * C)
+        keypoints = self.keypoint_mlp(inputs.keypoints.flatten(1))
+        logits = [head(torch.cat([features, self.limb_features[k // 2](sampled[:, k]), keypoints], 1))
+                  for k, head in enumerate(self.heads)]
+        return BpacOutput(torch.stack(logits, 1), features)
+
+
+def build_bpac_net(config: BpacConfig) -> BpacNet | BpacLiteNet:
+    """The net a config describes (``imagenet_trunk`` picks the trunk)."""
+    return BpacLiteNet(config) if config.imagenet_trunk else BpacNet(config)
+
+
+def _check_input(inputs: BpacInput, s: int) -> None:
+    x = inputs.image
+    if x.ndim != 4 or x.shape[1:] != (3 + NUM_LANDMARKS, s, s):
+        raise ValueError(f"BPAC-Net takes images (B, {3 + NUM_LANDMARKS}, {s}, {s}), got {tuple(x.shape)}")
+    if inputs.keypoints.shape != (x.shape[0], NUM_LANDMARKS, 3):
+        raise ValueError(f"BPAC-Net takes keypoints (B, {NUM_LANDMARKS}, 3), got {tuple(inputs.keypoints.shape)}")
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -246,7 +340,7 @@ def mirror(rgb: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor, labels
 
 
 @torch.no_grad()
-def limb_probabilities(net: BpacNet, crops: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor,
+def limb_probabilities(net: BpacNet | BpacLiteNet, crops: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor,
                        flip_average: bool = True) -> torch.Tensor:
     """(B, 4 limbs, 4 classes) softmax probabilities of people given as uint8 crops (B, S, S, 3),
     crop-pixel landmarks and visibility. ``flip_average``: also ask about the mirrored person and
@@ -271,7 +365,7 @@ def decide(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 # -- weights -----------------------------------------------------------------------------------
 
 
-def save_bpac(net: BpacNet, thresholds: np.ndarray, path: str | Path, extra: dict[str, str] | None = None,
+def save_bpac(net: BpacNet | BpacLiteNet, thresholds: np.ndarray, path: str | Path, extra: dict[str, str] | None = None,
               flip_average: bool = True) -> Path:
     """Write the net and its decision rule (thresholds (4,), one per limb, calibrated with or without
     ``flip_average``); the config goes in the metadata, with the content digest the loader verifies
@@ -288,13 +382,13 @@ def save_bpac(net: BpacNet, thresholds: np.ndarray, path: str | Path, extra: dic
     return path
 
 
-def load_bpac(path: str | Path | None = None) -> tuple[BpacNet, np.ndarray, dict[str, str]]:
+def load_bpac(path: str | Path | None = None) -> tuple[BpacNet | BpacLiteNet, np.ndarray, dict[str, str]]:
     """The net (eval mode), its thresholds and the file's metadata; :class:`ModelAssetError` (one
     line) when the file is missing, damaged or not a BPAC-Net file."""
     path = Path(path) if path is not None else weights_dir() / DEFAULT_WEIGHTS
     state, metadata = read_weights(path, "BPAC-Net", FILE_FORMAT, TRAIN_COMMAND)
     try:
-        net = BpacNet(BpacConfig.from_json(metadata["config"]))
+        net = build_bpac_net(BpacConfig.from_json(metadata["config"]))
         net.load_state_dict(state, strict=True)
         thresholds = np.asarray(json.loads(metadata["thresholds"]), dtype=np.float64)
         if thresholds.shape != (len(LIMBS),) or not np.all((thresholds >= 0) & (thresholds <= 1)):
@@ -311,7 +405,7 @@ def load_bpac(path: str | Path | None = None) -> tuple[BpacNet, np.ndarray, dict
 class BpacClassifier:
     """Limb status of the people of one image from the shipped (or a given) BPAC-Net."""
 
-    net: BpacNet
+    net: BpacNet | BpacLiteNet
     thresholds: np.ndarray  # (4,) per limb: absent when P(present) < threshold
     metadata: dict[str, str] = field(default_factory=dict)
 

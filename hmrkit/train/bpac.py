@@ -3,6 +3,8 @@
     python -m hmrkit.train.bpac --a3d /work/a3d/train             # = hmrkit train bpac --a3d DIR
     python -m hmrkit.train.bpac --a3d DIR --resume                # continue a run from its checkpoint
     python -m hmrkit.train.bpac --a3d DIR1,DIR2 --init hmrkit/weights/bpac.safetensors   # several sets, fine-tune
+    python -m hmrkit.train.bpac --a3d DIR1,DIR2 --imagenet-trunk --head-lr-factor 3 --lr 5e-4 \
+        --batch-size 32 --warmup 50 --steps 1500 --threads 2          # the shipped net (BpacLiteNet)
 
 Data:
 - the A3D set (:mod:`hmrkit.synth.dataset`): each person's crop and the MediaPipe landmarks found
@@ -15,7 +17,12 @@ Data:
   ``coco_mini_dev`` are never read here (they measure the false-amputation rate:
   ``benchmarks/bench_bpac.py``). Detections are cached in the run folder.
 
-Every sample is cut once (``prepared_*.npz`` in the run folder) with room around the crop for
+The net is :class:`BpacNet` (ResNet + CBAM from scratch, the paper's design) or, with
+``--imagenet-trunk``, :class:`BpacLiteNet` (an ImageNet EfficientNet-Lite0 trunk fine-tuned end to
+end, its new layers at ``--head-lr-factor`` x the learning rate).
+
+Every sample is cut once (``prepared_*.npz`` in the run folder; a set folder removed later is read
+from there, matched by its path and the crop settings) with room around the crop for
 augmentation: random scale, rotation and shift, colour (brightness, contrast, saturation),
 landmark and visibility jitter, left-right flips with the limb labels swapped. A batch holds
 ``real_fraction`` real people; the cross-entropy per head is weighted against class frequency
@@ -49,7 +56,9 @@ from hmrkit.models.bpac_net import (
     NUM_CLASSES,
     NUM_LANDMARKS,
     BpacConfig,
+    BpacLiteNet,
     BpacNet,
+    build_bpac_net,
     crop_landmarks,
     cut_person,
     decide,
@@ -70,6 +79,8 @@ ROOM = 1.25  # prepared crops cover this x the net's crop, for the augmentation'
 class BpacTrainConfig:
     a3d: str = ""  # the A3D training set folder(s) (hmrkit synth a3d), comma-separated
     init: str = ""  # start from these BPAC-Net weights (fine-tuning; "" : from scratch)
+    imagenet_trunk: bool = False  # BpacLiteNet: an ImageNet EfficientNet-Lite0 trunk, fine-tuned (off: BpacNet from scratch)
+    head_lr_factor: float = 1.0  # with --imagenet-trunk: the new layers learn at lr x this, the pretrained trunk at lr
     per_limb: bool = False  # calibrate one threshold per limb (off: on the shipped net it overfits the 194 calibration people, bpac_diagnosis.md)
     steps: int = 1500
     batch_size: int = 48
@@ -313,7 +324,7 @@ def augment(samples: Samples, config: BpacConfig, generator: torch.Generator,
 # -- evaluation and calibration ----------------------------------------------------------------
 
 
-def predict(net: BpacNet, samples: Samples, chunk: int = 128, flip_average: bool = True) -> np.ndarray:
+def predict(net: BpacNet | BpacLiteNet, samples: Samples, chunk: int = 128, flip_average: bool = True) -> np.ndarray:
     """(N, 4, 4) class probabilities of prepared samples (their centre crops), as the classifier
     computes them."""
     p, s = samples.crops.shape[1], net.config.crop_size
@@ -434,6 +445,18 @@ def cached(path: Path, key: dict, build) -> Samples:
     return samples
 
 
+def prepared_without_set(path: Path, key: dict, log=print) -> Samples:
+    """The samples a run folder prepared from a set folder that is gone, if they were made from that
+    folder with these crop settings (the stamp's sample count is not checked: there is nothing left
+    to count); otherwise a one-line error."""
+    stamp = path.with_suffix(".json")
+    made = json.loads(stamp.read_text()) if path.exists() and stamp.exists() else {}
+    if {k: made.get(k) for k in key} != key:
+        raise ValueError(f"{key['a3d']} not found (make it with hmrkit synth a3d), and {path.parent} holds no samples prepared from it")
+    log(f"{key['a3d']} not found: using the {made.get('samples', '?')} samples prepared from it in {path}")
+    return Samples.load(path)
+
+
 def load_data(cfg: BpacTrainConfig, config: BpacConfig, run: Path, log=print) -> dict[str, Samples]:
     """train / val_synth / val_real samples, cut once and cached in the run folder."""
     crop = {"crop_size": config.crop_size, "crop_padding": config.crop_padding, "room": ROOM}
@@ -447,9 +470,13 @@ def load_data(cfg: BpacTrainConfig, config: BpacConfig, run: Path, log=print) ->
             np.save(index_path, index)
             return samples
 
-        parts.append(cached(run / f"{name}.npz", {"a3d": str(a3d_root.resolve()), "max_a3d": cfg.max_a3d,
-                                                 "samples": sum(1 for i in completed(a3d_root) if not cfg.max_a3d or i < cfg.max_a3d), **crop},
-                            build_a3d))
+        made_from = {"a3d": str(a3d_root.resolve()), "max_a3d": cfg.max_a3d}
+        if not a3d_root.is_dir():  # the set was removed after a run prepared it: its prepared samples stand in
+            parts.append(prepared_without_set(run / f"{name}.npz", {**made_from, **crop}, log))
+        else:
+            parts.append(cached(run / f"{name}.npz", {**made_from, **crop,
+                                                     "samples": sum(1 for i in completed(a3d_root) if not cfg.max_a3d or i < cfg.max_a3d)},
+                                build_a3d))
         indices.append(np.load(index_path))
     a3d, index = Samples.concat(parts), np.concatenate(indices)
     data = Path(cfg.data)
@@ -493,7 +520,7 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     run = cfg.run()
     run.mkdir(parents=True, exist_ok=True)
-    config = BpacConfig(crop_size=cfg.crop_size)
+    config = BpacConfig(crop_size=cfg.crop_size, imagenet_trunk=cfg.imagenet_trunk)
     data = load_data(cfg, config, run, log)
     seen = int(np.load(run / "prepared_a3d_index.npy").max(initial=-1))
     train_set = data["train"]
@@ -504,7 +531,9 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
     class_weights = torch.tensor((counts / counts.sum(1, keepdims=True)) ** -cfg.class_balance, dtype=torch.float32)
     class_weights /= (class_weights * torch.tensor(counts / counts.sum(1, keepdims=True), dtype=torch.float32)).sum(1, keepdim=True)
 
-    net = BpacNet(config)
+    net = build_bpac_net(config)
+    if isinstance(net, BpacLiteNet) and not cfg.init:
+        net.start_from_imagenet()
     if cfg.init:
         from hmrkit.models.bpac_net import load_bpac
 
@@ -513,7 +542,11 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
             raise ValueError(f"--init {cfg.init}: its net ({start_net.config}) is not this run's ({config})")
         net.load_state_dict(start_net.state_dict())
         log(f"starting from {cfg.init}")
-    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trunk = list(net.trunk.parameters()) if isinstance(net, BpacLiteNet) else []
+    new = [p for p in net.parameters() if all(p is not q for q in trunk)]
+    groups = [{"params": trunk, "factor": 1.0}] if trunk else []
+    groups.append({"params": new, "factor": cfg.head_lr_factor if trunk else 1.0})
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, history = 0, 0.0, []
     if cfg.resume and (run / "checkpoint.safetensors").exists():
         meta = load_checkpoint(run, {"model": net}, {"model": optimizer})
@@ -534,7 +567,7 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
         pick = np.concatenate([rng.choice(real_index, n_real), rng.choice(synth_index, cfg.batch_size - n_real)])
         x, labels = augment(train_set.take(pick), config, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
+            group["lr"] = learning_rate(cfg, step) * group["factor"]
         logits = net(x).logits
         loss = sum(F.cross_entropy(logits[:, k], labels[:, k], weight=class_weights[k]) for k in range(len(LIMBS)))
         optimizer.zero_grad(set_to_none=True)
