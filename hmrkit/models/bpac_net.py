@@ -180,7 +180,7 @@ _SAMPLED_CHANNELS = (40, 112)  # EfficientNet-Lite0's stride-8 and stride-16 map
 class BpacLiteNet(nn.Module):
     """BPAC-Net on an ImageNet-pretrained trunk (not in the paper, which trains a ResNet-32 + CBAM;
     here from-scratch convolutions learned nothing from the image within this CPU's training budget,
-    ``bpac_diagnosis.md``, while a fine-tuned pretrained trunk does within a few hundred steps).
+    ``bpac_scratch_diagnosis.md``, while a fine-tuned pretrained trunk does within a few hundred steps).
 
     The same input as :class:`BpacNet`, X = concat(I, K): the crop goes through EfficientNet-Lite0
     (the Lite I2L encoder, :class:`hmrkit.models.lite_i2l.EfficientNetLite0`), and the 33 landmark
@@ -192,12 +192,12 @@ class BpacLiteNet(nn.Module):
     legs): what the image shows where MediaPipe put the wrist or the foot."""
 
     def __init__(self, config: BpacConfig = BpacConfig(imagenet_trunk=True)) -> None:
-        from hmrkit.models.lite_i2l import HEAD_CHANNELS, EfficientNetLite0
+        from hmrkit.models.lite_i2l import HEAD_CHANNELS, STEM_CHANNELS, EfficientNetLite0
 
         super().__init__()
         self.config = config
         self.trunk = EfficientNetLite0(stem=True)
-        self.heatmap_stem = nn.Conv2d(NUM_LANDMARKS, self.trunk._bn0.num_features, 3, 2, 1, bias=False)
+        self.heatmap_stem = nn.Conv2d(NUM_LANDMARKS, STEM_CHANNELS, 3, 2, 1, bias=False)
         nn.init.zeros_(self.heatmap_stem.weight)
         self.cbam = Cbam(HEAD_CHANNELS, 2 * config.reduction)
         self.feature_head = nn.Sequential(nn.Linear(HEAD_CHANNELS, config.feature_dim), nn.ReLU(inplace=True))
@@ -219,20 +219,12 @@ class BpacLiteNet(nn.Module):
         self.trunk.load_imagenet()
 
     def forward(self, inputs: BpacInput) -> BpacOutput:
-        from hmrkit.models.lite_i2l import _SKIP_BLOCKS
-
         _check_input(inputs, self.config.crop_size)
         side = self.config.trunk_size
         x = F.interpolate(inputs.image, size=(side, side), mode="bilinear", align_corners=False)
-        t = self.trunk
-        h = F.relu6(t._bn0(t._conv_stem((x[:, :3] - self.rgb_mean) / self.rgb_std)) + self.heatmap_stem(x[:, 3:]))
-        maps = []
-        for i, block in enumerate(t._blocks):
-            h = block(h)
-            if i in _SKIP_BLOCKS[1:]:  # stride 8 and 16
-                maps.append(h)
-        top = self.cbam(F.relu6(t._bn1(t._conv_head(h))))
-        features = self.feature_head(top.mean((2, 3)))
+        skips, top = self.trunk((x[:, :3] - self.rgb_mean) / self.rgb_std, stem_extra=self.heatmap_stem(x[:, 3:]))
+        maps = skips[1:]  # stride 8 and 16
+        features = self.feature_head(self.cbam(top).mean((2, 3)))
         b, limbs, per_limb = len(features), *self.limb_landmarks.shape
         grid = inputs.keypoints[:, self.limb_landmarks.flatten(), :2].view(b, limbs * per_limb, 1, 2)
         sampled = torch.cat([F.grid_sample(m, grid, align_corners=False)[..., 0] for m in maps], 1)  # (B, C, limbs * 4)

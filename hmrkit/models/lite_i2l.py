@@ -50,6 +50,7 @@ EARLY_CHANNELS = 24
 _SKIP_BLOCKS = (2, 4, 10)
 SKIP_CHANNELS = (24, 40, 112)
 HEAD_CHANNELS = 1280
+STEM_CHANNELS = 32
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,9 @@ class EfficientNetLite0(nn.Module):
         super().__init__()
         self.stem = stem
         if stem:
-            self._conv_stem = SameConv(3, 32, 3, 2, bias=False)
-            self._bn0 = _bn(32)
-        blocks, cin = [], 32
+            self._conv_stem = SameConv(3, STEM_CHANNELS, 3, 2, bias=False)
+            self._bn0 = _bn(STEM_CHANNELS)
+        blocks, cin = [], STEM_CHANNELS
         for repeats, kernel, stride, expand, cout in LITE0_STAGES:
             for r in range(repeats):
                 blocks.append(_MBConv(cin, cout, kernel, stride if r == 0 else 1, expand, same_padding=True))
@@ -111,12 +112,15 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = _bn(HEAD_CHANNELS)
         self.first = 0 if stem else _EARLY_BLOCKS
 
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def forward(self, x: torch.Tensor, stem_extra: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
         """-> (the stride-4, -8, -16 features (B, 24 / 40 / 112, S/4 ...), the input standing in for
-        the stride-4 one without stem; the stride-32 feature (B, 1280, S/32, S/32))."""
+        the stride-4 one without stem; the stride-32 feature (B, 1280, S/32, S/32)). ``stem_extra``
+        (B, 32, S/2, S/2) is added to the stem's output before its activation (another input's
+        features joining the image's, as BPAC-Net's heatmaps do)."""
         skips = [] if self.stem else [x]
         if self.stem:
-            x = F.relu6(self._bn0(self._conv_stem(x)))
+            x = self._bn0(self._conv_stem(x))
+            x = F.relu6(x if stem_extra is None else x + stem_extra)
         for i in range(self.first, len(self._blocks)):
             x = self._blocks[i](x)
             if i in _SKIP_BLOCKS:

@@ -81,7 +81,7 @@ class BpacTrainConfig:
     init: str = ""  # start from these BPAC-Net weights (fine-tuning; "" : from scratch)
     imagenet_trunk: bool = False  # BpacLiteNet: an ImageNet EfficientNet-Lite0 trunk, fine-tuned (off: BpacNet from scratch)
     head_lr_factor: float = 1.0  # with --imagenet-trunk: the new layers learn at lr x this, the pretrained trunk at lr
-    per_limb: bool = False  # calibrate one threshold per limb (off: on the shipped net it overfits the 194 calibration people, bpac_diagnosis.md)
+    per_limb: bool = False  # calibrate one threshold per limb (off: on the from-scratch net it overfitted the 194 calibration people, bpac_scratch_diagnosis.md)
     steps: int = 1500
     batch_size: int = 48
     lr: float = 2e-3
@@ -543,7 +543,8 @@ def train(cfg: BpacTrainConfig, log=print) -> dict:
         net.load_state_dict(start_net.state_dict())
         log(f"starting from {cfg.init}")
     trunk = list(net.trunk.parameters()) if isinstance(net, BpacLiteNet) else []
-    new = [p for p in net.parameters() if all(p is not q for q in trunk)]
+    in_trunk = {id(p) for p in trunk}
+    new = [p for p in net.parameters() if id(p) not in in_trunk]
     groups = [{"params": trunk, "factor": 1.0}] if trunk else []
     groups.append({"params": new, "factor": cfg.head_lr_factor if trunk else 1.0})
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
