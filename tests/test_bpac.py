@@ -481,6 +481,11 @@ def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
     lite = two[:4] + ["--run-dir", str(tmp_path / "run3")] + common[6:]
     assert main(lite + ["--steps", "1", "--imagenet-trunk", "--head-lr-factor", "3"]) == 0
     assert isinstance(BpacClassifier.load(tmp_path / "bpac.safetensors").net, BpacLiteNet)
+    groups = json.loads((tmp_path / "run3" / "state.json").read_text())["param_groups"]["model"]
+    assert [g["factor"] for g in groups] == [1.0, 3.0] and groups[1]["lr"] == pytest.approx(3 * groups[0]["lr"])
+    from hmrkit.models.lite_i2l import EfficientNetLite0
+
+    assert len(groups[0]["params"]) == len(list(EfficientNetLite0(stem=True).parameters()))  # the trunk alone at lr
     shutil.move(tmp_path / "a3d_copy", tmp_path / "a3d_gone")
     assert main(lite + ["--steps", "1", "--imagenet-trunk"]) == 0
     # --init with another net's shape, and --grow-every over two sets: one line each
