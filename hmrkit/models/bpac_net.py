@@ -174,9 +174,6 @@ LIMB_LANDMARKS: dict[str, tuple[str, str, str, str]] = {
     "right_leg": ("right_hip", "right_knee", "right_ankle", "right_foot_index"),
 }
 
-_SAMPLED_CHANNELS = (40, 112)  # EfficientNet-Lite0's stride-8 and stride-16 maps, sampled at the landmarks
-
-
 class BpacLiteNet(nn.Module):
     """BPAC-Net on an ImageNet-pretrained trunk (not in the paper, which trains a ResNet-32 + CBAM;
     here from-scratch convolutions learned nothing from the image within this CPU's training budget,
@@ -192,7 +189,7 @@ class BpacLiteNet(nn.Module):
     legs): what the image shows where MediaPipe put the wrist or the foot."""
 
     def __init__(self, config: BpacConfig = BpacConfig(imagenet_trunk=True)) -> None:
-        from hmrkit.models.lite_i2l import HEAD_CHANNELS, STEM_CHANNELS, EfficientNetLite0
+        from hmrkit.models.lite_i2l import HEAD_CHANNELS, SKIP_CHANNELS, STEM_CHANNELS, EfficientNetLite0
 
         super().__init__()
         self.config = config
@@ -201,7 +198,7 @@ class BpacLiteNet(nn.Module):
         nn.init.zeros_(self.heatmap_stem.weight)
         self.cbam = Cbam(HEAD_CHANNELS, 2 * config.reduction)
         self.feature_head = nn.Sequential(nn.Linear(HEAD_CHANNELS, config.feature_dim), nn.ReLU(inplace=True))
-        sampled = len(LIMB_LANDMARKS["left_arm"]) * sum(_SAMPLED_CHANNELS)
+        sampled = len(LIMB_LANDMARKS["left_arm"]) * sum(SKIP_CHANNELS[1:])  # the stride-8 and -16 maps, sampled at the landmarks
         self.limb_features = nn.ModuleList(nn.Sequential(nn.Linear(sampled, config.limb_dim), nn.ReLU(inplace=True))
                                            for _ in ("arm", "leg"))
         self.keypoint_mlp = nn.Sequential(nn.Linear(NUM_LANDMARKS * 3, config.keypoint_dim), nn.ReLU(inplace=True),
