@@ -19,7 +19,7 @@ Sections (each skipped with a note when its data is absent):
 - speed: perception alone (``MediaPipeBackend.detect``; the fit per person does not change) on the
   demo photos and on the sample video's first frames, the configuration as it was before issue
   15 (``max_people=8``, no screening: ``MediaPipeConfig(max_people=8, plausibility=None)``)
-  and the current default without the turned search, as it is, and with ``face_detector``, runs
+  and the current default without the face ROIs, as it is, and with ``face_detector``, runs
   alternating on the same machine state; ms per person found (photos: sum over photos / people
   found; video: per person-frame, tracking mode).
 Results: benchmarks/results/people_<name>.{json,md}.
@@ -153,7 +153,7 @@ def bench_speed(repeats: int, frames: int) -> dict:
     from bench_common import DEMO_PHOTOS
 
     ways = {"before (max_people=8, no screening)": {"max_people": 8, "plausibility": None},
-            "current default without the turned search": {"turned_search": False}, "current default": {},
+            "current default without the face ROIs": {"face_rois": ()}, "current default": {},
             "current default with face_detector": {"face_detector": True}}
     photos = [load_image(p).rgb for p in DEMO_PHOTOS]
     out: dict = {"photos": len(photos), "repeats": repeats}
@@ -249,6 +249,8 @@ def main() -> None:
                     help="perception with MediaPipeConfig(face_detector=True): the person detector under faces the pose window misses")
     ap.add_argument("--no-turned-search", action="store_true",
                     help="perception with MediaPipeConfig(turned_search=False): as before the person detector on turned photos")
+    ap.add_argument("--no-face-rois", action="store_true",
+                    help="perception with MediaPipeConfig(face_rois=()): as before the landmark model on ROIs under faces")
     ap.add_argument("--repeats", type=int, default=3, help="speed: alternating runs of each configuration")
     ap.add_argument("--frames", type=int, default=61, help="speed: video frames read (the first one warms up)")
     args = ap.parse_args()
@@ -258,11 +260,13 @@ def main() -> None:
                      "command": f"python benchmarks/bench_people.py --name {args.name} --lsp {args.lsp} --sections {args.sections}"
                      + (f" --repeats {args.repeats} --frames {args.frames}" if "speed" in sections else "")
                      + (" --face-detector" if args.face_detector else "")
-                     + (" --no-turned-search" if args.no_turned_search else ""),
+                     + (" --no-turned-search" if args.no_turned_search else "")
+                     + (" --no-face-rois" if args.no_face_rois else ""),
                      "skipped": []}
     pipeline = Pipeline(PipelineConfig(with_vertices=False)) if set(sections) - {"speed"} else None
     changed = {**({"face_detector": True} if args.face_detector else {}),
-               **({"turned_search": False} if args.no_turned_search else {})}
+               **({"turned_search": False} if args.no_turned_search else {}),
+               **({"face_rois": ()} if args.no_face_rois else {})}
     if pipeline is not None and changed:  # the pipeline's own backend, with these settings changed
         pipeline.backend.close()
         pipeline.backend = MediaPipeBackend(replace(pipeline.backend.config, **changed))

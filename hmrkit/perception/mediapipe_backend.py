@@ -89,7 +89,7 @@ from hmrkit.perception.geometry import (
     square_tiles,
     union_box,
 )
-from hmrkit.perception.person_detector import PersonDetector, PersonRoi, roi_from_points
+from hmrkit.perception.person_detector import PersonDetector, PersonRoi, face_roi, roi_from_points
 from hmrkit.perception.plausibility import PlausibilityConfig, screen
 from hmrkit.perception.views import retry_views, turned_views
 from hmrkit.perception.types import (
@@ -148,6 +148,17 @@ class MediaPipeConfig:
         it added 16 people, most of them the athlete found already, reported a second time with
         other landmarks (a development run, looked at by eye), at 6 ms more per person found
         (benchmarks/results/people_turned_speed.md).
+    face_rois: last, under each face where the searches above found no one, the landmark model on
+        an upright ROI below the face (``person_detector.face_roi``), these many face heights
+        wide, in turn until its nose lands on the face (a standing adult is 9-10 face heights,
+        a seated one about 7). The seated and half-hidden rows of group photos, where the pose
+        window picks a neighbour and the person detector finds nobody. Every face level is then
+        searched (the smaller tiles find the small faces these ROIs need). () turns this off.
+        Measured in benchmarks/results/people_face_rois*.md.
+    min_roi_face_px: faces shorter than this get no face ROI. A person of 9-10 such faces is
+        under ~200 px, and on the small lspet_dev photos the ROIs of 10-15 px faces put the
+        landmarks of someone else, or of no one, on the face (a development run of
+        benchmarks/diagnose_lsp_misses.py: 4 athletes fewer found without this limit).
     hands: look for hands around each pose wrist.
     hands_only: skip the body and search hands on the whole image.
     hands_fallback: search hands on the whole image when no body is found.
@@ -200,6 +211,8 @@ class MediaPipeConfig:
     face_seeds: bool = True
     face_levels: int = 2
     face_detector: bool = False
+    face_rois: tuple[float, ...] = (10.0, 8.0, 13.0, 6.0)
+    min_roi_face_px: float = 20.0
     turned_search: bool = True
     second_look: bool = True
     hands: bool = True
@@ -233,6 +246,8 @@ class MediaPipeConfig:
             raise ValueError(f"max_people must be >= 1, got {self.max_people}")
         if self.new_person_every < 1:
             raise ValueError(f"new_person_every must be >= 1, got {self.new_person_every}")
+        if not all(k > 0 for k in self.face_rois):
+            raise ValueError(f"face_rois must be positive face heights, got {self.face_rois}")
         if self.face_levels < 1:
             raise ValueError(f"face_levels must be >= 1, got {self.face_levels}")
         if min(self.hand_crop_px, self.pose_crop_px, self.body_search_px) < 64:
@@ -431,7 +446,8 @@ class MediaPipeBackend:
         faces = self._workers().submit(self._faces_on_tiles, image, min(image.shape[:2])) if seeds else None
         people = self._paint_over(canvas, found)
         if faces is not None:
-            people += self._face_seeded(canvas, people, faces, found)
+            seeded, seen = self._face_seeded(canvas, people, faces, found)
+            people = self._at_faces(canvas, people + seeded, seen, found)
         if not people and self.config.second_look and not self.config.video:
             people = self._second_look(image, found)
         if self.config.turned_search and not self.config.video and len(people) < self.config.max_people:
@@ -526,25 +542,25 @@ class MediaPipeBackend:
         return people
 
     def _face_seeded(self, canvas: _Canvas, people: list[PersonDetection], first_faces: Future,
-                     tell: Callable[[PersonDetection], None] | None = None) -> list[PersonDetection]:
-        """People under faces that no person found so far explains (see module notes).
-        ``first_faces``: the faces on the first tile level (searched while bodies were)."""
+                     tell: Callable[[PersonDetection], None] | None = None) -> tuple[list[PersonDetection], list[Box]]:
+        """People under faces that no person found so far explains (see module notes), and every
+        face seen. ``first_faces``: the faces on the first tile level (searched while bodies were)."""
         h, w = canvas.shape
         found: list[PersonDetection] = []
-        faces_found = first_faces.result()
+        seen: list[Box] = list(first_faces.result())
         if len(people) >= self.config.max_people:
-            return found
+            return found, seen
         short = min(w, h)
-        missed: list[Box] = []  # faces the pose window found nobody on
         for level in range(self.config.face_levels):
             side = short // (2**level)
             if side < _MIN_FACE_TILE:
                 break
-            faces = faces_found if level == 0 else self._faces_on_tiles(canvas.original, side)
+            faces = seen if level == 0 else self._faces_on_tiles(canvas.original, side)
+            seen += [] if level == 0 else faces
             new = 0
             for face in sorted(faces, key=lambda b: -(b[3] - b[1])):
                 if len(people) + len(found) >= self.config.max_people:
-                    return found
+                    return found, seen
                 if _explained(face, people + found):
                     continue
                 person = self._person_under_face(canvas, face)
@@ -554,29 +570,53 @@ class MediaPipeBackend:
                         tell(person)
                     canvas.paint(person.box)
                     new += 1
-                elif person is None:
-                    missed.append(face)
-            if new == 0:
+            if new == 0 and not self.config.face_rois:
+                break  # the next level's smaller tiles only pay when they feed the face ROIs
+        return found, seen
+
+    def _at_faces(self, canvas: _Canvas, people: list[PersonDetection], faces: list[Box],
+                  tell: Callable[[PersonDetection], None] | None = None) -> list[PersonDetection]:
+        """``people`` and the people the landmark model finds on ROIs at the faces that no one's
+        nose lies near the centre of (``face_rois``, ``face_detector``). Its landmarks follow the
+        ROI it is given, so nothing is painted over for it (painting its people's boxes would hide
+        neighbours from the pose windows, which is why it comes after them). A person found so
+        takes over their face: an earlier person whose nose lies on it, further from its centre, goes
+        (their head landmarks straddle this face and a neighbour's: the pose model's mix of two
+        people, or a second, worse copy of this one)."""
+        for face in sorted(_distinct(faces), key=lambda b: -(b[3] - b[1])):
+            if len(people) >= self.config.max_people or face[3] - face[1] < self.config.min_roi_face_px:
                 break
-        # last, the person detector under the faces still unexplained: its landmarks follow the
-        # ROI it is given, so nothing is painted over for it (painting its people's boxes would
-        # hide neighbours from the pose windows above, which is why it comes after them)
-        for face in missed if self.config.face_detector else []:
-            if len(people) + len(found) >= self.config.max_people:
-                break
-            if _explained(face, people + found):
+            if _explained(face, people, centred=True):
                 continue
             person = self._person_at_face(canvas, face)
-            if person is not None and not _repeats(person, people + found):
-                found.append(person)
+            if person is None:
+                continue
+            centre = np.array([(face[0] + face[2]) / 2, (face[1] + face[3]) / 2])
+            off = float(np.linalg.norm(person.body.xy[0] - centre))
+            others = [p for p in people if p.body is None or not _nose_on_face(p.body, face)
+                      or np.linalg.norm(p.body.xy[0] - centre) <= off]
+            if not _repeats(person, others):
+                people = others + [person]
                 if tell is not None:
                     tell(person)
-        return found
+        return people
 
     def _person_at_face(self, canvas: _Canvas, face: Box) -> PersonDetection | None:
-        """The person whose face is ``face``: the person detector on a window of 3 face heights
-        (the face in its upper part), the detection whose head point lies nearest this face, and
-        the landmark model on that detection's ROI; kept when the nose lands on the face."""
+        """The person whose face is ``face``, by the landmark model on a ROI: the person
+        detector's (``face_detector``), else those of ``face_rois``; kept when the nose lands on the face."""
+        h, w = canvas.shape
+        person = self._person_by_detector(canvas, face) if self.config.face_detector else None
+        detector = self._person_detector()
+        for faces_tall in () if person is not None else self.config.face_rois:
+            body = detector.landmarks(canvas.original, face_roi(face, faces_tall))
+            if body is not None and _nose_on_face(body, face):
+                return self._person(body, w, h) if _fits_face(body, face) else None
+        return person
+
+    def _person_by_detector(self, canvas: _Canvas, face: Box) -> PersonDetection | None:
+        """The person detector on a window of 3 face heights (the face in its upper part), the
+        detection whose head point lies nearest this face, and the landmark model on that
+        detection's ROI; kept when the nose lands on the face."""
         h, w = canvas.shape
         x0, y0, x1, y1 = face
         fh = max(y1 - y0, 1.0)
@@ -850,6 +890,11 @@ def _merge_faces(faces: list[tuple[Box, float]]) -> list[Box]:
     return kept
 
 
+def _distinct(faces: list[Box]) -> list[Box]:
+    """``faces`` without the ones repeating an earlier face (a face found on two tile levels)."""
+    return _merge_faces([(face, -k) for k, face in enumerate(faces)])
+
+
 def _nose_on_face(body: BodyLandmarks, face: Box) -> bool:
     x0, y0, x1, y1 = face
     mx, my = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
@@ -857,9 +902,24 @@ def _nose_on_face(body: BodyLandmarks, face: Box) -> bool:
     return bool(x0 - mx <= nx <= x1 + mx and y0 - my <= ny <= y1 + my)
 
 
-def _explained(face: Box, people: list[PersonDetection]) -> bool:
-    """A found person's nose lies on this face already."""
-    return any(p.body is not None and _nose_on_face(p.body, face) for p in people)
+def _fits_face(body: BodyLandmarks, face: Box) -> bool:
+    """The body is as large as its face: the shoulders at least 0.9 face heights apart. The
+    landmark model puts a body on any ROI it is given; of the people the face ROIs found on the
+    group photos the shoulders lay 1.17 to 2.24 face heights apart, and 0.66 on a pair of hands
+    the face detector took for a face (the bodies of faces seen frontally face the camera too)."""
+    shoulders = float(np.linalg.norm(body.xy[_SHOULDERS[0]] - body.xy[_SHOULDERS[1]]))
+    return shoulders >= 0.9 * (face[3] - face[1])
+
+
+def _explained(face: Box, people: list[PersonDetection], centred: bool = False) -> bool:
+    """A found person's nose lies on this face already; ``centred``: within 0.3 face heights of
+    its centre (a body whose head landmarks straddle two faces, the pose model's mix of two
+    people, still leaves each face to the face ROIs)."""
+    if not centred:
+        return any(p.body is not None and _nose_on_face(p.body, face) for p in people)
+    centre = np.array([(face[0] + face[2]) / 2, (face[1] + face[3]) / 2])
+    near = 0.3 * (face[3] - face[1])
+    return any(p.body is not None and np.linalg.norm(p.body.xy[0] - centre) <= near for p in people)
 
 
 def _hand_candidates(hits: list[_HandHit], wrist: np.ndarray, side: Side, crop_side: float) -> list[tuple[_HandHit, float]]:

@@ -76,6 +76,24 @@ def roi_from_points(hip: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, float
     return np.asarray(hip, np.float64), 2.0 * ROI_SCALE * float(np.hypot(*d)), rotation
 
 
+def face_roi(face: tuple[float, float, float, float], faces_tall: float) -> PersonRoi:
+    """The ROI of an upright person whose face box is ``face``, ``faces_tall`` face heights wide.
+
+    BlazePose's ROI is a square centred on the hip centre, 1.25 x the alignment circle's
+    diameter (the circle through the hips' centre and a point above the head): the head lies in
+    its upper part, about 0.4 of the side above the centre. So the hip centre is put that far
+    below the face's centre, less 0.7 face heights (the face's centre lies below the head's top).
+    A standing adult is about 9-10 face heights tall, seated about 7 (how many tried, in which
+    order: ``MediaPipeConfig.face_rois``); the landmark model is robust to the ROI being off by
+    a face or two, and what it returns is kept only when its nose lands on the face.
+    """
+    x0, y0, x1, y1 = face
+    fh = max(y1 - y0, 1.0)
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    size = faces_tall * fh
+    return PersonRoi(centre + [0.0, 0.4 * size - 0.7 * fh], size, 0.0, centre - [0.0, fh], 1.0)
+
+
 def _graph(text: str, outputs: list[str], side_inputs: dict | None = None):
     from google.protobuf import text_format
 
