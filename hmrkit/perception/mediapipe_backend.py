@@ -582,7 +582,8 @@ class MediaPipeBackend:
         neighbours from the pose windows, which is why it comes after them). A person found so
         takes over their face: an earlier person whose nose lies on it, further from its centre, goes
         (their head landmarks straddle this face and a neighbour's: the pose model's mix of two
-        people, or a second, worse copy of this one)."""
+        people, or a second, worse copy of this one). Where an earlier person's nose lies nearer
+        the centre, the new one is that worse copy and goes."""
         for face in sorted(_distinct(faces), key=lambda b: -(b[3] - b[1])):
             if len(people) >= self.config.max_people or face[3] - face[1] < self.config.min_roi_face_px:
                 break
@@ -592,9 +593,11 @@ class MediaPipeBackend:
             if person is None:
                 continue
             centre = np.array([(face[0] + face[2]) / 2, (face[1] + face[3]) / 2])
-            off = float(np.linalg.norm(person.body.xy[0] - centre))
-            others = [p for p in people if p.body is None or not _nose_on_face(p.body, face)
-                      or np.linalg.norm(p.body.xy[0] - centre) <= off]
+            on_face = [p.body is not None and _nose_on_face(p.body, face) for p in people]
+            off = [float(np.linalg.norm(p.body.xy[0] - centre)) if on else np.inf for p, on in zip(people, on_face)]
+            if min(off, default=np.inf) <= np.linalg.norm(person.body.xy[0] - centre):
+                continue  # someone found already is this face's, their nose nearer its centre
+            others = [p for p, on in zip(people, on_face) if not on]
             if not _repeats(person, others):
                 people = others + [person]
                 if tell is not None:
