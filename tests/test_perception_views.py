@@ -113,3 +113,40 @@ def test_turned_search_does_not_report_a_person_found_upright_again(name):
     upright, people = _without_and_with_turned_search(name)
     assert _nearest(upright, joints, labelled, torso) < 0.5  # found upright
     assert len(people) == len(upright)
+
+
+@needs_lsp
+@pytest.mark.parametrize("name", ["im00169.jpg", "im00659.jpg"])
+def test_detector_windows_find_the_athlete_where_every_view_found_nobody(name):
+    """On these lspet_dev photos neither the plain search nor any view of the second look finds
+    anyone; the person detector on windows of the photo (or of its mirror image) finds the labelled
+    athlete: the landmarks' mean distance to the labels under half a torso length."""
+    joints, labelled, torso = _labelled(name)
+    image = load_image(LSP / "images" / name).rgb
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False, window_tries=0)) as before:
+        assert before.detect(image).people == []
+    with MediaPipeBackend(MediaPipeConfig(hands=False, hands_fallback=False)) as be:
+        people = be.detect(image).people
+    assert len(people) == 1
+    assert _nearest(people, joints, labelled, torso) < 0.5
+
+
+def test_detector_windows_cover_the_photo_at_each_scale():
+    """``people_on_windows`` on a blank 600 x 300 photo finds no one, and asks the detector about one
+    window of the long side and three each of 0.75 and 0.5 of it: three across, one down (the
+    photo's 300-px height is no taller than those windows, which are centred on it)."""
+    from hmrkit.perception.person_detector import PersonDetector
+
+    detector = PersonDetector()
+    asked = []
+    people_in = detector.people_in
+    detector.people_in = lambda image, window: asked.append(window) or people_in(image, window)
+    try:
+        assert detector.people_on_windows(np.zeros((300, 600, 3), np.uint8)) == []
+    finally:
+        detector.close()
+    sides = sorted({round(w.width) for w in asked})
+    assert sides == [300, 450, 600]
+    assert len(asked) == 1 + 3 + 3
+    assert all(w.y0 + w.height / 2 == 150 for w in asked)
+    assert sorted(w.x0 for w in asked if round(w.width) == 300) == [0, 150, 300]

@@ -91,7 +91,7 @@ from hmrkit.perception.geometry import (
 )
 from hmrkit.perception.person_detector import PersonDetector, PersonRoi, face_roi, roi_from_points
 from hmrkit.perception.plausibility import PlausibilityConfig, screen
-from hmrkit.perception.views import retry_views, turned_views
+from hmrkit.perception.views import mirrored_view, retry_views, turned_views
 from hmrkit.perception.types import (
     BodyLandmarks,
     HandLandmarks,
@@ -136,7 +136,10 @@ class MediaPipeConfig:
         lspet_dev and the group photos: benchmarks/results/people_turned_*.md.
     second_look: photos where nobody was found: the pose model again on the photo padded,
         mirrored and turned by 90, 270 and 180 degrees, until one finds a body
-        (``hmrkit.perception.views``: people cut by the border, upside down or lying).
+        (``hmrkit.perception.views``: people cut by the border, upside down or lying); where that
+        finds nobody either, the person detector on windows of the photo and of its mirror image
+        (``PersonDetector.people_on_windows``: small people), and the landmark model on the ROIs
+        of its ``window_tries`` most confident detections in turn until one gives a body.
     face_detector: a face seed becomes a person by a pose call on an upright window under the
         face, where MediaPipe's pose picks whoever is most prominent (often a neighbour: one
         retry with them painted over). When that finds nobody on the face and this is True, the
@@ -212,6 +215,7 @@ class MediaPipeConfig:
     face_levels: int = 2
     face_detector: bool = False
     face_rois: tuple[float, ...] = (10.0, 8.0, 13.0, 6.0)
+    window_tries: int = 3
     min_roi_face_px: float = 20.0
     turned_search: bool = True
     second_look: bool = True
@@ -242,6 +246,8 @@ class MediaPipeConfig:
             raise ValueError(f"second_hand_look crop factors must lie in (0, 1], got {self.second_hand_look}")
         if self.hand_model_complexity not in (0, 1):
             raise ValueError(f"hand_model_complexity must be 0 or 1, got {self.hand_model_complexity}")
+        if self.window_tries < 0:
+            raise ValueError(f"window_tries must be >= 0, got {self.window_tries}")
         if self.max_people < 1:
             raise ValueError(f"max_people must be >= 1, got {self.max_people}")
         if self.new_person_every < 1:
@@ -469,7 +475,27 @@ class MediaPipeBackend:
                 if found is not None:
                     found(person)
                 return [person]
-        return []
+        person = self._on_windows(image)
+        if person is not None and found is not None:
+            found(person)
+        return [] if person is None else [person]
+
+    def _on_windows(self, image: np.ndarray) -> PersonDetection | None:
+        """The most confident person the detector finds on windows of the photo or of its mirror
+        image (``PersonDetector.people_on_windows``) whose ROI gives landmarks."""
+        h, w = image.shape[:2]
+        detector = self._person_detector()
+        mirrored = mirrored_view(image)
+        candidates = [(roi, None) for roi in detector.people_on_windows(image)]
+        candidates += [(roi, mirrored) for roi in detector.people_on_windows(mirrored.image)]
+        for roi, view in sorted(candidates, key=lambda c: -c[0].score)[: self.config.window_tries]:
+            hip, head = [roi.centre, roi.head] if view is None else view.points_back(np.stack([roi.centre, roi.head]))
+            centre, size, rotation = roi_from_points(hip, head)
+            body = detector.landmarks(image, PersonRoi(centre, size, rotation, head, roi.score))
+            person = None if body is None else self._person(body, w, h)
+            if person is not None:
+                return person
+        return None
 
     def _turned_search(self, image: np.ndarray, people: list[PersonDetection],
                        tell: Callable[[PersonDetection], None] | None) -> list[PersonDetection]:

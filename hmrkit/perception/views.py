@@ -58,10 +58,16 @@ def retry_views(image: np.ndarray, pad: float = 0.25) -> list[View]:
     return [
         View(cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0)),
              np.array([[1.0, 0.0, -p], [0.0, 1.0, -p]]), np.eye(3), False),
-        View(np.ascontiguousarray(image[:, ::-1]), np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0]]),
-             np.diag([-1.0, 1.0, 1.0]), True),
+        mirrored_view(image),
         *turned_views(image),
     ]
+
+
+def mirrored_view(image: np.ndarray) -> View:
+    """The photo mirrored left to right."""
+    w = image.shape[1]
+    return View(np.ascontiguousarray(image[:, ::-1]), np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0]]),
+                np.diag([-1.0, 1.0, 1.0]), True)
 
 
 def turned_views(image: np.ndarray) -> list[View]:
