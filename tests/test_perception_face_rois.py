@@ -49,7 +49,7 @@ def found_heads(name: str, **config) -> tuple[int, int, np.ndarray]:
     with MediaPipeBackend(MediaPipeConfig(hands=False, **config)) as be:
         noses = np.array([p.body.xy[NOSE] for p in be.detect(image).people if p.body is not None])
         h, w = image.shape[:2]
-        faces = be._faces_on_tiles(image, min(w, h) // 2)  # the face size near each head point
+        faces = [box for box, _ in be._faces_on_tiles(image, min(w, h) // 2)]  # the face size near each head point
     heads = np.asarray(COUNTS[name]["points"], float)
     found = 0
     for head in heads:

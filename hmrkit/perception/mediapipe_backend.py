@@ -155,13 +155,20 @@ class MediaPipeConfig:
         an upright ROI below the face (``person_detector.face_roi``), these many face heights
         wide, in turn until its nose lands on the face (a standing adult is 9-10 face heights,
         a seated one about 7). The seated and half-hidden rows of group photos, where the pose
-        window picks a neighbour and the person detector finds nobody. Every face level is then
-        searched (the smaller tiles find the small faces these ROIs need). () turns this off.
+        window picks a neighbour and the person detector finds nobody. Where two or more people
+        were found, every face level is then searched (the smaller tiles find the small faces
+        these ROIs need; a portrait stops at the first). () turns this off.
         Measured in benchmarks/results/people_face_rois*.md.
     min_roi_face_px: faces shorter than this get no face ROI. A person of 9-10 such faces is
         under ~200 px, and on the small lspet_dev photos the ROIs of 10-15 px faces put the
         landmarks of someone else, or of no one, on the face (a development run of
         benchmarks/diagnose_lsp_misses.py: 4 athletes fewer found without this limit).
+    min_roi_face_score: faces the face detector is less sure of get no face ROI. On the demo
+        photos (a development run over both tile levels), the faces it saw that were not faces
+        (hands, a dress print, a tie) scored 0.61 to
+        0.72, most under 0.7, and of the 102 real faces of 20 px or more in the counted photos 2
+        did (0.60, 0.69); the landmark model puts a body under a hand taken for a face as readily
+        as under a face (hand4whole_input.png: a hand holding a knife).
     hands: look for hands around each pose wrist.
     hands_only: skip the body and search hands on the whole image.
     hands_fallback: search hands on the whole image when no body is found.
@@ -217,6 +224,7 @@ class MediaPipeConfig:
     face_rois: tuple[float, ...] = (10.0, 8.0, 13.0, 6.0)
     window_tries: int = 3
     min_roi_face_px: float = 20.0
+    min_roi_face_score: float = 0.7
     turned_search: bool = True
     second_look: bool = True
     hands: bool = True
@@ -259,7 +267,7 @@ class MediaPipeConfig:
         if min(self.hand_crop_px, self.pose_crop_px, self.body_search_px) < 64:
             raise ValueError("hand_crop_px, pose_crop_px and body_search_px must be >= 64")
         for name in ("min_pose_confidence", "min_tracking_confidence", "min_hand_confidence",
-                     "min_face_confidence", "visible"):
+                     "min_face_confidence", "min_roi_face_score", "visible"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {v}")
@@ -531,7 +539,7 @@ class MediaPipeBackend:
             self._detector = PersonDetector()
         return self._detector
 
-    def _faces_on_tiles(self, image: np.ndarray, side: int) -> list[Box]:
+    def _faces_on_tiles(self, image: np.ndarray, side: int) -> list[tuple[Box, float]]:
         h, w = image.shape[:2]
         return _merge_faces([f for t in square_tiles(w, h, side) for f in self._faces_in(image, t)])
 
@@ -573,7 +581,7 @@ class MediaPipeBackend:
         face seen. ``first_faces``: the faces on the first tile level (searched while bodies were)."""
         h, w = canvas.shape
         found: list[PersonDetection] = []
-        seen: list[Box] = list(first_faces.result())
+        seen: list[tuple[Box, float]] = list(first_faces.result())  # (face, score)
         if len(people) >= self.config.max_people:
             return found, seen
         short = min(w, h)
@@ -584,7 +592,7 @@ class MediaPipeBackend:
             faces = seen if level == 0 else self._faces_on_tiles(canvas.original, side)
             seen += [] if level == 0 else faces
             new = 0
-            for face in sorted(faces, key=lambda b: -(b[3] - b[1])):
+            for face in sorted((box for box, _ in faces), key=lambda b: -(b[3] - b[1])):
                 if len(people) + len(found) >= self.config.max_people:
                     return found, seen
                 if _explained(face, people + found):
@@ -596,11 +604,11 @@ class MediaPipeBackend:
                         tell(person)
                     canvas.paint(person.box)
                     new += 1
-            if new == 0 and not self.config.face_rois:
-                break  # the next level's smaller tiles only pay when they feed the face ROIs
+            if new == 0 and (not self.config.face_rois or len(people) + len(found) < 2):
+                break  # smaller tiles: the small faces of group photos, for the face ROIs
         return found, seen
 
-    def _at_faces(self, canvas: _Canvas, people: list[PersonDetection], faces: list[Box],
+    def _at_faces(self, canvas: _Canvas, people: list[PersonDetection], faces: list[tuple[Box, float]],
                   tell: Callable[[PersonDetection], None] | None = None) -> list[PersonDetection]:
         """``people`` and the people the landmark model finds on ROIs at the faces that no one's
         nose lies near the centre of (``face_rois``, ``face_detector``). Its landmarks follow the
@@ -610,7 +618,8 @@ class MediaPipeBackend:
         (their head landmarks straddle this face and a neighbour's: the pose model's mix of two
         people, or a second, worse copy of this one). Where an earlier person's nose lies nearer
         the centre, the new one is that worse copy and goes."""
-        for face in sorted(_distinct(faces), key=lambda b: -(b[3] - b[1])):
+        sure = [box for box, score in _merge_faces(faces) if score >= self.config.min_roi_face_score]
+        for face in sorted(sure, key=lambda b: -(b[3] - b[1])):
             if len(people) >= self.config.max_people or face[3] - face[1] < self.config.min_roi_face_px:
                 break
             if _explained(face, people, centred=True):
@@ -907,21 +916,16 @@ def _inside(point: np.ndarray, box: Box) -> bool:
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
-def _merge_faces(faces: list[tuple[Box, float]]) -> list[Box]:
-    """One box per face across overlapping tiles (the most confident one)."""
-    kept: list[Box] = []
-    for box, _ in sorted(faces, key=lambda f: -f[1]):
+def _merge_faces(faces: list[tuple[Box, float]]) -> list[tuple[Box, float]]:
+    """One (box, score) per face across overlapping tiles or tile levels (the most confident one)."""
+    kept: list[tuple[Box, float]] = []
+    for box, score in sorted(faces, key=lambda f: -f[1]):
         c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
         size = box[3] - box[1]
         if all(np.linalg.norm(c - [(k[0] + k[2]) / 2, (k[1] + k[3]) / 2]) > 0.5 * max(size, k[3] - k[1])
-               for k in kept):
-            kept.append(box)
+               for k, _ in kept):
+            kept.append((box, score))
     return kept
-
-
-def _distinct(faces: list[Box]) -> list[Box]:
-    """``faces`` without the ones repeating an earlier face (a face found on two tile levels)."""
-    return _merge_faces([(face, -k) for k, face in enumerate(faces)])
 
 
 def _nose_on_face(body: BodyLandmarks, face: Box) -> bool:
