@@ -5,17 +5,24 @@ How it works and why:
   wheel (0 and 2 download at run time and must never be used). Photos use static mode;
   ``video=True`` uses MediaPipe's tracking (frames must then come in order from one video).
 - Multi-person: MediaPipe Pose finds ONE person per call, and its detector is built for one
-  prominent person. Two searches add people, up to ``max_people``:
+  prominent person. Three searches add people, up to ``max_people``:
   1. paint-over: the person found is painted over (landmark box, flat mean colour) and pose
      runs again, until nothing new is found;
   2. face seeds (photos only): faces are found with the bundled full-range face detector on
-     square tiles (image short side, then half of it while that keeps finding people); under
+     square tiles (image short side, then half of it while that keeps finding people or two
+     or more people were found); under
      each face not yet explained, pose runs on an upright window of 5 x 10 face heights, and
      the result is kept only when its nose lands on that face (one retry with the wrong person
-     painted over).
+     painted over);
+  3. face ROIs (photos only): under each face (scored 0.7 or more) that no one's nose lies near
+     the centre of, the pose landmark model on an upright ROI of 10, 8, 13 or 6 face heights
+     in turn, kept when its nose lands on the face and its shoulders are as wide as the face
+     says (``face_rois``). The landmarks follow the ROI given, so the crowded, seated rows of
+     group photos, where the pose window above picks a neighbour, are found. A person found so
+     replaces an earlier one whose nose lay on the face further from its centre (a mix of two
+     neighbours); one whose nose lies further than an earlier person's is that person again.
   Limits: people whose face is hidden or turned away are found only by paint-over; painting a
-  box can hide an overlapping neighbour; crowded rows of seated people (bodies hidden behind
-  others) are often missed; each person costs one or two pose calls. In video mode each
+  box can hide an overlapping neighbour; each person costs one or two pose calls. In video mode each
   person slot keeps its own tracking graph and sees the frame with the earlier slots' people
   painted over (no face seeds); slots tracking nobody search for new people only every
   ``new_person_every`` frames, so a frame costs about one pose call per tracked person.
@@ -49,7 +56,8 @@ How it works and why:
   alone. (On the demo photos it rarely finds any: it looks for two hands on the whole image.)
 - Second look (photos): when nobody at all was found, the pose model runs again on the photo
   padded, mirrored and turned (``hmrkit.perception.views``), for people cut by the border, upside
-  down or lying.
+  down or lying; when that finds nobody either, BlazePose's person detector on windows of the
+  photo and of its mirror image (small people), and the landmark model on its most confident ROIs.
 - Turned search (photos): last, BlazePose's person detector runs on the photo turned by 90, 270
   and 180 degrees, and the landmark model on the ROI of each detection that no one found so far
   explains: people upside down or lying in a photo where others were found upright (a high
