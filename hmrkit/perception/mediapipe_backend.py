@@ -147,7 +147,8 @@ class MediaPipeConfig:
         (``hmrkit.perception.views``: people cut by the border, upside down or lying); where that
         finds nobody either, the person detector on windows of the photo and of its mirror image
         (``PersonDetector.people_on_windows``: small people), and the landmark model on the ROIs
-        of its ``window_tries`` most confident detections in turn until one gives a body.
+        of its ``window_tries`` most confident detections in turn until one gives a body (0:
+        no windows).
     face_detector: a face seed becomes a person by a pose call on an upright window under the
         face, where MediaPipe's pose picks whoever is most prominent (often a neighbour: one
         retry with them painted over). When that finds nobody on the face and this is True, the
@@ -159,8 +160,8 @@ class MediaPipeConfig:
         it added 16 people, most of them the athlete found already, reported a second time with
         other landmarks (a development run, looked at by eye), at 6 ms more per person found
         (benchmarks/results/people_turned_speed.md).
-    face_rois: last, under each face where the searches above found no one, the landmark model on
-        an upright ROI below the face (``person_detector.face_roi``), these many face heights
+    face_rois: last, under each face that no one found by the searches above has their nose near
+        the centre of (0.3 face heights), the landmark model on an upright ROI below the face (``person_detector.face_roi``), these many face heights
         wide, in turn until its nose lands on the face (a standing adult is 9-10 face heights,
         a seated one about 7). The seated and half-hidden rows of group photos, where the pose
         window picks a neighbour and the person detector finds nobody. Where two or more people
@@ -584,9 +585,11 @@ class MediaPipeBackend:
         return people
 
     def _face_seeded(self, canvas: _Canvas, people: list[PersonDetection], first_faces: Future,
-                     tell: Callable[[PersonDetection], None] | None = None) -> tuple[list[PersonDetection], list[Box]]:
+                     tell: Callable[[PersonDetection], None] | None = None
+                     ) -> tuple[list[PersonDetection], list[tuple[Box, float]]]:
         """People under faces that no person found so far explains (see module notes), and every
-        face seen. ``first_faces``: the faces on the first tile level (searched while bodies were)."""
+        face seen, with its score. ``first_faces``: the faces on the first tile level (searched
+        while bodies were)."""
         h, w = canvas.shape
         found: list[PersonDetection] = []
         seen: list[tuple[Box, float]] = list(first_faces.result())  # (face, score)
