@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from hmrkit.body.conventions import HAND21, MEDIAPIPE33
+from hmrkit.body.conventions import HAND21, MEDIAPIPE33, sides_swapped
 
 Side = Literal["left", "right"]
 SideSource = Literal["pose", "hand_model"]
@@ -21,6 +21,7 @@ SideSource = Literal["pose", "hand_model"]
 # Names come from the one registry (hmrkit.body.conventions); MediaPipe's output orders match
 # them (checked against MediaPipe's own enums in the tests). Sides are the PERSON's sides.
 MEDIAPIPE33_NAMES: tuple[str, ...] = MEDIAPIPE33.names
+_SIDES_EXCHANGED = np.array(sides_swapped(MEDIAPIPE33_NAMES))  # landmark order with left and right exchanged
 HAND21_NAMES: tuple[str, ...] = HAND21.names  # wrist, thumb, index, middle, ring, little (MediaPipe's "pinky")
 
 
@@ -66,6 +67,13 @@ class BodyLandmarks:
     def point(self, name: str) -> np.ndarray:
         """Pixel position of a named landmark."""
         return self.xy[mp33_index(name)]
+
+    def sides_exchanged(self) -> BodyLandmarks:
+        """The same points with the person's left and right exchanged (the left wrist's point
+        named the right wrist and so on; nothing moves)."""
+        order = _SIDES_EXCHANGED
+        return BodyLandmarks(xy=self.xy[order], visibility=self.visibility[order], world=self.world[order],
+                             presence=None if self.presence is None else self.presence[order])
 
 
 @dataclass(frozen=True)

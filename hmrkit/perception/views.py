@@ -19,11 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from hmrkit.body.conventions import sides_swapped
-from hmrkit.perception.types import MEDIAPIPE33_NAMES, BodyLandmarks
+from hmrkit.perception.types import BodyLandmarks
 
-
-_MIRROR = np.array(sides_swapped(MEDIAPIPE33_NAMES))  # landmark order of the person seen in a mirror
 
 
 @dataclass(frozen=True)
@@ -41,13 +38,9 @@ class View:
 
     def body_back(self, body: BodyLandmarks) -> BodyLandmarks:
         """Landmarks found in this view, as landmarks of the photo."""
-        xy = self.points_back(body.xy)
-        world = body.world.astype(np.float64) @ self.axes.T
-        vis, presence = body.visibility, body.presence
-        if self.mirrored:  # the person's left looked like a right in the mirror
-            xy, world, vis = xy[_MIRROR], world[_MIRROR], vis[_MIRROR]
-            presence = None if presence is None else presence[_MIRROR]
-        return BodyLandmarks(xy=xy, visibility=vis, world=world, presence=presence)
+        back = BodyLandmarks(xy=self.points_back(body.xy), visibility=body.visibility,
+                             world=body.world.astype(np.float64) @ self.axes.T, presence=body.presence)
+        return back.sides_exchanged() if self.mirrored else back  # in a mirror the left looks like a right
 
 
 def retry_views(image: np.ndarray, pad: float = 0.25) -> list[View]:
