@@ -19,7 +19,8 @@ Sections (each skipped with a note when its data is absent):
 - speed: perception alone (``MediaPipeBackend.detect``; the fit per person does not change) on the
   demo photos and on the sample video's first frames, the configuration as it was before issue
   15 (``max_people=8``, no screening: ``MediaPipeConfig(max_people=8, plausibility=None)``)
-  and the current default without the face ROIs, as it is, and with ``face_detector``, runs
+  and the current default without the face ROIs, as it is, and without the refinement of the
+  landmarks of photos of one or two people (``refine_passes=0``), runs
   alternating on the same machine state; ms per person found (photos: sum over photos / people
   found; video: per person-frame, tracking mode).
 Results: benchmarks/results/people_<name>.{json,md}.
@@ -154,7 +155,7 @@ def bench_speed(repeats: int, frames: int) -> dict:
 
     ways = {"before (max_people=8, no screening)": {"max_people": 8, "plausibility": None},
             "current default without the face ROIs": {"face_rois": ()}, "current default": {},
-            "current default with face_detector": {"face_detector": True}}
+            "current default without the refinement": {"refine_passes": 0}}
     photos = [load_image(p).rgb for p in DEMO_PHOTOS]
     out: dict = {"photos": len(photos), "repeats": repeats}
     backends = {way: MediaPipeBackend(MediaPipeConfig(**kw)) for way, kw in ways.items()}

@@ -168,7 +168,7 @@ class MediaPipeConfig:
         window picks a neighbour and the person detector finds nobody. Where two or more people
         were found, every face level is then searched (the smaller tiles find the small faces
         these ROIs need; a portrait stops at the first). () turns this off.
-        Measured in benchmarks/results/people_face_rois*.md.
+        Measured in benchmarks/results/people_face_rois*.md (the group photos without and with them).
     min_roi_face_px: faces shorter than this get no face ROI. A person of 9-10 such faces is
         under ~200 px, and on the small lspet_dev photos the ROIs of 10-15 px faces put the
         landmarks of someone else, or of no one, on the face (a development run of
