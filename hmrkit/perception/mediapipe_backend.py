@@ -152,7 +152,7 @@ class MediaPipeConfig:
         in turn until one gives a body (0: no windows).
     min_window_score: the detector's score from which a detection on the windows is trusted. On
         the lspet_dev photos where only the windows found the athlete it scored 0.61 to 0.88
-        (0.79, 0.80, 0.88 kept), and 0.67 on zidane.jpg with its two people inpainted away (the
+        (three of five pass this), and 0.67 on zidane.jpg with its two people inpainted away (the
         synthesis's background check, tests/test_synth_backgrounds.py): a photo without people
         must give nobody (development runs).
     face_detector: a face seed becomes a person by a pose call on an upright window under the
