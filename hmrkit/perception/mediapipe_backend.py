@@ -63,6 +63,9 @@ How it works and why:
   explains: people upside down or lying in a photo where others were found upright (a high
   jumper over the bar above the people standing by). A person it finds again, with other
   landmarks, is recognised by box overlap (``turned_search``).
+- Refinement (photos of one or two people): each body's landmarks are made again on the ROI
+  of the landmark model's own alignment points, as MediaPipe's tracking does from frame to
+  frame, and kept where they stay near and the model is as sure of them (``refine_passes``).
 - No silent cap: ``max_people`` is high by default, and the result says when it was reached.
 - What was measured (benchmarks/results/people_before.md, people_after.md): the hand close-ups,
   the group photos against a manual count, and the first 200 lspet_dev photos, through the pipeline.

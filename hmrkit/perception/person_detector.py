@@ -12,7 +12,8 @@ what a multi-person search needs:
 - ``PoseLandmarkByRoiCpu`` puts the landmark model on a region we choose: the square ROI
   MediaPipe derives from those points (centred on the hips, 2 x 1.25 x the hip-to-point
   distance wide, turned so the body is upright). So the landmarks are of *that* person, not of
-  whoever is most prominent in a crop.
+  whoever is most prominent in a crop. It also gives the model's own two alignment points, from
+  which MediaPipe's tracking makes the next frame's ROI; ``follow`` does that on one photo.
 
 No new runtime: these are the graphs ``mp.solutions.pose`` itself is built from, loaded from the
 wheel's modules (pose_detection.tflite, pose_landmark_full.tflite). Not thread-safe: one
