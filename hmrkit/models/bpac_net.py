@@ -174,6 +174,7 @@ LIMB_LANDMARKS: dict[str, tuple[str, str, str, str]] = {
     "right_leg": ("right_hip", "right_knee", "right_ankle", "right_foot_index"),
 }
 
+
 class BpacLiteNet(nn.Module):
     """BPAC-Net on an ImageNet-pretrained trunk (not in the paper, which trains a ResNet-32 + CBAM;
     here from-scratch convolutions learned nothing from the image within this CPU's training budget,

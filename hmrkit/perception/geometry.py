@@ -94,6 +94,11 @@ def points_box(points: np.ndarray, margin: float = 0.1) -> Box:
     return (float(lo[0] - m[0]), float(lo[1] - m[1]), float(hi[0] + m[0]), float(hi[1] + m[1]))
 
 
+def box_centre(box: Box) -> np.ndarray:
+    """(2,) the centre of a box (x0, y0, x1, y1)."""
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+
+
 def union_box(boxes: list[Box]) -> Box:
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return (float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max()))

@@ -87,6 +87,7 @@ from hmrkit.perception.geometry import (
     Box,
     Crop,
     body_in_window,
+    box_centre,
     clip_box,
     crop_centre_overlaps,
     cut,
@@ -630,7 +631,8 @@ class MediaPipeBackend:
             if side < _MIN_FACE_TILE:
                 break
             faces = seen if level == 0 else self._faces_on_tiles(canvas.original, side)
-            seen += [] if level == 0 else faces
+            if level > 0:
+                seen += faces
             new = 0
             for face in sorted((box for box, _ in faces), key=lambda b: -(b[3] - b[1])):
                 if len(people) + len(found) >= self.config.max_people:
@@ -667,7 +669,7 @@ class MediaPipeBackend:
             person = self._person_at_face(canvas, face)
             if person is None:
                 continue
-            centre = np.array([(face[0] + face[2]) / 2, (face[1] + face[3]) / 2])
+            centre = box_centre(face)
             on_face = [p.body is not None and _nose_on_face(p.body, face) for p in people]
             off = [float(np.linalg.norm(p.body.xy[0] - centre)) if on else np.inf for p, on in zip(people, on_face)]
             if min(off, default=np.inf) <= np.linalg.norm(person.body.xy[0] - centre):
@@ -682,14 +684,17 @@ class MediaPipeBackend:
     def _person_at_face(self, canvas: _Canvas, face: Box) -> PersonDetection | None:
         """The person whose face is ``face``, by the landmark model on a ROI: the person
         detector's (``face_detector``), else those of ``face_rois``; kept when the nose lands on the face."""
+        if self.config.face_detector:
+            person = self._person_by_detector(canvas, face)
+            if person is not None:
+                return person
         h, w = canvas.shape
-        person = self._person_by_detector(canvas, face) if self.config.face_detector else None
         detector = self._person_detector()
-        for faces_tall in () if person is not None else self.config.face_rois:
+        for faces_tall in self.config.face_rois:
             body = detector.landmarks(canvas.original, face_roi(face, faces_tall))
             if body is not None and _nose_on_face(body, face):
                 return self._person(body, w, h) if _fits_face(body, face) else None
-        return person
+        return None
 
     def _person_by_detector(self, canvas: _Canvas, face: Box) -> PersonDetection | None:
         """The person detector on a window of 3 face heights (the face in its upper part), the
@@ -702,7 +707,7 @@ class MediaPipeBackend:
         centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2 + 0.5 * fh])  # 29 faces at 3, 18 at 4, fewer at 5-8)
         detector = self._person_detector()
         found = detector.people_in(canvas.original, Crop(centre[0] - side / 2, centre[1] - side / 2, side, side))
-        face_centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        face_centre = box_centre(face)
         near = [r for r in found if np.linalg.norm(r.head - face_centre) < 2.0 * fh]
         for roi in sorted(near, key=lambda r: np.linalg.norm(r.head - face_centre)):
             body = detector.landmarks(canvas.original, roi)
@@ -975,9 +980,9 @@ def _merge_faces(faces: list[tuple[Box, float]]) -> list[tuple[Box, float]]:
     """One (box, score) per face across overlapping tiles or tile levels (the most confident one)."""
     kept: list[tuple[Box, float]] = []
     for box, score in sorted(faces, key=lambda f: -f[1]):
-        c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        c = box_centre(box)
         size = box[3] - box[1]
-        if all(np.linalg.norm(c - [(k[0] + k[2]) / 2, (k[1] + k[3]) / 2]) > 0.5 * max(size, k[3] - k[1])
+        if all(np.linalg.norm(c - box_centre(k)) > 0.5 * max(size, k[3] - k[1])
                for k, _ in kept):
             kept.append((box, score))
     return kept
@@ -1022,7 +1027,7 @@ def _explained(face: Box, people: list[PersonDetection], centred: bool = False) 
     people, still leaves each face to the face ROIs)."""
     if not centred:
         return any(p.body is not None and _nose_on_face(p.body, face) for p in people)
-    centre = np.array([(face[0] + face[2]) / 2, (face[1] + face[3]) / 2])
+    centre = box_centre(face)
     near = 0.3 * (face[3] - face[1])
     return any(p.body is not None and np.linalg.norm(p.body.xy[0] - centre) <= near for p in people)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hmrkit.light_import import import_module_lightly
-from hmrkit.perception.geometry import Crop, body_in_window, cut
+from hmrkit.perception.geometry import Crop, body_in_window, box_centre, cut
 from hmrkit.perception.types import BodyLandmarks, mp33_index
 
 _LEFT_HIP, _RIGHT_HIP = mp33_index("left_hip"), mp33_index("right_hip")
@@ -106,9 +106,8 @@ def face_roi(face: tuple[float, float, float, float], faces_tall: float) -> Pers
     order: ``MediaPipeConfig.face_rois``); the landmark model is robust to the ROI being off by
     a face or two, and what it returns is kept only when its nose lands on the face.
     """
-    x0, y0, x1, y1 = face
-    fh = max(y1 - y0, 1.0)
-    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    fh = max(face[3] - face[1], 1.0)
+    centre = box_centre(face)
     size = faces_tall * fh
     return PersonRoi(centre + [0.0, 0.4 * size - 0.7 * fh], size, 0.0, centre - [0.0, fh], 1.0)
 
