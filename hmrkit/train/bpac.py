@@ -15,7 +15,12 @@ Data:
   ``lspet_dev`` photos and in ``demo_images`` (not ``hands/``). Even photos whose number is a
   multiple of 6 are held out for calibration. The odd-numbered ``lspet_dev`` photos and
   ``coco_mini_dev`` are never read here (they measure the false-amputation rate:
-  ``benchmarks/bench_bpac.py``). Detections are cached in the run folder.
+  ``benchmarks/bench_bpac.py``). Detections are cached in the run folder;
+- with ``--erased``, the same real training people (not the calibration photos) once more with a
+  limb erased and once with the same fill painted beside them (:mod:`hmrkit.synth.erase`,
+  perception run again on each edit): absent limbs in real pixels, so "real-looking" cannot
+  mean "present", and a fill that is not on a limb labelled present. Cut once into
+  ``prepared_erased.npz``.
 
 The net is :class:`BpacNet` (ResNet + CBAM from scratch, the paper's design) or, with
 ``--imagenet-trunk``, :class:`BpacLiteNet` (an ImageNet EfficientNet-Lite0 trunk fine-tuned end to
@@ -87,7 +92,8 @@ class BpacTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: int = 100
-    real_fraction: float = 0.25  # share of real intact people in a batch
+    real_fraction: float = 0.25  # share of real people in a batch (intact ones, and with --erased their edits)
+    erased: bool = False  # also real training people with a limb erased, and with a decoy fill beside them (hmrkit.synth.erase)
     class_balance: float = 0.5  # cross-entropy weight per class = (share of the class) ** -class_balance
     false_rate: float = 0.005  # calibration: at most this share of held-out real intact people get any limb called absent
     synth_false_rate: float = 0.02  # ... and at most this share of held-out synthetic people with every limb present
@@ -249,6 +255,51 @@ def prepare_a3d(root: Path, config: BpacConfig, stop: int = 0, log=print, start:
                       np.stack(vis).astype(np.float32) if vis else np.zeros((0, NUM_LANDMARKS), np.float32),
                       np.stack(labels) if labels else np.zeros((0, len(LIMBS)), np.int64), np.zeros(len(kept), bool))
     return samples, np.array(kept, np.int64)
+
+
+def prepare_erased(people: Detections, config: BpacConfig, seed: int, log=print) -> Samples:
+    """Real people with a limb erased (labelled with that limb's level) and the same people with a
+    decoy fill beside them (every limb present): :func:`hmrkit.synth.erase.edit_person`, perception
+    run again on each edited photo. Each person gets the first absence type, in a seeded random
+    order, whose limb is in view (``limb_in_view``); people with none are skipped."""
+    from hmrkit.body.limbs import levels
+    from hmrkit.io.images import load_image
+    from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
+    from hmrkit.perception.types import BodyLandmarks
+    from hmrkit.synth.erase import edit_person, limb_in_view
+
+    types = [(limb, level) for limb in LIMBS for level in levels(limb)]
+    rng = np.random.default_rng(seed)
+    crops, xys, vis, labels = [], [], [], []
+    start = time.perf_counter()
+    with MediaPipeBackend(MediaPipeConfig()) as backend:
+        def detect(rgb: np.ndarray) -> list[BodyLandmarks]:
+            return [p.body for p in backend.detect(rgb).people if p.body is not None]
+
+        rgb, last = None, None
+        for n, (name, xy, visibility) in enumerate(zip(people.photo, people.xy, people.visibility)):
+            if name != last:
+                rgb, last = load_image(name).rgb, name
+            body = BodyLandmarks(xy.astype(np.float64), visibility.astype(np.float64), np.zeros((NUM_LANDMARKS, 3)))
+            usable = [types[k] for k in rng.permutation(len(types)) if limb_in_view(body, types[k][0], rgb.shape[:2])]
+            if not usable:
+                continue
+            for decoy in (False, True):
+                edit = edit_person(rgb, body, *usable[0], detect, decoy=decoy)
+                if edit is None:
+                    continue
+                crop, cxy = prepare_person(edit.rgb, edit.body.xy, config)
+                crops.append(crop)
+                xys.append(cxy)
+                vis.append(edit.body.visibility)
+                labels.append(edit.limb_classes)
+            if (n + 1) % 100 == 0:
+                log(f"erased limbs: {n + 1}/{len(people.photo)} people, {len(crops)} edits, {time.perf_counter() - start:.0f} s")
+    size = int(round(config.crop_size * ROOM))
+    return Samples(np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8),
+                   np.stack(xys).astype(np.float32) if xys else np.zeros((0, NUM_LANDMARKS, 2), np.float32),
+                   np.stack(vis).astype(np.float32) if vis else np.zeros((0, NUM_LANDMARKS), np.float32),
+                   np.stack(labels) if labels else np.zeros((0, len(LIMBS)), np.int64), np.ones(len(crops), bool))
 
 
 def prepare_real(people: Detections, config: BpacConfig) -> Samples:
@@ -484,7 +535,13 @@ def load_data(cfg: BpacTrainConfig, config: BpacConfig, run: Path, log=print) ->
     real = cached(run / "prepared_real.npz", {"people": len(people.photo), **crop}, lambda: prepare_real(people, config))
     held_real = np.array([is_calibration_photo(p) for p in people.photo], bool)
     held_synth = index % 10 == 9
-    return {"train": Samples.concat([a3d.take(~held_synth), real.take(~held_real)]),
+    edits = []
+    if cfg.erased:  # from the training photos only: the calibration photos stay unedited
+        training_people = Detections(*(getattr(people, f.name)[~held_real] for f in fields(Detections) if f.name != "photos"),
+                                     people.photos)
+        edits.append(cached(run / "prepared_erased.npz", {"people": int((~held_real).sum()), "seed": cfg.seed, **crop},
+                            lambda: prepare_erased(training_people, config, cfg.seed, log)))
+    return {"train": Samples.concat([a3d.take(~held_synth), real.take(~held_real), *edits]),
             "val_synth": a3d.take(held_synth), "val_real": real.take(held_real)}
 
 
