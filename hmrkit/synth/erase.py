@@ -79,15 +79,16 @@ def limb_mask(shape: tuple[int, int], xy: np.ndarray, limb: str, level: str, pla
     chain = limb_chain(limb, level, xy)
     width = plan.arm_width if limb.endswith("_arm") else plan.leg_width
     mask = np.zeros(shape, np.uint8)
-    joints = chain[:-1]
+    joints, tips = chain[:-1], chain[-1]  # from the joint where the cut lies to the wrist or ankle
+
+    def pixel(p: np.ndarray) -> tuple[int, int]:
+        return tuple(np.round(p).astype(int))
+
     for a, b in zip(joints, joints[1:]):
-        cv2.line(mask, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 1, max(1, round(width * torso)))
-    if joints:  # the segment into the hand or foot, and the joint where the cut lies
-        cv2.circle(mask, tuple(np.round(joints[0]).astype(int)), max(1, round(0.5 * width * torso)), 1, -1)
-    tips = chain[-1]
-    end = joints[-1] if joints else tips.mean(0)
+        cv2.line(mask, pixel(a), pixel(b), 1, max(1, round(width * torso)))
+    cv2.circle(mask, pixel(joints[0]), max(1, round(0.5 * width * torso)), 1, -1)
     for p in tips:
-        cv2.line(mask, tuple(np.round(end).astype(int)), tuple(np.round(p).astype(int)), 1, max(1, round(plan.hand_width * torso)))
+        cv2.line(mask, pixel(joints[-1]), pixel(p), 1, max(1, round(plan.hand_width * torso)))
     grow = max(1, round(plan.dilate * torso))
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     return mask.astype(bool)

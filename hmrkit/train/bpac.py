@@ -694,7 +694,8 @@ def write_record(stem: Path, summary: dict, history: list[dict]) -> None:
         "# BPAC-Net training run (hmrkit.train.bpac)", "",
         f"Machine: {summary['machine']}. {summary['steps']} steps of batch {summary['batch_size']} in {summary['seconds']:.0f} s; "
         f"{summary['parameters']} parameters; A3D set `{cfg['a3d']}`.", "",
-        f"Training people: {summary['people']['train_synthetic']} synthetic, {summary['people']['train_real']} real intact. "
+        f"Training people: {summary['people']['train_synthetic']} synthetic, {summary['people']['train_real']} real"
+        f"{' (intact people, and the same with a limb erased or a decoy fill: --erased)' if cfg.get('erased') else ' intact'}. "
         f"Calibrated thresholds on P(present) ({', '.join(LIMBS)}): "
         f"{', '.join(f'{t:.4f}' for t in summary.get('thresholds', [summary['threshold']] * len(LIMBS)))} (held-out real intact people at most "
         f"{100 * cfg['false_rate']:.1f} %, held-out synthetic intact people at most {100 * cfg['synth_false_rate']:.1f} %).", "",
