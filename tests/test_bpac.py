@@ -438,9 +438,8 @@ def test_growing_set_adds_finished_samples_to_both_slices(tmp_path):
 
 
 @pytest.mark.slow
-def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
-    from hmrkit.train.bpac import main
-
+def _training_photos(tmp_path):
+    """A data folder of three lspet_dev photos and one demo photo, and a tiny A3D set beside it."""
     lspet = shared_data("lspet_dev", "images")
     demo = shared_data("demo_images", "zidane.jpg")
     data = tmp_path / "data"
@@ -450,6 +449,13 @@ def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
         shutil.copy(lspet / name, data / "lspet_dev" / "images" / name)
     shutil.copy(demo, data / "demo_images" / demo.name)
     _tiny_a3d(tmp_path / "a3d")
+    return data
+
+
+def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
+    from hmrkit.train.bpac import main
+
+    data = _training_photos(tmp_path)
     common = ["--a3d", str(tmp_path / "a3d"), "--data", str(data), "--run-dir", str(tmp_path / "run"),
               "--out", str(tmp_path / "bpac.safetensors"), "--batch-size", "4", "--crop-size", "64",
               "--val-every", "1", "--checkpoint-every", "1", "--warmup", "1", "--record", str(tmp_path / "record")]
@@ -491,6 +497,29 @@ def test_training_runs_resumes_and_writes_a_classifier(tmp_path):
     # --init with another net's shape, and --grow-every over two sets: one line each
     assert main(two + ["--steps", "1", "--init", str(tmp_path / "bpac.safetensors"), "--crop-size", "32"]) == 1
     assert main(two + ["--steps", "1", "--grow-every", "5"]) == 1
+
+
+def test_erased_limbs_are_made_from_the_training_photos_only(tmp_path):
+    from hmrkit.train.bpac import Detections, is_calibration_photo, main, prepare_erased
+
+    data = _training_photos(tmp_path)
+    run = tmp_path / "run"
+    assert main(["--a3d", str(tmp_path / "a3d"), "--data", str(data), "--run-dir", str(run), "--erased",
+                 "--out", str(tmp_path / "bpac.safetensors"), "--batch-size", "4", "--crop-size", "64",
+                 "--steps", "1", "--warmup", "1", "--record", ""]) == 0
+    found = np.load(run / "detections_real.npz")
+    training = np.array([not is_calibration_photo(str(p)) for p in found["photo"]])
+    assert 0 < training.sum() < len(training)  # people on both sides of the split
+    edits = Samples.load(run / "prepared_erased.npz")
+    # the same edits again from the training photos' people alone: the calibration photo was left out
+    alone = Detections(found["photo"][training], found["xy"][training], found["visibility"][training], found["box"][training], 0)
+    again = prepare_erased(alone, BpacConfig(crop_size=64), seed=0)
+    assert np.array_equal(again.labels, edits.labels) and np.array_equal(again.crops, edits.crops)
+    erased = (edits.labels > 0).sum(1)
+    assert set(erased.tolist()) == {0, 1}  # one limb erased per person, and decoys with every limb present
+    assert edits.real.all() and len(edits.labels) <= 2 * training.sum()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["people"]["train_real"] == training.sum() + len(edits.labels)
 
 
 SHIPPED = weights_dir() / "bpac.safetensors"

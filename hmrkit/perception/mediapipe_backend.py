@@ -196,7 +196,11 @@ class MediaPipeConfig:
         On the 1000 lspet_dev photos (development runs, perception alone, MediaPipe's PCK@0.2 of
         the 12 limb joints, missed athletes counted wrong): always kept after 0 / 1 / 2 / 3
         calls 0.616 / 0.608 / 0.618 / 0.629 (3 calls: 653 athletes found against 658); with
-        those checks 0.625, 657 found. Each call costs ~25 ms. 0 turns this off.
+        those checks 0.625, 657 found. Each call costs ~25 ms. 0 turns this off. Not done: also
+        starting from the ROI turned by 90, 180 and 270 degrees (people turned over) and keeping
+        the most visible result fixed 12 of 49 athletes found badly but broke 14 of 168 found
+        well (first 250 photos, a development run); agreement between the turned tries chose
+        nothing (they rarely agree).
     refine_max_people: the most bodies a photo may hold for the refinement: in group photos its
         calls would add a quarter to perception's time per person.
     hands: look for hands around each pose wrist.
