@@ -32,6 +32,7 @@ from hmrkit.perception.types import BodyLandmarks
 _ARM = {"left": (11, 13, 15, (17, 19, 21)), "right": (12, 14, 16, (18, 20, 22))}  # shoulder, elbow, wrist, hand points
 _LEG = {"left": (23, 25, 27, (29, 31)), "right": (24, 26, 28, (30, 32))}  # hip, knee, ankle, foot points
 _SHOULDERS, _HIPS = (11, 12), (23, 24)
+_TORSO = (11, 12, 24, 23)  # shoulders, then hips: the torso's outline in order
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def decoy_mask(shape: tuple[int, int], xy: np.ndarray, limb: str, level: str,
     xy = np.asarray(xy, np.float64)
     mask = limb_mask(shape, xy, limb, level, plan)
     body = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(body, np.round(xy[[11, 12, 24, 23]]).astype(np.int32), 1)
+    cv2.fillConvexPoly(body, np.round(xy[list(_TORSO)]).astype(np.int32), 1)
     body = body.astype(bool)
     for other in LIMBS:
         body |= limb_mask(shape, xy, other, levels(other)[-1], plan)
@@ -165,11 +166,13 @@ def edit_person(rgb: np.ndarray, body: BodyLandmarks, limb: str, level: str,
     if mask is None:
         return None
     edited = fill(rgb, mask, plan)
-    centre = xy[[11, 12, 23, 24]].mean(0)
-    distance = {float(np.linalg.norm(b.xy[[11, 12, 23, 24]].mean(0) - centre)): b for b in detect(edited)}
-    if not distance or min(distance) >= 0.5 * torso_length(xy):
+    def off_centre(other: np.ndarray) -> float:
+        return float(np.linalg.norm(other[list(_TORSO)].mean(0) - xy[list(_TORSO)].mean(0)))
+
+    found = detect(edited)
+    if not found or min(off_centre(b.xy) for b in found) >= 0.5 * torso_length(xy):
         return None
     classes = np.zeros(len(LIMBS), np.int64)
     if not decoy:
         classes[LIMBS.index(limb)] = 1 + levels(limb).index(level)
-    return EditedPerson(edited, distance[min(distance)], classes)
+    return EditedPerson(edited, min(found, key=lambda b: off_centre(b.xy)), classes)
