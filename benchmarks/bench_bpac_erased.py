@@ -33,16 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_bpac import people_of, real_sets  # noqa: E402
 from bench_common import machine, write  # noqa: E402
 
-from hmrkit.body.limbs import LIMBS, levels  # noqa: E402
+from hmrkit.body.limbs import ABSENCE_TYPES, LIMBS  # noqa: E402
 from hmrkit.io.images import load_image  # noqa: E402
 from hmrkit.models.bpac_net import BpacClassifier  # noqa: E402
 from hmrkit.perception import MediaPipeBackend, MediaPipeConfig  # noqa: E402
 from hmrkit.perception.geometry import points_box  # noqa: E402
 from hmrkit.perception.types import BodyLandmarks, PersonDetection  # noqa: E402
 from hmrkit.synth.erase import EditedPerson, edit_person, limb_in_view  # noqa: E402
-
-TYPES = [(limb, level) for limb in LIMBS for level in levels(limb)]
-
 
 def outcome(classifier: BpacClassifier, edit: EditedPerson, limb: str, level: str) -> dict:
     status = classifier.classify(edit.rgb, [PersonDetection(points_box(edit.body.xy), 1.0, edit.body)])[0]
@@ -62,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     classifier = BpacClassifier.load(args.weights)
     dets = real_sets()["lspet_dev odd"]
     rows, lost = [], 0
-    tried = dict.fromkeys(TYPES, 0)
+    tried = dict.fromkeys(ABSENCE_TYPES, 0)
     with MediaPipeBackend(MediaPipeConfig()) as backend:
         def detect(rgb: np.ndarray) -> list[BodyLandmarks]:
             return [p.body for p in backend.detect(rgb).people if p.body is not None]
@@ -72,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             for person in people_of(dets, photo):
                 if args.people and len(rows) + lost >= args.people:
                     break
-                usable = [t for t in TYPES if limb_in_view(person.body, t[0], rgb.shape[:2])]
+                usable = [t for t in ABSENCE_TYPES if limb_in_view(person.body, t[0], rgb.shape[:2])]
                 if not usable:
                     continue
                 limb, level = min(usable, key=lambda t: tried[t])  # the types as even as the people allow
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
                + (f" --weights {args.weights}" if args.weights else "") + (f" --name {args.name}" if args.name != "bpac_erased" else ""),
                "people_edited": len(rows) + lost, "people_lost_after_edit": lost, "rows": rows, "machine": machine(with_load=True)}
     for key, group in [("all", rows)] + [(f"{limb} {level}", [r for r in rows if (r["limb"], r["level"]) == (limb, level)])
-                                         for limb, level in TYPES]:
+                                         for limb, level in ABSENCE_TYPES]:
         decoys = [r["decoy"] for r in group if r["decoy"] is not None]
         mean = lambda values: round(float(np.mean(values)), 3) if values else None  # noqa: E731
         payload.setdefault("summary", {})[key] = {

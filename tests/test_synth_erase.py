@@ -7,7 +7,8 @@ import pytest
 
 from conftest import shared_data
 from hmrkit.body.limbs import LIMBS, levels
-from hmrkit.synth.erase import erase_limb, limb_mask, torso_length
+from hmrkit.perception.types import torso_length
+from hmrkit.synth.erase import erase_limb, limb_mask
 
 
 def standing_person() -> np.ndarray:

@@ -34,6 +34,10 @@ def class_names(limb: str) -> tuple[str, ...]:
     return (PRESENT,) + levels(limb)
 
 
+# the 12 absence types (limb, level), limbs in LIMBS order, levels distal first
+ABSENCE_TYPES: tuple[tuple[str, str], ...] = tuple((limb, level) for limb in LIMBS for level in levels(limb))
+
+
 @dataclass(frozen=True)
 class LimbState:
     limb: str  # one of LIMBS

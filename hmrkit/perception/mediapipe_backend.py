@@ -111,6 +111,7 @@ from hmrkit.perception.types import (
     PersonDetection,
     Side,
     mp33_index,
+    torso_length,
 )
 
 _SIDES: tuple[Side, Side] = ("left", "right")
@@ -120,7 +121,6 @@ _KNUCKLES = {s: [mp33_index(f"{s}_{p}") for p in ("index", "pinky", "thumb")] fo
 # Head (0-10), shoulders (11, 12) and hips (23, 24): the landmarks behind a body's score.
 _CORE = np.array(list(range(13)) + [23, 24])
 _SHOULDERS = [mp33_index("left_shoulder"), mp33_index("right_shoulder")]
-_HIPS = [mp33_index("left_hip"), mp33_index("right_hip")]
 _MIN_FACE_TILE = 96  # px: smaller face-search tiles are not searched
 
 
@@ -1006,7 +1006,7 @@ def _as_found(body: BodyLandmarks, found: BodyLandmarks) -> BodyLandmarks | None
     not say, and refining should move landmarks, not reread the person); None where they moved
     half a torso or more on average (another reading of the photo, or another person) or where
     the model is less sure of them (a lower mean visibility)."""
-    torso = float(np.linalg.norm(found.xy[_SHOULDERS].mean(axis=0) - found.xy[_HIPS].mean(axis=0)))
+    torso = torso_length(found.xy)
     swapped = body.sides_exchanged()
     moved, moved_swapped = (float(np.linalg.norm(b.xy - found.xy, axis=1).mean()) for b in (body, swapped))
     if moved_swapped < moved:

@@ -33,6 +33,16 @@ def mp33_index(name: str) -> int:
         raise ValueError(f"unknown mediapipe33 landmark {name!r}; one of {MEDIAPIPE33_NAMES}") from None
 
 
+_SHOULDERS = (mp33_index("left_shoulder"), mp33_index("right_shoulder"))
+_HIPS = (mp33_index("left_hip"), mp33_index("right_hip"))
+
+
+def torso_length(xy: np.ndarray) -> float:
+    """Distance from the shoulders' centre to the hips' centre of 33 MediaPipe landmarks (pixels or metres)."""
+    xy = np.asarray(xy)
+    return float(np.linalg.norm(xy[list(_SHOULDERS)].mean(axis=0) - xy[list(_HIPS)].mean(axis=0)))
+
+
 def _as(a: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
     a = np.asarray(a, dtype=np.float32)
     if a.shape != shape:

@@ -22,7 +22,6 @@ import numpy as np
 from hmrkit.perception.types import BodyLandmarks
 
 
-
 @dataclass(frozen=True)
 class View:
     """A transformed copy of a photo and the way back to the photo's pixels and axes."""

@@ -25,14 +25,20 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from hmrkit.body.limbs import LIMBS, levels
-from hmrkit.perception.types import BodyLandmarks
+from hmrkit.body.limbs import LIMBS, LimbState, levels
+from hmrkit.perception.types import BodyLandmarks, mp33_index, torso_length
 
-# MediaPipe pose landmark indices (hmrkit.body.conventions.MEDIAPIPE33's order)
-_ARM = {"left": (11, 13, 15, (17, 19, 21)), "right": (12, 14, 16, (18, 20, 22))}  # shoulder, elbow, wrist, hand points
-_LEG = {"left": (23, 25, 27, (29, 31)), "right": (24, 26, 28, (30, 32))}  # hip, knee, ankle, foot points
-_SHOULDERS, _HIPS = (11, 12), (23, 24)
-_TORSO = (11, 12, 24, 23)  # shoulders, then hips: the torso's outline in order
+
+def _points(side: str, names: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(mp33_index(f"{side}_{name}") for name in names)
+
+
+# MediaPipe pose landmarks of each limb: shoulder or hip, elbow or knee, wrist or ankle, the hand's or foot's points
+_LIMB_POINTS = {f"{side}_arm": (*_points(side, ("shoulder", "elbow", "wrist")), _points(side, ("pinky", "index", "thumb")))
+                for side in ("left", "right")}
+_LIMB_POINTS |= {f"{side}_leg": (*_points(side, ("hip", "knee", "ankle")), _points(side, ("heel", "foot_index")))
+                 for side in ("left", "right")}
+_TORSO = tuple(mp33_index(n) for n in ("left_shoulder", "right_shoulder", "right_hip", "left_hip"))  # its outline in order
 
 
 @dataclass(frozen=True)
@@ -46,15 +52,12 @@ class ErasePlan:
     inpaint_radius: int = 7
 
 
-def torso_length(xy: np.ndarray) -> float:
-    return float(np.linalg.norm(xy[list(_SHOULDERS)].mean(0) - xy[list(_HIPS)].mean(0)))
-
-
 def limb_landmarks(limb: str) -> tuple[int, int, int, tuple[int, ...]]:
     """MediaPipe landmark indices of ``limb``: (shoulder or hip, elbow or knee, wrist or ankle,
     the hand's or foot's points)."""
-    side, kind = limb.split("_")
-    return (_ARM if kind == "arm" else _LEG)[side]
+    if limb not in _LIMB_POINTS:
+        raise ValueError(f"unknown limb {limb!r}; known: {', '.join(LIMBS)}")
+    return _LIMB_POINTS[limb]
 
 
 def limb_chain(limb: str, level: str, xy: np.ndarray) -> list[np.ndarray]:
@@ -174,5 +177,5 @@ def edit_person(rgb: np.ndarray, body: BodyLandmarks, limb: str, level: str,
         return None
     classes = np.zeros(len(LIMBS), np.int64)
     if not decoy:
-        classes[LIMBS.index(limb)] = 1 + levels(limb).index(level)
+        classes[LIMBS.index(limb)] = LimbState(limb, level).class_index
     return EditedPerson(edited, min(found, key=lambda b: off_centre(b.xy)), classes)

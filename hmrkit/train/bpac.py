@@ -262,13 +262,12 @@ def prepare_erased(people: Detections, config: BpacConfig, seed: int, log=print)
     decoy fill beside them (every limb present): :func:`hmrkit.synth.erase.edit_person`, perception
     run again on each edited photo. Each person gets the first absence type, in a seeded random
     order, whose limb is in view (``limb_in_view``); people with none are skipped."""
-    from hmrkit.body.limbs import levels
+    from hmrkit.body.limbs import ABSENCE_TYPES
     from hmrkit.io.images import load_image
     from hmrkit.perception.mediapipe_backend import MediaPipeBackend, MediaPipeConfig
     from hmrkit.perception.types import BodyLandmarks
     from hmrkit.synth.erase import edit_person, limb_in_view
 
-    types = [(limb, level) for limb in LIMBS for level in levels(limb)]
     rng = np.random.default_rng(seed)
     crops, xys, vis, labels = [], [], [], []
     start = time.perf_counter()
@@ -281,7 +280,8 @@ def prepare_erased(people: Detections, config: BpacConfig, seed: int, log=print)
             if name != last:
                 rgb, last = load_image(name).rgb, name
             body = BodyLandmarks(xy.astype(np.float64), visibility.astype(np.float64), np.zeros((NUM_LANDMARKS, 3)))
-            usable = [types[k] for k in rng.permutation(len(types)) if limb_in_view(body, types[k][0], rgb.shape[:2])]
+            usable = [ABSENCE_TYPES[k] for k in rng.permutation(len(ABSENCE_TYPES))
+                      if limb_in_view(body, ABSENCE_TYPES[k][0], rgb.shape[:2])]
             if not usable:
                 continue
             for decoy in (False, True):
