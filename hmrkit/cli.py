@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="limb differences: auto (default: BPAC-Net decides per person), intact (every limb drawn), "
                           "or what you know for everyone in the inputs, e.g. left_leg=lower_leg,right_arm=hand (limbs: left_arm, right_arm, left_leg, "
                           "right_leg; arm levels hand, forearm, arm; leg levels foot, lower_leg, leg)")
+    run.add_argument("--limb-threshold", type=float, default=None, metavar="P",
+                     help="with --limbs auto: call a limb absent when BPAC-Net's P(present) is below P, between 0 and 1 "
+                          "(default: the model's calibrated threshold, 0.0767; higher finds more absent limbs and calls more "
+                          "intact people amputees: the measured trade-off is in docs/ajahr.md)")
     run.add_argument("--pose-tokenizer", action="store_true",
                      help="with --estimator hkmr: pass HKMR's guess through AJAHR's pose tokenizer (the amputee codebook for "
                           "people with an absent limb) before the refinement (off by default: docs/ajahr.md)")
@@ -269,6 +273,12 @@ def command_run(args: argparse.Namespace) -> int:
     except ValueError as error:
         _error(f"--limbs: {error}")
         return 2
+    if args.limb_threshold is not None and limbs is not None:
+        _error(f"--limb-threshold applies to classified limbs (--limbs auto), not to --limbs {args.limbs}")
+        return 2
+    if args.limb_threshold is not None and not 0.0 < args.limb_threshold < 1.0:
+        _error(f"--limb-threshold must lie between 0 and 1, got {args.limb_threshold}")
+        return 2
     try:
         adapter_paths = AdapterPaths.parse(args.hand_adapter_paths)
     except ValueError as error:
@@ -282,7 +292,8 @@ def command_run(args: argparse.Namespace) -> int:
     try:
         config = PipelineConfig(max_people=args.max_people, refine=not args.no_refine, body_model=body,
                                 estimator=HkmrEstimator.load() if estimator == "hkmr" else None,
-                                hand_refine_iterations=args.hand_refine, limbs=limbs, pose_tokenizer=args.pose_tokenizer,
+                                hand_refine_iterations=args.hand_refine, limbs=limbs, limb_threshold=args.limb_threshold,
+                                pose_tokenizer=args.pose_tokenizer,
                                 hand_choice=HandChoice(HandEstimator(args.hand_estimator), args.hand_fallback))
         config.hand_choice.stage()  # the Lite I2L network's weights, if used, checked before any input is read
         if refine_steps is not None:

@@ -101,6 +101,10 @@ class PipelineConfig:
     # false amputations of real intact people rare: benchmarks/results/ajahr_real.md); or one status
     # for everyone (the user's statement, or LimbStatus.intact() to draw every limb)
     limbs: LimbStatus | None = None
+    # with limbs=None: a limb is absent when BPAC-Net's P(present) is below this; None: the model's
+    # calibrated threshold. Higher finds more absent limbs and flags more intact people (the measured
+    # trade-off: benchmarks/results/bpac_operating.md, docs/ajahr.md)
+    limb_threshold: float | None = None
     # AJAHR's dual-codebook pose tokenizer (hmrkit.models.pose_tokenizer): the regressor's guess is
     # replaced by its tokenized version, from the amputee codebook for people with an absent limb,
     # before the refinement. Off by default: on held-out synthetic people it moved HKMR's guess away
@@ -137,6 +141,11 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig | None = None, video: bool = False):
         self.config = config or PipelineConfig()
+        if self.config.limb_threshold is not None:  # before anything loads
+            if self.config.limbs is not None:
+                raise ValueError("limb_threshold applies to classified limbs (limbs=None), not to a stated status")
+            if not 0.0 < self.config.limb_threshold < 1.0:
+                raise ValueError(f"limb_threshold must lie between 0 and 1, got {self.config.limb_threshold}")
         self.body = load_body(self.config.body_model)  # first: a missing SMPL folder fails before anything loads
         if self.config.estimator is not None and self.body.name != "anny":
             raise ValueError(f"the learned estimator predicts Anny poses; with the {self.body.name} body model use the optimization (PipelineConfig(estimator=None))")
@@ -168,6 +177,8 @@ class Pipeline:
             self.limbs = LimbChoice(self.config.limbs)
         else:  # in videos each track's limbs are decided on all its frames so far
             bpac = _load_bpac()
+            if self.config.limb_threshold is not None:
+                bpac = bpac.at_threshold(self.config.limb_threshold)
             self.limbs = LimbChoice(classifier=TrackedLimbs(bpac) if video else bpac)
 
     def close(self) -> None:

@@ -584,3 +584,24 @@ def test_classifier_batches_people_independently_and_skips_hands_only(tmp_path):
         assert status.source == "bpac"
         np.testing.assert_array_equal(status.classes, decide(p, classifier.thresholds))
         assert [s.probabilities["present"] for s in status.states] == pytest.approx(p[:, 0].tolist())
+
+
+def test_a_chosen_threshold_decides_every_limb_on_it_and_leaves_the_model_alone(tmp_path):
+    from hmrkit.perception.types import BodyLandmarks, PersonDetection
+
+    torch.manual_seed(11)
+    rng = np.random.default_rng(11)
+    classifier = BpacClassifier.load(save_bpac(BpacNet(SMALL), np.full(4, 0.3), tmp_path / "b.safetensors"))
+    rgb = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    xy = np.stack([rng.uniform(40, 200, 33), rng.uniform(20, 220, 33)], 1)
+    people = [PersonDetection((40, 20, 200, 220), 0.9, BodyLandmarks(xy, np.ones(33), np.zeros((33, 3))))]
+    present = classifier.probabilities(rgb, people)[0, :, 0]
+    threshold = float(np.median(present))  # between the limbs: some fall below it, some do not
+    assert (present < threshold).any() and (present >= threshold).any()
+    chosen = classifier.at_threshold(threshold)
+    (status,) = chosen.classify(rgb, people)
+    assert [not s.present for s in status.states] == (present < threshold).tolist()
+    assert classifier.thresholds.tolist() == [0.3] * 4 and chosen.net is classifier.net
+    for bad in (0.0, 1.0, float("nan"), -0.2):
+        with pytest.raises(ValueError):
+            classifier.at_threshold(bad)

@@ -169,6 +169,48 @@ def test_pipeline_draws_a_stump_and_ignores_the_absent_limbs_landmarks():
     json.dumps(image_to_json(cut))  # NaN-free JSON
 
 
+@pytest.mark.slow
+def test_pipeline_calls_absent_exactly_the_limbs_below_a_chosen_threshold():
+    """``limb_threshold`` between the classifier's P(present) values of one real person: the limbs
+    below it come out absent (status, absent joints, collapsed mesh), the others present."""
+    from hmrkit.io.images import load_image
+    from hmrkit.pipeline import Pipeline, PipelineConfig
+    from hmrkit.results import image_to_json
+    from hmrkit.writers import result_meshes
+
+    image = load_image(SAMPLE)
+    with Pipeline(PipelineConfig()) as pipeline:
+        perception = pipeline.backend.detect(image.rgb)
+        default, _ = pipeline.run_with_fit(image, perception=perception)
+    (person,) = image_to_json(default)["people"]
+    present = {limb: state["probabilities"]["present"] for limb, state in person["limbs"].items()}
+    assert all(state["status"] == "present" for state in person["limbs"].values())  # an intact astronaut
+    values = sorted(set(present.values()))
+    assert len(values) >= 2 and values[0] < 1.0
+    threshold = (values[0] + values[1]) / 2  # the least sure limb falls below it, the others do not
+    with Pipeline(PipelineConfig(limb_threshold=threshold)) as pipeline:
+        chosen, _ = pipeline.run_with_fit(image, perception=perception)
+    (cut,) = image_to_json(chosen)["people"]
+    assert {limb: state["status"] == "absent" for limb, state in cut["limbs"].items()} == {limb: p < threshold for limb, p in present.items()}
+    assert cut["absent_joints"] and not person["absent_joints"] and cut["limbs_source"] == "bpac"
+    (_, faces, _), = result_meshes(chosen)
+    (_, all_faces, _), = result_meshes(default)
+    assert len(faces) < len(all_faces)
+    for wrong in (PipelineConfig(limbs=LimbStatus.intact(), limb_threshold=0.3), PipelineConfig(limb_threshold=1.0)):
+        with pytest.raises(ValueError):
+            Pipeline(wrong)
+
+
+@pytest.mark.parametrize("args", [["--limb-threshold", "1.5"], ["--limb-threshold", "nan"], ["--limbs", "intact", "--limb-threshold", "0.3"]])
+def test_cli_refuses_a_bad_limb_threshold_in_one_line(args, tmp_path, capsys):
+    from hmrkit.cli import main
+
+    assert main(["run", str(SAMPLE), "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hmrkit: error: --limb-threshold")
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
 @pytest.mark.parametrize("text", ["left_arm=wing", "tail=arm", "left_leg"])
 def test_cli_refuses_a_bad_limb_statement_in_one_line(text, tmp_path, capsys):
     from hmrkit.cli import main

@@ -25,7 +25,7 @@ into amputees); the level is then the most probable of the three absence classes
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -426,6 +426,13 @@ class BpacClassifier:
                                    torch.from_numpy(vis), self.flip_average)
         out[with_body] = probs.double().numpy()
         return out
+
+    def at_threshold(self, threshold: float) -> BpacClassifier:
+        """The same net deciding with one threshold on P(present) for every limb instead of the
+        calibrated ones (the operating point: benchmarks/results/bpac_operating.md)."""
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"the threshold on P(present) must lie between 0 and 1, got {threshold}")
+        return replace(self, thresholds=np.full(len(LIMBS), float(threshold)))
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """(N, 4) classes from (N, 4, 4) probabilities (:func:`decide` with this model's thresholds)."""
