@@ -83,6 +83,8 @@ def without_absent_parts(person: PersonDetection, status: LimbStatus) -> PersonD
 class LimbProbabilities(Protocol):
     """A classifier that also gives its class probabilities and its decision rule (BPAC-Net)."""
 
+    thresholds: np.ndarray  # (4,) absent when P(present) is below
+
     def probabilities(self, rgb: np.ndarray, people: list[PersonDetection]) -> np.ndarray: ...  # (N, 4, 4)
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray: ...  # (N, 4, 4) -> (N, 4) classes
@@ -110,5 +112,5 @@ class TrackedLimbs:
                 total, frames = self.sums.get(person.track_id, (np.zeros_like(p), 0))
                 self.sums[person.track_id] = (total + p, frames + 1)
                 p = (total + p) / (frames + 1)
-            out.append(LimbStatus.from_classes(self.classifier.decide(p[None])[0], p, source=self.source))
+            out.append(LimbStatus.from_classes(self.classifier.decide(p[None])[0], p, self.source, self.classifier.thresholds))
         return out

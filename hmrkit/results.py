@@ -15,7 +15,7 @@ from hmrkit.body.limbs import LimbStatus
 from hmrkit.geometry.rotations import matrix_to_axis_angle
 
 SCHEMA = "hmrkit.result"
-SCHEMA_VERSION = "1.3"  # 1.1: bone_scales; 1.2: estimator; 1.3: camera.source, limbs, limbs_source
+SCHEMA_VERSION = "1.4"  # 1.1: bone_scales; 1.2: estimator; 1.3: camera.source, limbs, limbs_source; 1.4: limbs_thresholds
 
 
 @dataclass
@@ -115,6 +115,7 @@ def person_to_json(person: PersonResult) -> dict:
         "hands": {side: hand_to_json(h) for side, h in person.hands.items()},
         "limbs": person.limbs.to_json(),
         "limbs_source": person.limbs.source,
+        "limbs_thresholds": person.limbs.thresholds_json(),
         "absent_joints": list(person.absent_joints),
         "bone_scales": {n: round(float(v), 4) for n, v in person.bone_scales.items()},
     }

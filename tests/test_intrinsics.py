@@ -201,7 +201,7 @@ def test_pipeline_writes_user_intrinsics_and_its_joints_project_with_them(tmp_pa
     flags = ["--mesh-format", "none", "--no-overlay", "--no-npz"]
     assert main(["run", str(photo), "--out", str(out), "--intrinsics", "1300,1250,600,450", *flags]) == 0
     data = json.loads((out / "big.json").read_text())
-    assert data["schema_version"] == "1.3"
+    assert data["schema_version"] == "1.4"
     assert data["camera"] == {"fx": 1300.0, "fy": 1250.0, "cx": 600.0, "cy": 450.0, "source": "user"}
     assert data["people"]
     assert_joints3d_project_onto_joints2d(data, data["people"][0], atol=0.3)

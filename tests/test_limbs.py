@@ -148,6 +148,7 @@ def test_pipeline_draws_a_stump_and_ignores_the_absent_limbs_landmarks():
     data = image_to_json(cut)["people"][0]
     assert data["limbs"]["left_leg"] == {"status": "absent", "level": "lower_leg", "probabilities": None}
     assert data["limbs"]["right_leg"]["status"] == "present" and data["limbs_source"] == "user"
+    assert data["limbs_thresholds"] is None  # stated, not classified
     assert {"left_ankle", "left_heel", "left_big_toe"}.isdisjoint(data["joints2d"]) and "left_knee" in data["joints3d"]
     assert "left_ankle" in data["absent_joints"] and "left_knee" not in data["absent_joints"]
     assert "left_knee" not in data["bone_scales"]
@@ -182,6 +183,7 @@ def test_pipeline_calls_absent_exactly_the_limbs_below_a_chosen_threshold():
     with Pipeline(PipelineConfig()) as pipeline:
         perception = pipeline.backend.detect(image.rgb)
         default, _ = pipeline.run_with_fit(image, perception=perception)
+        shipped = pipeline.limbs.classifier.thresholds
     (person,) = image_to_json(default)["people"]
     present = {limb: state["probabilities"]["present"] for limb, state in person["limbs"].items()}
     assert all(state["status"] == "present" for state in person["limbs"].values())  # an intact astronaut
@@ -193,6 +195,8 @@ def test_pipeline_calls_absent_exactly_the_limbs_below_a_chosen_threshold():
     (cut,) = image_to_json(chosen)["people"]
     assert {limb: state["status"] == "absent" for limb, state in cut["limbs"].items()} == {limb: p < threshold for limb, p in present.items()}
     assert cut["absent_joints"] and not person["absent_joints"] and cut["limbs_source"] == "bpac"
+    assert cut["limbs_thresholds"] == {limb: round(threshold, 4) for limb in present}  # the result says what decided it
+    assert person["limbs_thresholds"] == {limb: round(float(t), 4) for limb, t in zip(present, shipped)} != cut["limbs_thresholds"]
     (_, faces, _), = result_meshes(chosen)
     (_, all_faces, _), = result_meshes(default)
     assert len(faces) < len(all_faces)
@@ -224,6 +228,8 @@ def test_cli_refuses_a_bad_limb_statement_in_one_line(text, tmp_path, capsys):
 class _FixedProbabilities:
     """Class probabilities handed out frame by frame (the classifier's role), BPAC's decision rule."""
 
+    thresholds = np.full(4, 0.5)
+
     def __init__(self, frames):
         self.frames = iter(frames)
 
@@ -231,7 +237,7 @@ class _FixedProbabilities:
         return next(self.frames)
 
     def decide(self, probabilities):
-        absent = probabilities[..., 0] < 0.5
+        absent = probabilities[..., 0] < self.thresholds
         return np.where(absent, 1 + probabilities[..., 1:].argmax(-1), 0)
 
 

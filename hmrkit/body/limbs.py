@@ -61,10 +61,12 @@ class LimbState:
 @dataclass(frozen=True)
 class LimbStatus:
     """One person's four limbs, in :data:`LIMBS` order. ``source``: how it was decided --
-    "intact" (assumed), "user" (stated), or the classifier's name."""
+    "intact" (assumed), "user" (stated), or the classifier's name. ``thresholds``: for a
+    classified status, the P(present) below which each limb was called absent (None otherwise)."""
 
     states: tuple[LimbState, ...]
     source: str = "intact"
+    thresholds: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if tuple(s.limb for s in self.states) != LIMBS:
@@ -72,14 +74,18 @@ class LimbStatus:
         for s in self.states:
             if s.level is not None:
                 levels(s.limb).index(s.level)  # ValueError on a level of the wrong limb
+        if self.thresholds is not None and len(self.thresholds) != len(LIMBS):
+            raise ValueError(f"a classified status has one threshold per limb, got {self.thresholds}")
 
     @classmethod
     def intact(cls) -> "LimbStatus":
         return cls(tuple(LimbState(limb) for limb in LIMBS), "intact")
 
     @classmethod
-    def from_classes(cls, classes, probabilities: np.ndarray | None = None, source: str = "intact") -> "LimbStatus":
-        """From four class indices (0 present, 1-3 levels) and optionally (4, 4) class probabilities."""
+    def from_classes(cls, classes, probabilities: np.ndarray | None = None, source: str = "intact",
+                     thresholds=None) -> "LimbStatus":
+        """From four class indices (0 present, 1-3 levels), optionally (4, 4) class probabilities and
+        the four thresholds on P(present) that decided them."""
         classes = [int(c) for c in classes]
         if len(classes) != len(LIMBS) or not all(0 <= c <= 3 for c in classes):
             raise ValueError(f"limb classes are four integers in 0..3, got {classes}")
@@ -87,7 +93,7 @@ class LimbStatus:
         for i, (limb, c) in enumerate(zip(LIMBS, classes)):
             probs = None if probabilities is None else {n: float(p) for n, p in zip(class_names(limb), probabilities[i])}
             states.append(LimbState(limb, None if c == 0 else levels(limb)[c - 1], probs))
-        return cls(tuple(states), source)
+        return cls(tuple(states), source, None if thresholds is None else tuple(float(t) for t in thresholds))
 
     @property
     def classes(self) -> np.ndarray:
@@ -110,6 +116,10 @@ class LimbStatus:
         return {s.limb: {"status": PRESENT if s.present else "absent", "level": s.level,
                          "probabilities": None if s.probabilities is None else {k: round(float(v), 4) for k, v in s.probabilities.items()}}
                 for s in self.states}
+
+    def thresholds_json(self) -> dict[str, float] | None:
+        """The result JSON's ``limbs_thresholds``: each limb's threshold on P(present), or None."""
+        return None if self.thresholds is None else {limb: round(t, 4) for limb, t in zip(LIMBS, self.thresholds)}
 
     @classmethod
     def from_json(cls, limbs: dict, source: str = "user") -> "LimbStatus":

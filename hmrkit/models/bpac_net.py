@@ -447,5 +447,5 @@ class BpacClassifier:
             if np.isnan(p).any():
                 statuses.append(LimbStatus.intact())
             else:
-                statuses.append(LimbStatus.from_classes(self.decide(p[None])[0], p, source="bpac"))
+                statuses.append(LimbStatus.from_classes(self.decide(p[None])[0], p, "bpac", self.thresholds))
         return statuses
