@@ -18,6 +18,7 @@ called absent (the false amputation rate; AJAHR's target here is at most 1 %).
 
     python benchmarks/bench_ajahr.py synthetic --set /work/a3d/test [--count 300]
     python benchmarks/bench_ajahr.py real
+    (either with --limb-threshold P: BPAC-Net's operating point, as ``hmrkit run --limb-threshold``)
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def synthetic(args: argparse.Namespace, argv: list[str]) -> None:
              "BPAC-Net + pose tokenizer")
     rows = {(m, g): Row({"mpjpe": [], "pa_mpjpe": [], "pve": []}, []) for m in modes for g in ("amputated", "intact")}
     missed = {"amputated": 0, "intact": 0}
-    pipeline = Pipeline(PipelineConfig(limbs=None, pose_tokenizer=True))
+    pipeline = Pipeline(PipelineConfig(limbs=None, limb_threshold=args.limb_threshold, pose_tokenizer=True))
     classifier_choice, tokenizer = pipeline.limbs, pipeline.tokenizer
     started = time.time()
     for index in range(count):
@@ -112,7 +113,7 @@ def synthetic(args: argparse.Namespace, argv: list[str]) -> None:
     payload = {"command": "python benchmarks/bench_ajahr.py " + " ".join(argv), "set": str(args.set),
                "seed": manifest.seed, "samples": count, "not_found": missed, "rows": summary, "machine": machine(with_load=True),
                "seconds": round(time.time() - started)}
-    lines = [f"# AJAHR on held-out A3D ({args.set.name}, seed {manifest.seed}, {count} images)", "",
+    lines = [f"# AJAHR on held-out A3D ({args.set.name}, seed {manifest.seed}, {count} images){_threshold_said(args)}", "",
              "| limbs | people | n | MPJPE mm | PA-MPJPE mm | PVE mm | limb stage ms/image (median) |", "|---|---|---|---|---|---|---|"]
     for key, v in summary.items():
         mode, group = key.split(" | ")
@@ -120,6 +121,10 @@ def synthetic(args: argparse.Namespace, argv: list[str]) -> None:
     lines += ["", f"Not found by perception (IoU < 0.3 with the rendered person): {missed}.",
               f"Machine: {payload['machine']}. Command: `{payload['command']}`."]
     write(args.name, payload, "\n".join(lines) + "\n")
+
+
+def _threshold_said(args: argparse.Namespace) -> str:
+    return "" if args.limb_threshold is None else f", BPAC-Net at --limb-threshold {args.limb_threshold}"
 
 
 def real_photos() -> dict[str, list[Path]]:
@@ -130,10 +135,10 @@ def real_photos() -> dict[str, list[Path]]:
 
 
 def real(args: argparse.Namespace, argv: list[str]) -> None:
-    pipeline = Pipeline(PipelineConfig(limbs=None, hands=False))
+    pipeline = Pipeline(PipelineConfig(limbs=None, limb_threshold=args.limb_threshold, hands=False))
     started = time.time()
     payload = {"command": "python benchmarks/bench_ajahr.py " + " ".join(argv), "sets": {}}
-    lines = ["# False amputations on real intact people never trained on (hmrkit run --limbs auto)", "",
+    lines = [f"# False amputations on real intact people never trained on (hmrkit run --limbs auto){_threshold_said(args)}", "",
              "| photos | images | people | people with a limb called absent | rate | by limb |", "|---|---|---|---|---|---|"]
     for name, photos in real_photos().items():
         people = flagged = 0
@@ -172,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     photos = sub.add_parser("real", help="false amputations on real intact people never trained on")
     photos.add_argument("--count", type=int, default=None, help="first N photos of each set (default all)")
     photos.add_argument("--name", default="ajahr_real")
+    for command in (synth, photos):
+        command.add_argument("--limb-threshold", type=float, default=None,
+                             help="BPAC-Net decides with this threshold on P(present) (hmrkit run --limb-threshold; default: the calibrated one)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     (synthetic if args.what == "synthetic" else real)(args, argv)
