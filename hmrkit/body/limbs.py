@@ -83,7 +83,7 @@ class LimbStatus:
 
     @classmethod
     def from_classes(cls, classes, probabilities: np.ndarray | None = None, source: str = "intact",
-                     thresholds=None) -> "LimbStatus":
+                     thresholds: np.ndarray | tuple[float, ...] | None = None) -> "LimbStatus":
         """From four class indices (0 present, 1-3 levels), optionally (4, 4) class probabilities and
         the four thresholds on P(present) that decided them."""
         classes = [int(c) for c in classes]
