@@ -41,7 +41,7 @@ from bench_common import RESULTS, machine, write  # noqa: E402
 from hmrkit.io.images import load_image  # noqa: E402
 from hmrkit.models.bpac_net import BpacClassifier, decide  # noqa: E402
 from hmrkit.perception import MediaPipeBackend, MediaPipeConfig  # noqa: E402
-from hmrkit.train.bpac import BpacTrainConfig, predict, prepare_a3d  # noqa: E402
+from hmrkit.train.bpac import BpacTrainConfig, predict, prepare_a3d, rate_limit  # noqa: E402
 
 DEFAULT_THRESHOLDS = "0.1,0.15,0.2,0.25,0.3,0.4,0.5"
 
@@ -92,11 +92,10 @@ def calibration_limits(classifier: BpacClassifier, run: Path, train_roots: list[
     """The two limits of the trainer's calibration, from its held-out slices (``training_slices``)."""
     cfg = BpacTrainConfig()
     real, synth_intact, _ = training_slices(classifier, train_roots, run)
-    lowest = np.sort(real.min(1))
-    return {"real_people": len(real), "real_lowest": [round(float(v), 4) for v in lowest[:3]],
-            "real_limit": round(float(np.quantile(lowest, cfg.false_rate, method="lower")), 4),
+    return {"real_people": len(real), "real_lowest": [round(float(v), 4) for v in np.sort(real.min(1))[:3]],
+            "real_limit": round(rate_limit(real, cfg.false_rate), 4),
             "synthetic_intact_people": len(synth_intact),
-            "synthetic_limit": round(float(np.quantile(synth_intact.min(1), cfg.synth_false_rate, method="lower")), 4)}
+            "synthetic_limit": round(rate_limit(synth_intact, cfg.synth_false_rate), 4)}
 
 
 def table(payload: dict) -> str:

@@ -403,14 +403,19 @@ def scores(probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray
     }
 
 
+def rate_limit(present: np.ndarray, rate: float) -> float:
+    """The largest threshold on P(present) at which at most ``rate`` of these intact people ((N, 4)
+    P(present)) get any limb called absent: the limit one held-out slice sets in :func:`calibrate`."""
+    return float(np.quantile(present.min(1), rate, method="lower"))
+
+
 def calibrate(present_real: np.ndarray, present_synth: np.ndarray, false_rate: float, synth_false_rate: float) -> float:
     """One threshold on P(present) for all limbs: the largest at which at most ``false_rate`` of the
     held-out real intact people and at most ``synth_false_rate`` of the held-out synthetic people
     with every limb present have any limb's P(present) below it (never above 0.5). Inputs: (N, 4)
     P(present) of such people. Synthetic people get a looser rate: some are cut by the frame
     edge or hidden by their own pose, where "present" cannot be seen."""
-    levels = [np.quantile(p.min(1), rate, method="lower") for p, rate in ((present_real, false_rate), (present_synth, synth_false_rate))
-              if len(p)]
+    levels = [rate_limit(p, rate) for p, rate in ((present_real, false_rate), (present_synth, synth_false_rate)) if len(p)]
     if not levels:
         raise ValueError("calibration needs held-out intact people")
     return float(min(min(levels), 0.5))
