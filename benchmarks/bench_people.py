@@ -1,6 +1,6 @@
 """Who perception finds, through the whole pipeline (issue 15): everyone, and no one invented.
 
-    python benchmarks/bench_people.py --name before [--lsp 200] [--sections hands,groups,lsp]
+    python benchmarks/bench_people.py --name before [--lsp 200] [--sections hands,groups,lsp,coco,speed]
 
 Sections (each skipped with a note when its data is absent):
 - hands: the 100 real hand close-ups of hands_ge2019_dev through ``Pipeline.run`` (what
@@ -16,11 +16,17 @@ Sections (each skipped with a note when its data is absent):
   share of labelled people found, and PCK@0.1 / @0.2 (torso) of the 12 limb joints for the
   mesh's lsp14 joints and for MediaPipe's raw landmarks (the matching and PCK of
   bench_pipeline.py, missed people counted wrong).
+- coco: the 80 photos of coco_mini_dev through the pipeline, 44 of them with no person in COCO's
+  labels (which mark every person, however small): bodies reported, and *invented* ones, whose
+  box centre lies in no COCO person box grown by 10 % of its size on each side (things the pose
+  model took for a person: furniture, animals, toys); COCO people with a reported body inside
+  their box (each body counts for one person).
 - speed: perception alone (``MediaPipeBackend.detect``; the fit per person does not change) on the
   demo photos and on the sample video's first frames, the configuration as it was before issue
   15 (``max_people=8``, no screening: ``MediaPipeConfig(max_people=8, plausibility=None)``)
-  and the current default without the face ROIs, as it is, and without the refinement of the
-  landmarks of photos of one or two people (``refine_passes=0``), runs
+  and the current default without the face ROIs, as it is, without the refinement of the
+  landmarks of photos of one or two people (``refine_passes=0``), and without the second
+  opinion on bodies (``PlausibilityConfig(min_silhouette=0)``), runs
   alternating on the same machine state; ms per person found (photos: sum over photos / people
   found; video: per person-frame, tracking mode).
 Results: benchmarks/results/people_<name>.{json,md}.
@@ -47,6 +53,7 @@ from hmrkit.body.conventions import MEDIAPIPE33  # noqa: E402
 from hmrkit.eval.metrics import pa_mpjpe  # noqa: E402
 from hmrkit.io.images import VideoReader, load_image  # noqa: E402
 from hmrkit.perception import MediaPipeBackend, MediaPipeConfig  # noqa: E402
+from hmrkit.perception.plausibility import PlausibilityConfig  # noqa: E402
 from hmrkit.pipeline import Pipeline, PipelineConfig  # noqa: E402
 
 COUNTS = ROOT / "benchmarks" / "people_counts.json"
@@ -126,6 +133,40 @@ def bench_groups(pipeline: Pipeline) -> dict:
             "per_image": rows}
 
 
+def bench_coco(pipeline: Pipeline) -> dict:
+    folder = DATA / "coco_mini_dev"
+    meta = json.loads((folder / "person_keypoints_train2017.json").read_text())
+    boxes: dict[int, list] = {}
+    for a in meta["annotations"]:
+        x, y, w, h = a["bbox"]
+        boxes.setdefault(a["image_id"], []).append((x - 0.1 * w, y - 0.1 * h, x + 1.1 * w, y + 1.1 * h))
+    reported = invented = invented_empty = people = found = empty = 0
+    rows = []
+    for image in meta["images"]:
+        result = pipeline.run(folder / "images" / image["file_name"], image["file_name"])
+        gt = boxes.get(image["id"], [])
+        empty += not gt
+        people += len(gt)
+        taken: set[int] = set()
+        wrong = 0
+        for person in result.people:
+            x0, y0, x1, y1 = person.box
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            inside = [j for j, b in enumerate(gt) if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]]
+            if not inside:
+                wrong += 1
+            free = [j for j in inside if j not in taken]
+            if free:
+                taken.add(free[0])
+        reported += len(result.people)
+        invented += wrong
+        invented_empty += wrong if not gt else 0
+        found += len(taken)
+        rows.append({"image": image["file_name"], "coco_people": len(gt), "reported": len(result.people), "invented": wrong})
+    return {"photos": len(rows), "photos_without_people": empty, "coco_people": people, "coco_people_with_a_body": found,
+            "reported": reported, "invented": invented, "invented_on_photos_without_people": invented_empty, "per_image": rows}
+
+
 def bench_lsp(pipeline: Pipeline, limit: int) -> dict:
     conv, items = load_lsp(limit)
     kmap = anny_keypoint_map(pipeline.model, conv)
@@ -155,7 +196,8 @@ def bench_speed(repeats: int, frames: int) -> dict:
 
     ways = {"before (max_people=8, no screening)": {"max_people": 8, "plausibility": None},
             "current default without the face ROIs": {"face_rois": ()}, "current default": {},
-            "current default without the refinement": {"refine_passes": 0}}
+            "current default without the refinement": {"refine_passes": 0},
+            "current default without the second opinion": {"plausibility": PlausibilityConfig(min_silhouette=0.0)}}
     photos = [load_image(p).rgb for p in DEMO_PHOTOS]
     out: dict = {"photos": len(photos), "repeats": repeats}
     backends = {way: MediaPipeBackend(MediaPipeConfig(**kw)) for way, kw in ways.items()}
@@ -219,6 +261,13 @@ def markdown(payload: dict) -> str:
         lines += [f"| {r['image']} | {r['counted']} | {r['reported']} | {r['found']} | {r['invented']} | {r['lone_hands']} | "
                   f"{r['perception_ms_per_person']} | {r['total_ms_per_person']} |" for r in g["per_image"]]
         lines.append("")
+    if "coco" in payload:
+        c = payload["coco"]
+        lines += ["## coco_mini_dev (80 photos, every person labelled; Pipeline.run)", "",
+                  "| photos (without people) | COCO people | COCO people with a body | bodies reported | invented (on photos without people) |",
+                  "|---|---|---|---|---|",
+                  f"| {c['photos']} ({c['photos_without_people']}) | {c['coco_people']} | {c['coco_people_with_a_body']} | {c['reported']} | "
+                  f"{c['invented']} ({c['invented_on_photos_without_people']}) |", ""]
     if "lsp" in payload:
         s = payload["lsp"]
         lines += [f"## LSPET, first {s['images']} photos (lspet_dev)", "",
@@ -252,6 +301,8 @@ def main() -> None:
                     help="perception with MediaPipeConfig(turned_search=False): as before the person detector on turned photos")
     ap.add_argument("--no-face-rois", action="store_true",
                     help="perception with MediaPipeConfig(face_rois=()): as before the landmark model on ROIs under faces")
+    ap.add_argument("--no-second-opinion", action="store_true",
+                    help="perception with PlausibilityConfig(min_silhouette=0): as before, no segmentation / person-flag check on bodies")
     ap.add_argument("--repeats", type=int, default=3, help="speed: alternating runs of each configuration")
     ap.add_argument("--frames", type=int, default=61, help="speed: video frames read (the first one warms up)")
     args = ap.parse_args()
@@ -262,16 +313,18 @@ def main() -> None:
                      + (f" --repeats {args.repeats} --frames {args.frames}" if "speed" in sections else "")
                      + (" --face-detector" if args.face_detector else "")
                      + (" --no-turned-search" if args.no_turned_search else "")
-                     + (" --no-face-rois" if args.no_face_rois else ""),
+                     + (" --no-face-rois" if args.no_face_rois else "")
+                     + (" --no-second-opinion" if args.no_second_opinion else ""),
                      "skipped": []}
     pipeline = Pipeline(PipelineConfig(with_vertices=False)) if set(sections) - {"speed"} else None
     changed = {**({"face_detector": True} if args.face_detector else {}),
                **({"turned_search": False} if args.no_turned_search else {}),
-               **({"face_rois": ()} if args.no_face_rois else {})}
+               **({"face_rois": ()} if args.no_face_rois else {}),
+               **({"plausibility": PlausibilityConfig(min_silhouette=0.0)} if args.no_second_opinion else {})}
     if pipeline is not None and changed:  # the pipeline's own backend, with these settings changed
         pipeline.backend.close()
         pipeline.backend = MediaPipeBackend(replace(pipeline.backend.config, **changed))
-    need = {"hands": DATA / "hands_ge2019_dev", "groups": DATA / "demo_images", "lsp": DATA / "lspet_dev",
+    need = {"hands": DATA / "hands_ge2019_dev", "groups": DATA / "demo_images", "lsp": DATA / "lspet_dev", "coco": DATA / "coco_mini_dev",
             "speed": DATA / "demo_images"}
     for key in sections:
         if not need[key].is_dir():
@@ -279,7 +332,7 @@ def main() -> None:
             continue
         start = time.time()
         payload[key] = {"hands": lambda: bench_hands(pipeline), "groups": lambda: bench_groups(pipeline),
-                        "lsp": lambda: bench_lsp(pipeline, args.lsp), "speed": lambda: bench_speed(args.repeats, args.frames)}[key]()
+                        "lsp": lambda: bench_lsp(pipeline, args.lsp), "coco": lambda: bench_coco(pipeline), "speed": lambda: bench_speed(args.repeats, args.frames)}[key]()
         payload[key]["section_s"] = round(time.time() - start)
         print(key, {k: v for k, v in payload[key].items() if k != "per_image"}, flush=True)
     if pipeline is not None:

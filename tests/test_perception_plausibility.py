@@ -11,7 +11,9 @@ import pytest
 
 from hmrkit.io import load_image
 from hmrkit.perception import BodyLandmarks, HandLandmarks, MediaPipeBackend, MediaPipeConfig, PersonDetection, mp33_index
-from hmrkit.perception.plausibility import PlausibilityConfig, screen, share_inside
+from hmrkit.perception.person_detector import PersonDetector, body_roi
+from hmrkit.perception.plausibility import PersonEvidence, PlausibilityConfig, needs_flag, screen, share_inside
+from hmrkit.perception.silhouette import Silhouette
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 HANDS = DATA / "hands_ge2019_dev" / "images"
@@ -103,6 +105,28 @@ def test_config_checks_its_values():
         PlausibilityConfig(hand_share=0.0)
     with pytest.raises(ValueError, match="min_body_px"):
         PlausibilityConfig(min_body_px=-1)
+    with pytest.raises(ValueError, match="min_silhouette"):
+        PlausibilityConfig(min_flag=1.5)
+
+
+def test_a_body_goes_only_when_both_other_models_doubt_it():
+    cfg = PlausibilityConfig()
+    people = [_body((100, 200), 200), _body((400, 200), 200), _body((700, 200), 200), _body((1000, 200), 200)]
+    evidence = [PersonEvidence(0.9),  # the segmentation sees a person: the flag is not asked
+                PersonEvidence(0.1, flag=0.95),  # no silhouette, but the pose model is sure
+                PersonEvidence(0.1, flag=0.2),  # neither: not a person
+                None]  # not judged
+    out = screen(people, [], 1200, 400, cfg, evidence)
+    assert [p.box for p in out.people] == [people[k].box for k in (0, 1, 3)]
+    assert any("neither the person segmentation" in n for n in out.notes)
+    # at the thresholds themselves a body stays
+    assert PersonEvidence(cfg.min_silhouette).is_person(cfg) and PersonEvidence(0.0, cfg.min_flag).is_person(cfg)
+    assert needs_flag(cfg.min_silhouette - 1e-6, cfg) and not needs_flag(cfg.min_silhouette, cfg)
+    with pytest.raises(ValueError, match="person flag"):
+        PersonEvidence(0.1).is_person(cfg)
+    with pytest.raises(ValueError, match="evidence for 1 people"):
+        screen(people, [], 1200, 400, cfg, evidence[:1])
+    assert len(screen(people, [], 1200, 400, cfg, None).people) == 4  # no evidence: no such check
 
 
 # ---------------------------------------------------------------------- real MediaPipe runs
@@ -211,3 +235,46 @@ def test_hands_the_wrist_crops_skip_are_found_on_the_whole_image():
         wrist = person.body.xy[mp33_index(f"{side}_wrist")]
         size = np.linalg.norm(hand.xy.max(axis=0) - hand.xy.min(axis=0))
         assert np.linalg.norm(hand.xy[0] - wrist) < 0.5 * size
+
+
+# ---------------------------------------------------------------------- the second opinion, real models
+def test_the_two_other_models_see_the_astronaut_as_a_person_and_not_a_texture():
+    """The person segmentation and the landmark model's person flag on a real person (the bundled
+    astronaut photo) and on the same body's landmarks over a checkerboard and over noise (the flag
+    alone is fooled by the board: 0.83 -- hence both)."""
+    rgb = load_image(Path(__file__).resolve().parents[1] / "assets" / "samples" / "astronaut.png").rgb
+    with MediaPipeBackend(MediaPipeConfig(hands=False)) as be:
+        person = be.detect(rgb).people[0]
+    yy, xx = np.mgrid[0:rgb.shape[0], 0:rgb.shape[1]]
+    board = np.repeat((((xx // 24 + yy // 24) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    silhouette, detector = Silhouette(), PersonDetector()
+    try:
+        assert silhouette.coverage(rgb, person.body, 0.5) > 0.8
+        assert silhouette.coverage(board, person.body, 0.5) < 0.2
+        assert detector.person_flag(rgb, body_roi(person.body)) > 0.9
+        noise = np.random.default_rng(0).integers(0, 255, rgb.shape, dtype=np.uint8)
+        assert detector.person_flag(noise, body_roi(person.body)) < 0.1
+        unseen = BodyLandmarks(xy=person.body.xy, visibility=np.zeros(33), world=person.body.world)
+        assert silhouette.coverage(rgb, unseen, 0.5) == 0.0  # nothing seen: no evidence of a person
+    finally:
+        silhouette.close()
+        detector.close()
+
+
+def test_things_taken_for_people_go_and_people_stay():
+    """Real photos: coco_mini_dev 000000284218 (cakes on a table; COCO labels no person, the pose
+    model found one) gives nobody with the check and a body without it; the demo's people all stay."""
+    from conftest import shared_data
+
+    cakes = load_image(shared_data("coco_mini_dev", "images", "000000284218.jpg")).rgb
+    with MediaPipeBackend(MediaPipeConfig(hands=False)) as be:
+        found = be.detect(cakes)
+    assert [p for p in found.people if p.body is not None] == []
+    assert any("neither the person segmentation" in n for n in found.notes)
+    off = PlausibilityConfig(min_silhouette=0.0)
+    with MediaPipeBackend(MediaPipeConfig(hands=False, plausibility=off)) as be:
+        assert [p for p in be.detect(cakes).people if p.body is not None] != []
+        zidane = load_image(shared_data("demo_images", "zidane.jpg")).rgb
+        before = len(be.detect(zidane).people)
+    with MediaPipeBackend(MediaPipeConfig(hands=False)) as be:
+        assert len(be.detect(zidane).people) == before >= 2

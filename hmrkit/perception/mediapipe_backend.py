@@ -50,7 +50,10 @@ How it works and why:
 - No invented people (photos): the hand model also runs on the whole image (on a worker, while
   the body search goes on), and the bodies found are screened on whole-body evidence
   (``plausibility``): a "body" that is a hand seen close becomes that hand, reported alone; a
-  body too small to be resolved goes. The screening never looks at one limb's landmarks alone.
+  body too small to be resolved goes; a body that two other models do not take for a person
+  goes (the person segmentation under its seen landmarks, and where that sees little, the
+  landmark model's own person flag on the body's ROI: furniture, toys, railings). The
+  screening never looks at one limb's landmarks alone.
   Hands of that whole-image search that no wrist search found go onto a free pose wrist within
   half a hand of their wrist, or, outside every body's box (an arm not in view), are reported
   alone. (On the demo photos it rarely finds any: it looks for two hands on the whole image.)
@@ -102,7 +105,8 @@ from hmrkit.perception.geometry import (
     union_box,
 )
 from hmrkit.perception.person_detector import PersonDetector, PersonRoi, body_roi, face_roi, roi_from_points
-from hmrkit.perception.plausibility import PlausibilityConfig, screen
+from hmrkit.perception.plausibility import PersonEvidence, PlausibilityConfig, needs_flag, screen
+from hmrkit.perception.silhouette import Silhouette
 from hmrkit.perception.views import mirrored_view, retry_views, turned_views
 from hmrkit.perception.types import (
     BodyLandmarks,
@@ -337,6 +341,7 @@ class MediaPipeBackend:
         self._idle_hand_graphs: queue.SimpleQueue = queue.SimpleQueue()
         self._face_graph = None
         self._detector: PersonDetector | None = None  # the person detector and ROI landmarks (main thread: faces, turns)
+        self._silhouette: Silhouette | None = None  # person segmentation for the plausibility screen (main thread)
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._tracked_slots: list[int] = []  # video: the slots that found their person in the last frame
@@ -365,7 +370,8 @@ class MediaPipeBackend:
                 people = [self._refined(image, person) for person in people]
             if screening:
                 on_whole = [] if whole is None else [_lone_hand(hit) for hit in whole.result()]
-                screened = screen(people, on_whole, w, h, cfg.plausibility)
+                evidence = [self._evidence(image, p) for p in people] if cfg.plausibility.min_silhouette > 0 else None
+                screened = screen(people, on_whole, w, h, cfg.plausibility, evidence)
                 people = screened.people + [self._hands_person([hand], w, h) for hand in screened.lone_hands]
                 notes += screened.notes
                 if cfg.hands and people:
@@ -391,10 +397,10 @@ class MediaPipeBackend:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        for g in [*self._pose_graphs, *self._hand_graphs, self._face_graph, self._detector]:
+        for g in [*self._pose_graphs, *self._hand_graphs, self._face_graph, self._detector, self._silhouette]:
             if g is not None:
                 g.close()
-        self._detector = None
+        self._detector = self._silhouette = None
         self._pose_graphs, self._hand_graphs, self._face_graph, self._pool = [], [], None, None
         self._closed = True
 
@@ -576,6 +582,18 @@ class MediaPipeBackend:
                     if tell is not None:
                         tell(person)
         return found
+
+    def _evidence(self, image: np.ndarray, person: PersonDetection) -> PersonEvidence | None:
+        """What the person segmentation, and where it doubts, the landmark model's person flag
+        say of ``person``'s body (None for a hands-only person)."""
+        if person.body is None:
+            return None
+        if self._silhouette is None:
+            self._silhouette = Silhouette()
+        cover = self._silhouette.coverage(image, person.body, self.config.visible)
+        if not needs_flag(cover, self.config.plausibility):
+            return PersonEvidence(cover)
+        return PersonEvidence(cover, self._person_detector().person_flag(image, body_roi(person.body)))
 
     def _person_detector(self) -> PersonDetector:
         if self._detector is None:

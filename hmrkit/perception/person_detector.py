@@ -55,6 +55,37 @@ node {
   output_stream: "AUXILIARY_LANDMARKS:alignment"
 }
 """
+# The landmark model's own "is a person there" output (its second tensor, a probability), alone:
+# the model run on the ROI as PoseLandmarkByRoiCpu prepares it (256 px, aspect kept, [0, 1] input).
+_FLAG_GRAPH = """
+input_stream: "image"
+input_stream: "roi"
+output_stream: "flag"
+node {
+  calculator: "ImageToTensorCalculator"
+  input_stream: "IMAGE:image"
+  input_stream: "NORM_RECT:roi"
+  output_stream: "TENSORS:input"
+  options { [mediapipe.ImageToTensorCalculatorOptions.ext] { output_tensor_width: 256 output_tensor_height: 256
+    keep_aspect_ratio: true output_tensor_float_range { min: 0.0 max: 1.0 } border_mode: BORDER_ZERO } }
+}
+node {
+  calculator: "InferenceCalculator"
+  input_stream: "TENSORS:input"
+  output_stream: "TENSORS:output"
+  options { [mediapipe.InferenceCalculatorOptions.ext] {
+    model_path: "mediapipe/modules/pose_landmark/pose_landmark_full.tflite" delegate { xnnpack {} } } }
+}
+node {
+  calculator: "SplitTensorVectorCalculator"
+  input_stream: "output"
+  output_stream: "flag_tensor"
+  options { [mediapipe.SplitVectorCalculatorOptions.ext] { ranges: { begin: 1 end: 2 } } }
+}
+node { calculator: "TensorsToFloatsCalculator" input_stream: "TENSORS:flag_tensor" output_stream: "FLOAT:flag" }
+"""
+_FLAG_OPTIONS = ("mediapipe.calculators.tensor.image_to_tensor_calculator_pb2", "mediapipe.calculators.tensor.inference_calculator_pb2",
+                 "mediapipe.calculators.core.split_vector_calculator_pb2", "mediapipe.calculators.tensor.tensors_to_floats_calculator_pb2")
 ROI_SCALE = 1.25  # MediaPipe's PoseDetectionToRoi: the ROI is 1.25 x the alignment circle's diameter
 # The landmark model's alignment point lies this many hip-to-shoulder vectors from the hips' centre
 # (median over 322 lspet_dev bodies of the model's own output, 8 % off in the median: a development run)
@@ -112,12 +143,14 @@ def face_roi(face: tuple[float, float, float, float], faces_tall: float) -> Pers
     return PersonRoi(centre + [0.0, 0.4 * size - 0.7 * fh], size, 0.0, centre - [0.0, fh], 1.0)
 
 
-def _graph(text: str, outputs: list[str], side_inputs: dict | None = None):
+def _graph(text: str, outputs: list[str], side_inputs: dict | None = None, option_modules: tuple[str, ...] = ()):
     from google.protobuf import text_format
 
     calculator_pb2 = import_module_lightly("mediapipe.framework.calculator_pb2")  # not mediapipe's __init__: start-up
     solution_base = import_module_lightly("mediapipe.python.solution_base")
     import_module_lightly("mediapipe.python.solutions.pose")  # registers the calculators' option protos the text names
+    for name in option_modules:  # the option protos of calculators the solution does not load itself
+        import_module_lightly(name)
     config = text_format.Parse(text, calculator_pb2.CalculatorGraphConfig())
     return solution_base.SolutionBase(graph_config=config, side_inputs=side_inputs, outputs=outputs)
 
@@ -129,12 +162,13 @@ class PersonDetector:
         self.max_window_px = max_window_px  # windows are resampled to this side at most (the model sees 224)
         self._detector = None
         self._landmarker = None
+        self._flagger = None
 
     def close(self) -> None:
-        for g in (self._detector, self._landmarker):
+        for g in (self._detector, self._landmarker, self._flagger):
             if g is not None:
                 g.close()
-        self._detector = self._landmarker = None
+        self._detector = self._landmarker = self._flagger = None
 
     def people_in(self, image: np.ndarray, window: Crop) -> list[PersonRoi]:
         """Everyone the detector finds in ``window`` of ``image``."""
@@ -197,22 +231,36 @@ class PersonDetector:
             roi = PersonRoi(centre, size, rotation, top, roi.score)
         return body
 
+    def person_flag(self, image: np.ndarray, roi: PersonRoi) -> float:
+        """The landmark model's own probability that a person fills ``roi`` (its person flag, which
+        MediaPipe's tracking uses to drop a lost person; the landmarks themselves are not made)."""
+        if self._flagger is None:
+            self._flagger = _graph(_FLAG_GRAPH, ["flag"], option_modules=_FLAG_OPTIONS)
+        patch, rect, _ = _roi_input(image, roi)
+        return float(self._flagger.process({"image": patch, "roi": rect}).flag)
+
     def _landmarks(self, image: np.ndarray, roi: PersonRoi) -> tuple[BodyLandmarks, np.ndarray] | None:
         """(the landmarks, the (2, 2) alignment points: hips' centre and the point above the
         head), in image pixels; None when the model says nobody is there."""
-        rect_pb2 = import_module_lightly("mediapipe.framework.formats.rect_pb2")
         if self._landmarker is None:
             self._landmarker = _graph(_LANDMARK_GRAPH, ["landmarks", "world_landmarks", "alignment"],
                                       {"model_complexity": 1})
-        # the model sees a 256-px ROI: give it a patch around the ROI, not the whole photo
-        half = 0.75 * roi.size  # covers the turned square (half-diagonal 0.71 x size)
-        window = Crop(roi.centre[0] - half, roi.centre[1] - half, 2 * half, 2 * half)
-        patch, _ = cut(image, window, 768)
-        rect = rect_pb2.NormalizedRect(x_center=0.5, y_center=0.5, width=roi.size / window.width,
-                                       height=roi.size / window.height, rotation=roi.rotation)
-        result = self._landmarker.process({"image": np.ascontiguousarray(patch), "roi": rect})
+        patch, rect, window = _roi_input(image, roi)
+        result = self._landmarker.process({"image": patch, "roi": rect})
         if result.landmarks is None or result.world_landmarks is None or result.alignment is None:
             return None
         alignment = np.array([(p.x, p.y) for p in result.alignment.landmark[:2]]) * (window.width, window.height)
         return (body_in_window(result.landmarks.landmark, result.world_landmarks.landmark, window),
                 alignment + (window.x0, window.y0))
+
+
+def _roi_input(image: np.ndarray, roi: PersonRoi):
+    """(patch, NormalizedRect, window) for the landmark model on ``roi``: the model sees a 256-px
+    ROI, so it gets a patch around the ROI (not the whole photo) and the ROI within the patch."""
+    rect_pb2 = import_module_lightly("mediapipe.framework.formats.rect_pb2")
+    half = 0.75 * roi.size  # covers the turned square (half-diagonal 0.71 x size)
+    window = Crop(roi.centre[0] - half, roi.centre[1] - half, 2 * half, 2 * half)
+    patch, _ = cut(image, window, 768)
+    rect = rect_pb2.NormalizedRect(x_center=0.5, y_center=0.5, width=roi.size / window.width,
+                                   height=roi.size / window.height, rotation=roi.rotation)
+    return np.ascontiguousarray(patch), rect, window

@@ -18,6 +18,11 @@ landmarks: a limb may be absent (amputation), which a later stage decides.
 - Too small: a body whose landmark box is shorter than ``min_body_px`` on its long side. The
   pose landmark model cannot resolve a person that small (it needs ~100 px), so such a body is
   a pattern the detector took for one.
+- Not a person to two other models (``PersonEvidence``): the person segmentation sees no person
+  under most of the body's seen landmarks (``hmrkit.perception.silhouette``) *and* the landmark
+  model's own person flag on the ROI of those landmarks is low. Either alone also turns down
+  real people (athletes upside down, thin limbs, motion blur); together they turned down things
+  the pose model took for people -- furniture, toys, railings, strips at the border -- and none of the athletes found in lspet_dev (see ``PlausibilityConfig``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,16 @@ class PlausibilityConfig:
         hand's box (one close-up: 0.94, with 0.38 of its landmarks inside the hand). In a
         close-up, other bodies under ``hand_area`` relative size go as well.
     min_body_px: the shortest long side of a body's box (pixels) that is kept.
+    min_silhouette: a body with less person segmentation than this under its seen landmarks
+        (mean probability) is doubtful, and then kept only if ``min_flag`` says it is a person;
+        0 turns the check off. min_flag: the landmark model's person flag that keeps a doubtful
+        body. Chosen on a development run over everyone perception found in the 1000 lspet_dev
+        photos, coco_mini_dev and the demo photos (1,421 bodies; the segmentation was below 0.3
+        under 5.6 % of them): 0.3 / 0.8 turned down 4 of the 20 bodies found on coco_mini_dev
+        photos where COCO marks no person there, none of its 43 people and none of the 677
+        lspet_dev athletes found, plus 20 other lspet_dev bodies and 1 demo body, in a look at
+        the pictures nearly all furniture, toys, railings and strips at the border (and a body
+        put on a trumpet held by two hands). Measured through the pipeline: benchmarks/results/people_*.md.
     """
 
     hand_share: float = 0.5
@@ -53,12 +68,42 @@ class PlausibilityConfig:
     hand_inside: float = 0.8
     min_body_px: float = 32.0
     visible: float = 0.5
+    min_silhouette: float = 0.3
+    min_flag: float = 0.8
 
     def __post_init__(self) -> None:
         if not 0.0 < self.hand_share <= 1.0:
             raise ValueError(f"hand_share must lie in (0, 1], got {self.hand_share}")
         if self.hand_margin < 0 or self.min_body_px < 0:
             raise ValueError("hand_margin and min_body_px must be >= 0")
+        if not (0.0 <= self.min_silhouette <= 1.0 and 0.0 <= self.min_flag <= 1.0):
+            raise ValueError("min_silhouette and min_flag must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class PersonEvidence:
+    """What two models besides the one that placed a body's landmarks say of it.
+
+    silhouette: the person segmentation's mean probability under the body's seen landmarks.
+    flag: the landmark model's person flag on the ROI of those landmarks; None when it was not
+        asked (the silhouette settled it: :func:`needs_flag`).
+    """
+
+    silhouette: float
+    flag: float | None = None
+
+    def is_person(self, cfg: PlausibilityConfig) -> bool:
+        if self.silhouette >= cfg.min_silhouette:
+            return True
+        if self.flag is None:
+            raise ValueError("a body with a low silhouette needs the landmark model's person flag")
+        return self.flag >= cfg.min_flag
+
+
+def needs_flag(silhouette: float, cfg: PlausibilityConfig) -> bool:
+    """Whether the person flag must be asked for a body with this ``silhouette`` (the flag costs
+    a landmark-model call; the silhouette is below ``min_silhouette`` for ~6 % of bodies)."""
+    return silhouette < cfg.min_silhouette
 
 
 @dataclass(frozen=True)
@@ -109,10 +154,13 @@ def is_hand(person: PersonDetection, hand: HandLandmarks, width: int, height: in
 
 
 def screen(people: list[PersonDetection], hands: list[HandLandmarks], width: int, height: int,
-           config: PlausibilityConfig | None = None) -> Screened:
+           config: PlausibilityConfig | None = None, evidence: list[PersonEvidence | None] | None = None) -> Screened:
     """``people`` without the detections that are not people; ``hands``: hands the hand model
-    found on the whole image (sides from the hand model), candidates for a close-up."""
+    found on the whole image (sides from the hand model), candidates for a close-up;
+    ``evidence``: per person (None: not judged, as for hands-only people), or None for no such check."""
     cfg = config or PlausibilityConfig()
+    if evidence is not None and len(evidence) != len(people):
+        raise ValueError(f"evidence for {len(evidence)} people, but {len(people)} people")
     notes: list[str] = []
     covering: dict[int, HandLandmarks] = {}  # body index -> the hand it is
     for k, person in enumerate(people):
@@ -128,9 +176,12 @@ def screen(people: list[PersonDetection], hands: list[HandLandmarks], width: int
             lone.append(hand)
     smallest_hand = min((_area(points_box(h.xy, margin=0.0)) for h in lone), default=0.0)
     kept: list[PersonDetection] = []
-    small = 0
+    small = unlike = 0
     for k, person in enumerate(people):
         if k in covering:
+            continue
+        if evidence is not None and evidence[k] is not None and not evidence[k].is_person(cfg):
+            unlike += 1
             continue
         if person.body is not None and lone and cfg.hand_area * _area(person.box) < smallest_hand:
             small += 1
@@ -144,4 +195,7 @@ def screen(people: list[PersonDetection], hands: list[HandLandmarks], width: int
         notes.append(f"{len(covering)} body detection(s) were a hand seen close: reported as a hand")
     if small:
         notes.append(f"{small} body detection(s) too small to be a person left out")
+    if unlike:
+        notes.append(f"{unlike} body detection(s) that neither the person segmentation nor the pose model's person flag took "
+                     "for a person left out")
     return Screened(kept, lone, tuple(notes))
