@@ -22,7 +22,8 @@ landmarks: a limb may be absent (amputation), which a later stage decides.
   under most of the body's seen landmarks (``hmrkit.perception.silhouette``) *and* the landmark
   model's own person flag on the ROI of those landmarks is low. Either alone also turns down
   real people (athletes upside down, thin limbs, motion blur); together they turned down things
-  the pose model took for people -- furniture, toys, railings, strips at the border -- and none of the athletes found in lspet_dev (see ``PlausibilityConfig``).
+  the pose model took for people -- furniture, toys, railings, strips at the border -- and none
+  of the athletes found in lspet_dev (see ``PlausibilityConfig``).
 """
 
 from __future__ import annotations
