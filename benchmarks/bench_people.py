@@ -17,10 +17,10 @@ Sections (each skipped with a note when its data is absent):
   mesh's lsp14 joints and for MediaPipe's raw landmarks (the matching and PCK of
   bench_pipeline.py, missed people counted wrong).
 - coco: the 80 photos of coco_mini_dev through the pipeline, 44 of them with no person in COCO's
-  labels (COCO means its person labels to be complete; a crowd is one labelled region): bodies reported, and *invented* ones, whose
-  box centre lies in no COCO person box grown by 10 % of its size on each side (things the pose
-  model took for a person: furniture, animals, toys); COCO people with a reported body inside
-  their box (each body counts for one person).
+  labels (COCO means its person labels to be complete; a crowd is one labelled region): bodies
+  reported, and *invented* ones, whose box centre lies in no COCO person box grown by 10 % of
+  its size on each side (things the pose model took for a person: furniture, animals, toys);
+  COCO people with a reported body inside their box (each body counts for one person).
 - speed: perception alone (``MediaPipeBackend.detect``; the fit per person does not change) on the
   demo photos and on the sample video's first frames, the configuration as it was before issue
   15 (``max_people=8``, no screening: ``MediaPipeConfig(max_people=8, plausibility=None)``)
