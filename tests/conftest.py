@@ -10,6 +10,16 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """The trainers set torch's thread count for their run (``--threads``, 1 by default), which
+    lasts for the rest of the process: a test that trains must not change the numbers of the tests
+    after it (a fit at 1 thread differs from one at 2 in the fourth decimal)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def free_port() -> int:
     """A TCP port on this machine that nothing listens on (for servers the tests start)."""
     import socket
