@@ -146,6 +146,7 @@ class A3DGenerator:
             full[:NUM_BODY_CORE] = mirror_core_rotations(torch.from_numpy(full[:NUM_BODY_CORE])).numpy()
         return full
 
+    @dataset.at_one_thread
     def sample(self, seed: int, index: int) -> tuple[np.ndarray, dataset.SynthPerson]:
         """The image (H, W, 3) uint8 and labels of sample ``index`` of the set of ``seed``."""
         s = self.settings

@@ -13,6 +13,7 @@ and writes each sample atomically, so an interrupted run resumes where it stoppe
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -121,6 +122,25 @@ def completed(root: Path) -> list[int]:
     return [i for i in found if image_path(root, i).exists()]
 
 
+def at_one_thread(make):
+    """``make`` run with torch at one thread (the caller's count restored after): on some CPUs the
+    last float digits of a sample depend on the thread count, and a seed must give the same sample
+    in ``hmrkit synth`` as in a caller at any other count."""
+
+    @functools.wraps(make)
+    def run(*args, **kwargs):
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return make(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return run
+
+
 class SampleMaker(Protocol):
     def sample(self, seed: int, index: int) -> tuple[np.ndarray, object]: ...
 
@@ -167,8 +187,6 @@ def generate_set(out: Path, manifest: SynthManifest, make: Callable[[], SampleMa
     """Write samples 0..count-1 of ``manifest``'s set into ``out`` (those already there are kept);
     returns how many were made now. ``make`` builds the sample maker only when there is work
     (``maker``: one already built, kept open)."""
-    import torch
-
     out = Path(out)
     check_output(out, manifest)
     done = set(completed(out))
@@ -178,7 +196,6 @@ def generate_set(out: Path, manifest: SynthManifest, make: Callable[[], SampleMa
         log(f"{out}: all {manifest.count} samples already there")
         return 0
     log(f"{out}: {len(done)} samples there, making {len(todo)}")
-    torch.set_num_threads(1)
     own = maker is None
     maker = maker or make()
     start = time.perf_counter()

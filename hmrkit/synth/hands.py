@@ -232,6 +232,7 @@ class HandSynthGenerator:
             colours[along >= rng.uniform(0.03, 0.2)] = cloth
         return vertices, faces, colours
 
+    @dataset.at_one_thread
     def sample(self, seed: int, index: int) -> tuple[np.ndarray, SynthHand]:
         """The image (H, W, 3) uint8 and labels of sample ``index`` of the set of ``seed``."""
         s = self.settings
