@@ -123,20 +123,17 @@ def completed(root: Path) -> list[int]:
 
 
 def at_one_thread(make):
-    """``make`` run with torch at one thread (the caller's count restored after): on some CPUs the
-    last float digits of a sample depend on the thread count, and a seed must give the same sample
-    in ``hmrkit synth`` as in a caller at any other count."""
+    """``make`` run with torch at one thread (the caller's count restored after,
+    :func:`hmrkit.pipeline.compute_threads`): on some CPUs the last float digits of a sample depend
+    on the thread count, and a seed must give the same sample in ``hmrkit synth`` as in a caller at
+    any other count."""
 
     @functools.wraps(make)
     def run(*args, **kwargs):
-        import torch
+        from hmrkit.pipeline import compute_threads  # the pipeline's modules load once, when sampling
 
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with compute_threads(1, limit_blas=False):
             return make(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
 
     return run
 
