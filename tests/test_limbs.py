@@ -11,6 +11,7 @@ from hmrkit.body.amputation import LIMB_LOSSES, collapse_scales
 from hmrkit.body.conventions import BODY_OUTPUT, MEDIAPIPE33
 from hmrkit.body.limbs import LIMBS, LimbStatus, class_names, parse_limbs, removed_keypoints
 from hmrkit.limb_stage import LimbChoice, TrackedLimbs, decide_limbs, without_absent_parts
+from hmrkit.models.bpac_net import decide
 from hmrkit.perception.types import BodyLandmarks, HandLandmarks, PersonDetection
 
 from conftest import ROOT
@@ -237,8 +238,7 @@ class _FixedProbabilities:
         return next(self.frames)
 
     def decide(self, probabilities):
-        absent = probabilities[..., 0] < self.thresholds
-        return np.where(absent, 1 + probabilities[..., 1:].argmax(-1), 0)
+        return decide(probabilities, self.thresholds)
 
 
 def test_video_tracks_decide_on_the_average_of_their_frames():
